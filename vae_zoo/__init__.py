@@ -1,0 +1,37 @@
+"""vae_zoo: a model zoo of Variational Autoencoders for TensorFlow and Keras 3.
+
+    import vae_zoo
+    model = vae_zoo.create_model("vae", latent_dim=10)
+    model.compile()
+    model.fit(vae_zoo.data.load("mnist_mini").train, epochs=10)
+"""
+
+__version__ = "0.1.0"
+
+from vae_zoo import models  # noqa: F401  (registers every variant)
+from vae_zoo.errors import (
+    DataError,
+    InputError,
+    ModelFileError,
+    RecipeError,
+    UnknownNameError,
+    VaeZooError,
+)
+from vae_zoo.registry import create_model, describe, get_model_class, list_models, register
+from vae_zoo.saving import load, save
+
+__all__ = [
+    "DataError",
+    "InputError",
+    "ModelFileError",
+    "RecipeError",
+    "UnknownNameError",
+    "VaeZooError",
+    "create_model",
+    "describe",
+    "get_model_class",
+    "list_models",
+    "load",
+    "register",
+    "save",
+]

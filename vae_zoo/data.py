@@ -1,0 +1,379 @@
+"""Named data sets as ``tf.data`` pipelines, offline first.
+
+    data = vae_zoo.data.load("mnist_mini", binarize="dynamic", batch_size=128)
+    model.fit(data.train, validation_data=data.validation)
+
+Every data set comes as three fixed splits (train, validation, test) of float32
+images in [0, 1] with shape (height, width, channels), and integer labels.
+
+Binarization follows the likelihood-benchmark protocol: ``dynamic`` draws
+x ~ Bernoulli(pixel) afresh for every training batch, while the validation and
+test splits are binarized once with a fixed seed so that their scores are
+comparable between epochs and runs; ``static`` binarizes every split once;
+``none`` keeps grey levels.
+"""
+
+import dataclasses
+import functools
+import gzip
+import importlib.resources
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from vae_zoo.errors import DataError, unknown_name
+
+SPLITS = ("train", "validation", "test")
+BINARIZATIONS = ("none", "static", "dynamic")
+
+# Where Debian's dataset-fashion-mnist package puts the original IDX files.
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclasses.dataclass
+class Data:
+    """Pipelines for the three splits, plus what a model needs to know about them."""
+
+    name: str
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    data_shape: tuple
+    num_classes: int
+    arrays: dict  # split -> (images, labels) as numpy, after any static binarization
+    binarize: str
+
+    def split(self, name):
+        if name not in SPLITS:
+            raise unknown_name("split", name, SPLITS)
+        return getattr(self, name)
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def read_idx(path):
+    """Read an IDX file of unsigned bytes (the MNIST format), gzipped or not."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"cannot read IDX file {path}: {err}") from None
+    if len(raw) < 4 or raw[0:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    values = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if values.size != math.prod(dims):
+        raise DataError(f"{path} is truncated: its header promises {dims} values, it holds {values.size}")
+    return values.reshape(dims)
+
+
+def _idx_file(directory, stem):
+    for candidate in (directory / f"{stem}.gz", directory / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx_directory(directory, title):
+    """The train and test splits of an MNIST-format directory (four IDX files)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{title} directory {directory} does not exist")
+    found = {}
+    for split, stems in IDX_FILES.items():
+        paths = [_idx_file(directory, stem) for stem in stems]
+        if None in paths:
+            missing = [f"{s}[.gz]" for s, p in zip(stems, paths) if p is None]
+            raise DataError(f"{title} directory {directory} lacks {', '.join(missing)}")
+        images, labels = (read_idx(p) for p in paths)
+        if len(images) != len(labels):
+            raise DataError(f"{title} in {directory}: {len(images)} {split} images but {len(labels)} labels")
+        found[split] = (images, labels)
+    return found
+
+
+def _tfds_splits(name):
+    """Train and test splits through tensorflow-datasets (needs network the first time)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        loaded = tfds.load(name, split=["train", "test"], batch_size=-1, as_supervised=True)
+    except Exception as err:  # tfds raises many types when offline; say what to do instead.
+        raise DataError(
+            f"could not load {name!r} through tensorflow-datasets ({type(err).__name__}: {str(err)[:200]}). "
+            "Offline, pass data_dir= pointing at the original IDX files"
+        ) from None
+    return {split: tuple(np.asarray(a) for a in tfds.as_numpy(pair)) for split, pair in zip(["train", "test"], loaded)}
+
+
+def _local_or_tfds(name, title, data_dir, env_var, default_dir=None):
+    """The IDX files from ``data_dir``, the environment variable, a default directory, else tfds."""
+    explicit = data_dir or os.environ.get(env_var)
+    if explicit:
+        return read_idx_directory(explicit, title)
+    if default_dir and Path(default_dir).is_dir():
+        return read_idx_directory(default_dir, title)
+    try:
+        return _tfds_splits(name)
+    except DataError as err:
+        searched = f" nor {default_dir}" if default_dir else ""
+        raise DataError(f"{title} not found: no data_dir given, ${env_var} unset{searched}; {err}") from None
+
+
+def _hold_out_last(splits, validation_size):
+    """Train/validation/test from train/test: the last ``validation_size`` training images validate."""
+    (x, y), test = splits["train"], splits["test"]
+    return {"train": (x[:-validation_size], y[:-validation_size]), "validation": (x[-validation_size:], y[-validation_size:]), "test": test}
+
+
+def _shuffled_split(x, y, sizes, seed=0):
+    """Fixed train/validation/test parts of one array, after a seeded permutation."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    x, y = x[order], y[order]
+    train_end, validation_end = sizes[0], sizes[0] + sizes[1]
+    return {"train": (x[:train_end], y[:train_end]), "validation": (x[train_end:validation_end], y[train_end:validation_end]), "test": (x[validation_end:], y[validation_end:])}
+
+
+# --------------------------------------------------------------------------- named data sets
+
+
+def _mnist_mini(data_dir=None):
+    with importlib.resources.files("vae_zoo.datasets").joinpath("mnist_mini.npz").open("rb") as handle:
+        bundle = np.load(handle)
+        images, labels = bundle["images"], bundle["labels"]
+    return _shuffled_split(images, labels, (8000, 1000))
+
+
+def _fashion_mnist(data_dir=None):
+    splits = _local_or_tfds("fashion_mnist", "Fashion-MNIST", data_dir, "VAE_ZOO_FASHION_MNIST_DIR", DEBIAN_FASHION_MNIST)
+    return _hold_out_last(splits, 10000)
+
+
+def _mnist(data_dir=None):
+    return _hold_out_last(_local_or_tfds("mnist", "MNIST", data_dir, "VAE_ZOO_MNIST_DIR"), 10000)
+
+
+def _cifar10(data_dir=None):
+    return _hold_out_last(_tfds_splits("cifar10"), 5000)
+
+
+def _digits(data_dir=None):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # Pixels are counts 0..16; scale to 0..255 so that every data set enters as bytes.
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    return _shuffled_split(images, digits.target, (1437, 180))
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    loader: object
+    num_classes: int
+    description: str
+
+
+DATASETS = {
+    "mnist_mini": DatasetInfo(_mnist_mini, 10, "10,000 real MNIST digits bundled with vae_zoo (8000/1000/1000), offline"),
+    "fashion_mnist": DatasetInfo(_fashion_mnist, 10, "Fashion-MNIST 50k/10k/10k: local IDX files (Debian's dataset-fashion-mnist) or tfds"),
+    "mnist": DatasetInfo(_mnist, 10, "MNIST 50k/10k/10k: local IDX files (data_dir or $VAE_ZOO_MNIST_DIR) or tfds"),
+    "cifar10": DatasetInfo(_cifar10, 10, "CIFAR-10 45k/5k/10k through tfds (online)"),
+    "digits": DatasetInfo(_digits, 10, "scikit-learn's 1,797 8x8 digits (1437/180/180), offline"),
+}
+
+
+def list_datasets():
+    return sorted(DATASETS)
+
+
+@functools.lru_cache(maxsize=8)
+def _named_arrays(name, data_dir):
+    if name not in DATASETS:
+        raise unknown_name("data set", name, DATASETS)
+    return DATASETS[name].loader(data_dir)
+
+
+# --------------------------------------------------------------------------- user data
+
+
+def _as_float_images(images, where):
+    """uint8 or float images -> float32 in [0, 1] with a channel axis; clear errors otherwise."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    elif np.issubdtype(images.dtype, np.floating):
+        images = images.astype(np.float32)
+        if not np.all(np.isfinite(images)):
+            raise DataError(f"{where} contains NaN or infinite values")
+        if images.size and (images.min() < 0.0 or images.max() > 1.0):
+            raise DataError(f"{where} must hold pixels in [0, 1] (or uint8 0..255); got values in [{images.min():g}, {images.max():g}]")
+    else:
+        raise DataError(f"{where} must be uint8 or floating point, got dtype {images.dtype}")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim not in (2, 4):
+        raise DataError(f"{where} must have shape (n, height, width[, channels]) or (n, features); got {images.shape}")
+    return images
+
+
+def _as_labels(labels, count, where):
+    if labels is None:
+        return np.full((count,), -1, np.int64)
+    labels = np.asarray(labels)
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where} labels must be {count} integers, got shape {labels.shape} and dtype {labels.dtype}")
+    return labels.astype(np.int64)
+
+
+def array_splits(images, labels=None, validation_split=0.1, test_split=0.1, seed=0):
+    """Train/validation/test splits of user arrays, after a seeded shuffle."""
+    count = len(images)
+    n_val, n_test = int(round(count * validation_split)), int(round(count * test_split))
+    if count - n_val - n_test < 1:
+        raise DataError(f"{count} examples are too few for validation_split={validation_split} and test_split={test_split}")
+    return _shuffled_split(np.asarray(images), np.asarray(labels), (count - n_val - n_test, n_val), seed)
+
+
+def read_npz(path):
+    """Images (key ``images`` or ``x``) and optional labels (``labels`` or ``y``) from an .npz file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no .npz file at {path}")
+    try:
+        bundle = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataError(f"cannot read {path} as .npz: {err}") from None
+    keys = set(bundle.files)
+    image_key = next((k for k in ("images", "x") if k in keys), None)
+    if image_key is None:
+        raise DataError(f"{path} has no 'images' (or 'x') array; it holds {sorted(keys)}")
+    label_key = next((k for k in ("labels", "y") if k in keys), None)
+    return bundle[image_key], (bundle[label_key] if label_key else None)
+
+
+def read_image_folder(path, image_size=None, color_mode="grayscale"):
+    """Images (PNG, JPEG, BMP, GIF) from a folder; subfolders, if any, name the classes."""
+    import keras
+
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"image folder {path} does not exist")
+    has_classes = any(p.is_dir() for p in path.iterdir())
+    if image_size is None:
+        image_size = _first_image_size(path)
+    dataset = keras.utils.image_dataset_from_directory(
+        path, labels="inferred" if has_classes else None, color_mode=color_mode, image_size=tuple(image_size),
+        batch_size=None, shuffle=False, verbose=False,
+    )
+    items = list(dataset.as_numpy_iterator())
+    if not items:
+        raise DataError(f"no images found in {path}")
+    if has_classes:
+        images = np.stack([i[0] for i in items]); labels = np.array([i[1] for i in items])
+    else:
+        images, labels = np.stack(items), None
+    return np.round(images).astype(np.uint8), labels
+
+
+def _first_image_size(folder):
+    from PIL import Image
+
+    for file in sorted(folder.rglob("*")):
+        if file.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
+            with Image.open(file) as image:
+                return (image.height, image.width)
+    raise DataError(f"no images found in {folder}")
+
+
+# --------------------------------------------------------------------------- pipelines
+
+
+def binarize_static(images, seed):
+    """x ~ Bernoulli(pixel), drawn once with a fixed seed."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+
+
+def _dynamic_binarize(batch, *rest):
+    binary = tf.cast(tf.random.uniform(tf.shape(batch)) < batch, batch.dtype)
+    return (binary, *rest) if rest else binary
+
+
+def make_pipeline(images, labels=None, batch_size=128, shuffle=False, dynamic=False, seed=0):
+    """A batched, cached, prefetched ``tf.data`` pipeline over in-memory arrays."""
+    elements = images if labels is None else (images, labels)
+    dataset = tf.data.Dataset.from_tensor_slices(elements).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(int(batch_size))
+    if dynamic:
+        # After cache(): a fresh binarization every epoch, never stored.
+        dataset = dataset.map(_dynamic_binarize, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=False, limit=None, seed=0, num_classes=None):
+    """Turn split arrays (uint8 or [0, 1] floats) into a ``Data`` bundle."""
+    if binarize not in BINARIZATIONS:
+        raise unknown_name("binarization", binarize, BINARIZATIONS)
+    if not int(batch_size) >= 1:
+        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
+    arrays, pipelines = {}, {}
+    for index, split in enumerate(SPLITS):
+        raw_images, raw_labels = splits[split]
+        images = _as_float_images(raw_images, f"{name} {split} images")
+        split_labels = _as_labels(raw_labels, len(images), f"{name} {split}")
+        if limit:
+            images, split_labels = images[: int(limit)], split_labels[: int(limit)]
+        if binarize == "static" or (binarize == "dynamic" and split != "train"):
+            images = binarize_static(images, seed=seed + 1 + index)
+        arrays[split] = (images, split_labels)
+        pipelines[split] = make_pipeline(
+            images, split_labels if labels else None, batch_size=batch_size,
+            shuffle=split == "train", dynamic=binarize == "dynamic" and split == "train", seed=seed,
+        )
+    if num_classes is None:
+        num_classes = int(max(arrays["train"][1].max(), -1) + 1)
+    return Data(name, pipelines["train"], pipelines["validation"], pipelines["test"],
+                tuple(arrays["train"][0].shape[1:]), num_classes, arrays, binarize)
+
+
+def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, limit=None, seed=0,
+         data_dir=None, path=None, validation_split=0.1, test_split=0.1, image_size=None, color_mode="grayscale"):
+    """Load a data set by name as train/validation/test pipelines.
+
+    Names: ``mnist_mini`` (bundled, offline), ``fashion_mnist``, ``mnist``,
+    ``cifar10``, ``digits``, and for your own data ``npz`` (``path`` to an .npz
+    with ``images`` and optional ``labels``) or ``image_folder`` (``path`` to a
+    folder of images; subfolders name classes).
+
+    ``labels=True`` makes the pipelines yield ``(images, labels)`` pairs.
+    ``limit`` keeps at most that many examples of each split (for quick checks).
+    """
+    if name in ("npz", "image_folder"):
+        if not path:
+            raise DataError(f"data set {name!r} needs a path")
+        images, user_labels = read_npz(path) if name == "npz" else read_image_folder(path, image_size, color_mode)
+        splits = array_splits(images, user_labels, validation_split, test_split, seed)
+        return from_splits(splits, name, batch_size, binarize, labels, limit, seed)
+    if name not in DATASETS:
+        raise unknown_name("data set", name, [*DATASETS, "npz", "image_folder"])
+    splits = _named_arrays(name, str(data_dir) if data_dir else None)
+    return from_splits(splits, name, batch_size, binarize, labels, limit, seed, DATASETS[name].num_classes)
+
+
+def from_arrays(images, labels=None, *, batch_size=128, binarize="none", validation_split=0.1, test_split=0.1, seed=0):
+    """Your own numpy arrays as a ``Data`` bundle (uint8 0..255 or floats in [0, 1])."""
+    splits = array_splits(images, labels, validation_split, test_split, seed)
+    return from_splits(splits, "arrays", batch_size, binarize, labels is not None, None, seed)

@@ -1,0 +1,191 @@
+"""Likelihoods p(x|z) and priors p(z) as TFP distributions, chosen by name.
+
+A spec is either a name (``"bernoulli"``) or a dict with a ``name`` and keyword
+arguments (``{"name": "gaussian_fixed", "scale": 0.1}``), so that a model's
+config stays plain JSON and round-trips through ``.keras`` files.
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from vae_zoo.errors import unknown_name
+
+tfd = tfp.distributions
+
+
+def _split_spec(spec, kind):
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        options = dict(spec)
+        return options.pop("name"), options
+    raise TypeError(f"a {kind} must be a name or a dict with a 'name' key, got {spec!r}")
+
+
+# --------------------------------------------------------------------------- likelihoods
+
+
+class Likelihood:
+    """Turns the decoder's raw output into p(x|z) over one data example.
+
+    ``params_per_channel`` tells the decoder how many numbers to emit per data
+    channel (1 for Bernoulli logits, 2 for a Gaussian's mean and log-variance).
+    """
+
+    params_per_channel = 1
+
+    def __init__(self, event_ndims):
+        self.event_ndims = event_ndims
+
+    def __call__(self, params):
+        raise NotImplementedError
+
+    def _independent(self, distribution):
+        return tfd.Independent(distribution, reinterpreted_batch_ndims=self.event_ndims)
+
+
+class BernoulliLikelihood(Likelihood):
+    """Bernoulli pixels parameterized by logits (for binary or [0, 1] data)."""
+
+    def __call__(self, logits):
+        return self._independent(tfd.Bernoulli(logits=logits, dtype=logits.dtype))
+
+
+class GaussianLikelihood(Likelihood):
+    """Gaussian with a learned per-pixel variance: the decoder's mean and log-variance heads.
+
+    The log-variance is softly floored at ``min_log_variance``: on images whose
+    background is exactly constant the likelihood is otherwise unbounded and
+    training diverges as the variance goes to zero.
+    """
+
+    params_per_channel = 2
+
+    def __init__(self, event_ndims, min_log_variance=-9.0):
+        super().__init__(event_ndims)
+        self.min_log_variance = float(min_log_variance)
+
+    def __call__(self, params):
+        mean, raw_log_variance = tf.split(params, 2, axis=-1)
+        floor = self.min_log_variance
+        log_variance = floor + tf.nn.softplus(raw_log_variance - floor)
+        return self._independent(tfd.Normal(mean, tf.exp(0.5 * log_variance)))
+
+
+class FixedGaussianLikelihood(Likelihood):
+    """Gaussian with a fixed, shared standard deviation ``scale`` (squared error, scaled)."""
+
+    def __init__(self, event_ndims, scale=1.0):
+        super().__init__(event_ndims)
+        if not scale > 0:
+            raise ValueError(f"gaussian_fixed needs scale > 0, got {scale!r}")
+        self.scale = float(scale)
+
+    def __call__(self, mean):
+        return self._independent(tfd.Normal(mean, tf.cast(self.scale, mean.dtype)))
+
+
+LIKELIHOODS = {
+    "bernoulli": BernoulliLikelihood,
+    "gaussian": GaussianLikelihood,
+    "gaussian_fixed": FixedGaussianLikelihood,
+}
+
+
+def make_likelihood(spec, event_ndims):
+    """Resolve a likelihood spec (name or dict) for data with ``event_ndims`` dimensions."""
+    name, options = _split_spec(spec, "likelihood")
+    if name not in LIKELIHOODS:
+        raise unknown_name("likelihood", name, LIKELIHOODS)
+    try:
+        return LIKELIHOODS[name](event_ndims, **options)
+    except TypeError as err:
+        raise ValueError(f"bad options for likelihood {name!r}: {err}") from None
+
+
+# --------------------------------------------------------------------------- priors
+
+
+class Prior(keras.layers.Layer):
+    """A prior p(z) over ``latent_dim`` dimensions; a layer so that it may own weights."""
+
+    def __init__(self, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = int(latent_dim)
+
+    def distribution(self):
+        raise NotImplementedError
+
+    def call(self, inputs=None):
+        return self.distribution()
+
+
+class StandardNormalPrior(Prior):
+    """N(0, I), the seed's prior."""
+
+    def distribution(self):
+        zeros = tf.zeros([self.latent_dim], self.compute_dtype)
+        return tfd.Independent(tfd.Normal(zeros, tf.ones_like(zeros)), reinterpreted_batch_ndims=1)
+
+
+class MixturePrior(Prior):
+    """A learnable mixture of ``components`` diagonal Gaussians (means, scales and weights trained)."""
+
+    def __init__(self, latent_dim, components=10, **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        self.components = int(components)
+        self.means = self.add_weight(
+            name="means",
+            shape=(self.components, self.latent_dim),
+            initializer=keras.initializers.RandomNormal(stddev=1.0, seed=0),
+        )
+        self.log_scales = self.add_weight(
+            name="log_scales", shape=(self.components, self.latent_dim), initializer="zeros"
+        )
+        self.logits = self.add_weight(name="logits", shape=(self.components,), initializer="zeros")
+
+    def distribution(self):
+        return tfd.MixtureSameFamily(
+            mixture_distribution=tfd.Categorical(logits=self.logits),
+            components_distribution=tfd.Independent(
+                tfd.Normal(self.means, tf.exp(self.log_scales)), reinterpreted_batch_ndims=1
+            ),
+        )
+
+
+PRIORS = {
+    "normal": StandardNormalPrior,
+    "mixture": MixturePrior,
+}
+
+
+def make_prior(spec, latent_dim):
+    """Resolve a prior spec (name or dict) into a prior layer over ``latent_dim`` dimensions."""
+    name, options = _split_spec(spec, "prior")
+    if name not in PRIORS:
+        raise unknown_name("prior", name, PRIORS)
+    try:
+        return PRIORS[name](latent_dim, name=f"{name}_prior", **options)
+    except TypeError as err:
+        raise ValueError(f"bad options for prior {name!r}: {err}") from None
+
+
+# --------------------------------------------------------------------------- divergences
+
+
+def diagonal_gaussian(mean, log_variance):
+    """q(z|x) = N(mean, exp(log_variance)) with independent dimensions (the seed's encoder)."""
+    return tfd.Independent(tfd.Normal(mean, tf.exp(0.5 * log_variance)), reinterpreted_batch_ndims=1)
+
+
+def kl_divergence(q, p, z):
+    """KL(q || p) per example: closed form where TFP has one, else a one-sample estimate at ``z``.
+
+    ``z`` must be a sample from ``q`` (the one the reconstruction term used), so
+    the Monte-Carlo estimate log q(z) - log p(z) stays unbiased.
+    """
+    try:
+        return tfd.kl_divergence(q, p)
+    except NotImplementedError:
+        return q.log_prob(z) - p.log_prob(z)

@@ -1,0 +1,91 @@
+"""The zoo's registry: one decorator makes a model class public and Keras-serializable.
+
+Everything that dispatches on a model's name (``create_model``, the CLI, recipes,
+the tuner, the exporter) goes through this module, so adding a variant never
+means editing an ``if``/``elif`` chain.
+"""
+
+import fnmatch
+import inspect
+
+import keras
+
+from vae_zoo.errors import unknown_name
+
+_MODELS = {}
+
+# Keyword arguments of keras.Model itself; they are not a variant's hyperparameters.
+_KERAS_KWARGS = ("name", "dtype", "trainable")
+
+
+def register(name):
+    """Class decorator: add a model to the zoo under ``name``.
+
+    It also registers the class with Keras (package ``vae_zoo``) so that
+    ``.keras`` files load without ``custom_objects``.
+    """
+
+    def decorator(cls):
+        if name in _MODELS:
+            raise ValueError(f"model name {name!r} is already registered by {_MODELS[name].__name__}")
+        cls = keras.saving.register_keras_serializable(package="vae_zoo", name=name)(cls)
+        cls.registered_name = name
+        _MODELS[name] = cls
+        return cls
+
+    return decorator
+
+
+def bound_hyperparameters(cls, args, kwargs):
+    """The keyword arguments a constructor call ``cls(*args, **kwargs)`` binds, defaults included."""
+    bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    params = dict(bound.arguments)
+    params.pop("self", None)
+    extra = params.pop("kwargs", {})
+    params.update(extra)
+    return {k: v for k, v in params.items() if k not in _KERAS_KWARGS}
+
+
+def get_model_class(name):
+    """The class registered under ``name``; a clear error with suggestions otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"a model name must be a string, got {type(name).__name__}")
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise unknown_name("model", name, _MODELS) from None
+
+
+def create_model(name, **kwargs):
+    """Build a zoo model by name: ``create_model("vae", latent_dim=10)``."""
+    cls = get_model_class(name)
+    accepted = hyperparameter_defaults(cls)
+    unknown = sorted(set(kwargs) - set(accepted) - set(_KERAS_KWARGS))
+    if unknown:
+        raise unknown_name(f"argument for model {name!r}", unknown[0], accepted)
+    return cls(**kwargs)
+
+
+def list_models(pattern="*"):
+    """Registered model names matching a shell-style wildcard, sorted."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
+
+
+def hyperparameter_defaults(cls):
+    """The constructor keyword arguments of ``cls`` and their defaults, through its bases."""
+    defaults = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" not in vars(klass) or not issubclass(klass, keras.Model) or klass is keras.Model:
+            continue
+        for param in inspect.signature(klass.__init__).parameters.values():
+            if param.name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            defaults[param.name] = param.default
+    return {k: v for k, v in defaults.items() if k not in _KERAS_KWARGS}
+
+
+def describe(name):
+    """One line about a model: the first line of its class docstring."""
+    doc = inspect.getdoc(get_model_class(name)) or ""
+    return doc.splitlines()[0] if doc else ""
