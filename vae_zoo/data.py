@@ -71,6 +71,8 @@ def read_idx(path):
     if len(raw) < 4 or raw[0:2] != b"\x00\x00" or raw[2] != 0x08:
         raise DataError(f"{path} is not an IDX file of unsigned bytes")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated: its header is cut short")
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     values = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if values.size != math.prod(dims):
@@ -238,11 +240,13 @@ def _as_labels(labels, count, where):
 
 def array_splits(images, labels=None, validation_split=0.1, test_split=0.1, seed=0):
     """Train/validation/test splits of user arrays, after a seeded shuffle."""
+    images = _as_float_images(images, "images")
     count = len(images)
+    labels = _as_labels(labels, count, "user")
     n_val, n_test = int(round(count * validation_split)), int(round(count * test_split))
     if count - n_val - n_test < 1:
         raise DataError(f"{count} examples are too few for validation_split={validation_split} and test_split={test_split}")
-    return _shuffled_split(np.asarray(images), np.asarray(labels), (count - n_val - n_test, n_val), seed)
+    return _shuffled_split(images, labels, (count - n_val - n_test, n_val), seed)
 
 
 def read_npz(path):

@@ -53,10 +53,12 @@ def base_card(model):
     }
 
 
-def save(model, folder, card=None, overwrite=False, samples=64, seed=0):
+def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=None):
     """Save ``model`` as a zoo folder; ``card`` adds to (and overrides) the base card.
 
     ``samples`` is the number of prior samples drawn into ``samples.png`` (0 for none).
+    ``attach`` maps names in the folder to existing files or folders to move in
+    (training logs, for example).
     """
     folder = Path(folder)
     if folder.exists() and not overwrite:
@@ -72,6 +74,9 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0):
             if drawn:
                 full_card["sample_image"] = SAMPLES_FILE
         (staging / CARD_FILE).write_text(json.dumps(full_card, indent=2, sort_keys=False) + "\n")
+        for name, source in (attach or {}).items():
+            if Path(source).exists():
+                shutil.move(str(source), str(staging / name))
         _move_into_place(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

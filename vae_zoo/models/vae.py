@@ -208,9 +208,12 @@ class VAE(keras.Model):
         return list(self.trackers.values())
 
     def _update_metrics(self, terms, total_loss, sample_weight):
+        # The loss is a batch mean: weight it by the batch's examples so that, like the
+        # per-example metrics, it averages over examples rather than over batches.
+        examples = tf.reduce_sum(sample_weight) if sample_weight is not None else tf.shape(terms["loss"])[0]
         for name, tracker in self.trackers.items():
             if name == "loss":
-                tracker.update_state(total_loss)
+                tracker.update_state(total_loss, sample_weight=tf.cast(examples, total_loss.dtype))
             elif name in terms:
                 tracker.update_state(terms[name], sample_weight=sample_weight)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

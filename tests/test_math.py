@@ -1,0 +1,152 @@
+"""The mathematics checked against cases with known answers."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import vae_zoo
+from vae_zoo import distributions
+
+tfd = tfp.distributions
+
+
+def seed_kl(mean, log_variance):
+    """The seed's closed form: KL(N(mu, sigma^2) || N(0, I)) = 1/2 sum(mu^2 + sigma^2 - log sigma^2 - 1)."""
+    return 0.5 * np.sum(mean**2 + np.exp(log_variance) - log_variance - 1.0, axis=-1)
+
+
+def test_analytic_kl_matches_the_seed_formula_and_monte_carlo(rng):
+    mean = rng.normal(size=(4, 5)).astype(np.float32)
+    log_variance = rng.normal(scale=0.5, size=(4, 5)).astype(np.float32)
+    q = distributions.diagonal_gaussian(mean, log_variance)
+    p = distributions.make_prior("normal", 5).distribution()
+    analytic = distributions.kl_divergence(q, p, q.sample()).numpy()
+    np.testing.assert_allclose(analytic, seed_kl(mean, log_variance), rtol=1e-5)
+
+    samples = q.sample(200_000, seed=1)
+    log_ratio = (q.log_prob(samples) - p.log_prob(samples)).numpy()
+    estimate, error = log_ratio.mean(0), log_ratio.std(0) / np.sqrt(len(log_ratio))
+    assert np.all(np.abs(estimate - analytic) < 4 * error + 1e-3), (estimate, analytic, error)
+
+
+def test_monte_carlo_kl_is_used_without_a_closed_form_and_is_unbiased(rng):
+    mean = rng.normal(size=(3, 4)).astype(np.float32)
+    log_variance = rng.normal(scale=0.5, size=(3, 4)).astype(np.float32)
+    q = distributions.diagonal_gaussian(mean, log_variance)
+    # A one-component mixture with zero means and unit scales is N(0, I), but TFP has no closed form for it.
+    prior = distributions.make_prior({"name": "mixture", "components": 1}, 4)
+    prior.means.assign(tf.zeros_like(prior.means))
+    mixture = prior.distribution()
+    with pytest.raises(NotImplementedError):
+        tfd.kl_divergence(q, mixture)
+    z = q.sample(100_000, seed=2)
+    estimates = distributions.kl_divergence(q, mixture, z).numpy()
+    error = estimates.std(0) / np.sqrt(len(estimates))
+    assert np.all(np.abs(estimates.mean(0) - seed_kl(mean, log_variance)) < 4 * error + 1e-3)
+
+
+def test_reparameterized_samples_carry_gradients_to_mean_and_variance():
+    mean = tf.Variable([[0.5, -1.0]])
+    log_variance = tf.Variable([[0.2, -0.4]])
+    with tf.GradientTape(persistent=True) as tape:
+        q = distributions.diagonal_gaussian(mean, log_variance)
+        z = q.sample(seed=3)
+        total = tf.reduce_sum(z)
+    assert q.reparameterization_type == tfd.FULLY_REPARAMETERIZED
+    np.testing.assert_allclose(tape.gradient(total, mean), [[1.0, 1.0]])
+    # z = mean + exp(log_variance / 2) * eps, so dz/dlog_variance = (z - mean) / 2.
+    np.testing.assert_allclose(tape.gradient(total, log_variance), (z - mean) / 2, rtol=1e-5)
+
+
+def test_bernoulli_and_gaussian_likelihoods_match_their_formulas(rng):
+    logits = rng.normal(size=(2, 3, 3, 1)).astype(np.float32)
+    x = (rng.random((2, 3, 3, 1)) < 0.5).astype(np.float32)
+    p = 1 / (1 + np.exp(-logits))
+    expected = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))
+    bernoulli = distributions.make_likelihood("bernoulli", 3)(tf.constant(logits))
+    np.testing.assert_allclose(bernoulli.log_prob(x), expected, rtol=1e-5)
+
+    params = rng.normal(size=(2, 3, 3, 2)).astype(np.float32)
+    mean, log_variance = params[..., :1], params[..., 1:]
+    gaussian = distributions.make_likelihood({"name": "gaussian", "min_log_variance": -50.0}, 3)(tf.constant(params))
+    y = rng.normal(size=(2, 3, 3, 1)).astype(np.float32)
+    # With the floor far away, softplus(raw - floor) + floor equals raw to float precision.
+    variance = np.exp(log_variance)
+    expected = np.sum(-0.5 * (np.log(2 * np.pi * variance) + (y - mean) ** 2 / variance), axis=(1, 2, 3))
+    np.testing.assert_allclose(gaussian.log_prob(y), expected, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- probabilistic PCA: log p(x) in closed form
+
+D, L, SIGMA = 6, 2, 0.5
+
+
+def ppca_model(rng, orthogonal):
+    """A zoo VAE that is exactly PPCA: linear decoder, N(0, I) prior, fixed Gaussian noise."""
+    model = vae_zoo.create_model(
+        "vae", data_shape=(D,), latent_dim=L, hidden_sizes=[],
+        likelihood={"name": "gaussian_fixed", "scale": SIGMA},
+    )
+    kernel = rng.normal(size=(L, D))
+    if orthogonal:
+        # Orthogonal rows make the true posterior's covariance diagonal, so q can equal it.
+        kernel = np.linalg.qr(kernel.T)[0].T * np.array([[2.0], [0.7]])
+    bias = rng.normal(size=(D,))
+    model.decoder.get_layer("decoder_out").set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    return model, kernel, bias
+
+
+def exact_log_likelihood(x, kernel, bias):
+    covariance = kernel.T @ kernel + SIGMA**2 * np.eye(D)
+    return tfd.MultivariateNormalTriL(bias, np.linalg.cholesky(covariance)).log_prob(x.astype(np.float64)).numpy()
+
+
+def exact_posterior(x, kernel, bias):
+    m = kernel @ kernel.T + SIGMA**2 * np.eye(L)
+    m_inv = np.linalg.inv(m)
+    return (x - bias) @ kernel.T @ m_inv, SIGMA**2 * m_inv
+
+
+def test_elbo_equals_log_likelihood_at_the_exact_posterior(rng):
+    model, kernel, bias = ppca_model(rng, orthogonal=True)
+    m_inv = np.linalg.inv(kernel @ kernel.T + SIGMA**2 * np.eye(L))
+    assert np.allclose(m_inv, np.diag(np.diag(m_inv)))
+    # Encoder weights that output the exact posterior mean and log-variance.
+    mean_kernel = kernel.T @ m_inv
+    encoder_kernel = np.concatenate([mean_kernel, np.zeros((D, L))], axis=1)
+    encoder_bias = np.concatenate([-bias @ mean_kernel, np.log(SIGMA**2 * np.diag(m_inv))])
+    model.encoder.get_layer("encoder_out").set_weights([encoder_kernel.astype(np.float32), encoder_bias.astype(np.float32)])
+
+    x = (rng.normal(size=(4, D)) * 2).astype(np.float32)
+    exact = exact_log_likelihood(x, kernel, bias)
+    # log p(x, z) - log q(z|x) equals log p(x) for every z drawn from the exact posterior.
+    q = model.encode(x)
+    for seed in range(3):
+        z = q.sample(seed=seed)
+        log_weight = model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+        np.testing.assert_allclose(log_weight.numpy(), exact, rtol=1e-4, atol=2e-3)
+    # The ELBO (reconstruction sample + closed-form KL) equals log p(x) in expectation.
+    repeats = 20_000
+    elbos = model.elbo(np.repeat(x, repeats, axis=0)).numpy().reshape(len(x), repeats)
+    error = elbos.std(1) / np.sqrt(repeats)
+    np.testing.assert_array_less(np.abs(elbos.mean(1) - exact), 4 * error + 1e-2)
+
+
+def test_elbo_gap_is_the_kl_to_the_true_posterior(rng):
+    model, kernel, bias = ppca_model(rng, orthogonal=False)
+    x = (rng.normal(size=(3, D)) * 2).astype(np.float32)
+    exact = exact_log_likelihood(x, kernel, bias)
+
+    repeats = 20_000
+    tiled = np.repeat(x, repeats, axis=0)
+    elbos = model.loss_terms(tiled)["elbo"].numpy().reshape(3, repeats)
+    estimate, error = elbos.mean(1), elbos.std(1) / np.sqrt(repeats)
+    assert np.all(estimate < exact), "the ELBO must stay below log p(x)"
+
+    q = model.encode(x)
+    post_mean, post_cov = exact_posterior(x.astype(np.float64), kernel, bias)
+    true_posterior = tfd.MultivariateNormalTriL(post_mean, np.linalg.cholesky(post_cov))
+    q64 = tfd.MultivariateNormalDiag(tf.cast(q.mean(), tf.float64), tf.cast(q.stddev(), tf.float64))
+    gap = tfd.kl_divergence(q64, true_posterior).numpy()
+    np.testing.assert_array_less(np.abs(estimate - (exact - gap)), 4 * error + 1e-2)

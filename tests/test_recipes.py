@@ -1,0 +1,95 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vae_zoo
+from vae_zoo import cli, recipes
+
+RECIPES = sorted((Path(__file__).parent.parent / "recipes").rglob("*.yaml"))
+
+
+def test_recipes_exist():
+    assert any(p.parent.name == "vae" and p.name == "mnist_mini.yaml" for p in RECIPES)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_recipe_is_valid_and_builds(path):
+    recipe = recipes.read(path, smoke=True)
+    assert recipe["model"]["name"] in vae_zoo.list_models()
+    header = path.read_text().splitlines()[:12]
+    assert any("vae-zoo train" in line for line in header), "the header must give the command"
+    assert any("Expected" in line for line in header), "the header must give the expected figure"
+    model = recipes.build_model(recipe, data_shape=(28, 28, 1) if recipe["data"]["name"] != "digits" else (8, 8, 1))
+    recipes.compile_model(model, recipe)
+
+
+def test_overrides_and_smoke(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("model: {name: vae, latent_dim: 4}\ndata: {name: digits}\ntraining: {epochs: 30}\nsmoke: {training.epochs: 2}\n")
+    recipe = recipes.read(path, overrides=["model.latent_dim=7", "model.hidden_sizes=[5, 6]", "optimizer.learning_rate=1e-2"], smoke=True)
+    assert recipe["model"]["latent_dim"] == 7
+    assert recipe["model"]["hidden_sizes"] == [5, 6]
+    assert recipe["optimizer"]["learning_rate"] == 0.01
+    assert recipe["training"]["epochs"] == 2
+    assert recipe["data"]["limit"] == recipes.DEFAULT_SMOKE["data.limit"]
+    # An explicit override beats the smoke settings.
+    assert recipes.read(path, overrides=["training.epochs=3"], smoke=True)["training"]["epochs"] == 3
+
+
+def test_data_shape_mismatch_is_reported():
+    recipe = recipes.parse({"model": {"name": "vae", "data_shape": [28, 28, 1]}, "data": {"name": "digits"}})
+    with pytest.raises(vae_zoo.RecipeError, match=r"model.data_shape \(28, 28, 1\) does not match the data \(8, 8, 1\)"):
+        recipes.build_model(recipe, data_shape=(8, 8, 1))
+
+
+def test_train_evaluate_sample_end_to_end_with_the_cli(tmp_path, capsys):
+    recipe = tmp_path / "digits.yaml"
+    recipe.write_text(
+        "model: {name: vae, latent_dim: 4, hidden_sizes: [64]}\n"
+        "data: {name: digits, binarize: dynamic, batch_size: 64}\n"
+        "optimizer: {name: adam, learning_rate: 0.003}\n"
+        "training: {epochs: 8, verbose: 0, early_stopping: {patience: 3}}\n"
+    )
+    out = tmp_path / "model"
+    assert cli.main(["train", str(recipe), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "logs", "model.keras", "samples.png"]
+    assert list((out / "logs").rglob("events.out.tfevents*")), "TensorBoard logs are kept with the model"
+    card = json.loads((out / "card.json").read_text())
+    assert card["model"] == "vae" and card["data"]["name"] == "digits"
+    assert card["parameters"] == vae_zoo.load(out).count_params()
+    assert card["training"]["epochs_run"] >= 1
+    for key in ("tensorflow", "keras", "tensorflow_probability", "vae_zoo"):
+        assert key in card["versions"]
+    # Training learned something: the test ELBO beats an untrained model's by far.
+    untrained = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[64])
+    from vae_zoo import data, evaluation
+
+    test_images = data.load("digits", binarize="dynamic").arrays["test"][0]
+    assert summary["test"]["elbo"] > evaluation.score(untrained, test_images)["elbo"] + 10
+
+    assert cli.main(["evaluate", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"] == "test" and report["examples"] == 180
+    assert abs(report["elbo"] - summary["test"]["elbo"]) < 2.0  # a fresh draw of z, same model and data
+    assert report["elbo"] == pytest.approx(-(report["reconstruction_nll"] + report["kl"]), rel=1e-5)
+
+    grid = tmp_path / "grid.png"
+    assert cli.main(["sample", str(out), "--n", "16", "--out", str(grid), "--seed", "1"]) == 0
+    assert grid.stat().st_size > 1000
+
+    # A second run into the same folder is refused and leaves the first model as it was.
+    before = (out / "card.json").read_text()
+    assert cli.main(["train", str(recipe), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "card.json").read_text() == before
+
+
+def test_cli_list_and_info(capsys):
+    assert cli.main(["list"]) == 0
+    assert "vae" in capsys.readouterr().out.split()
+    assert cli.main(["info", "vae"]) == 0
+    out = capsys.readouterr().out
+    assert "latent_dim = 20" in out and "hidden_sizes = [400, 400]" in out

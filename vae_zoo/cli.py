@@ -1,0 +1,139 @@
+"""The ``vae-zoo`` command: list, info, train, evaluate, sample.
+
+Errors that come from the user's input (a bad name, recipe, path or file) are
+printed as one line and exit with status 2; anything else is a bug and keeps
+its traceback.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def _quiet_tensorflow():
+    # TensorFlow's C++ start-up chatter buries the command's own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_list(args):
+    import vae_zoo
+
+    names = vae_zoo.list_models(args.pattern)
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {vae_zoo.describe(name)}")
+    if not names:
+        print(f"no model matches {args.pattern!r}", file=sys.stderr)
+
+
+def cmd_info(args):
+    import vae_zoo
+    from vae_zoo.registry import hyperparameter_defaults
+
+    cls = vae_zoo.get_model_class(args.name)
+    print(f"{args.name}: {vae_zoo.describe(args.name)}")
+    print(f"class: {cls.__module__}.{cls.__name__}")
+    print("hyperparameters (defaults):")
+    for key, value in hyperparameter_defaults(cls).items():
+        print(f"  {key} = {json.dumps(value if not isinstance(value, tuple) else list(value))}")
+
+
+def cmd_train(args):
+    from vae_zoo import recipes
+
+    recipe = recipes.read(args.recipe, overrides=args.set, smoke=args.smoke)
+    out = args.out or recipes.default_out_dir(args.recipe, args.smoke)
+    folder, _, card = recipes.train(recipe, out, overwrite=args.overwrite, source=str(args.recipe))
+    print(json.dumps({"saved": str(folder), "test": card["metrics"]["test"], "training": card["training"]}, indent=2))
+
+
+def cmd_evaluate(args):
+    import vae_zoo
+    from vae_zoo import data as data_module
+    from vae_zoo import evaluation
+    from vae_zoo.saving import read_card
+
+    model = vae_zoo.load(args.dir)
+    card = read_card(args.dir)
+    spec = dict(card.get("recipe", {}).get("data") or {})
+    if args.data:
+        spec = {"name": args.data}
+    if not spec:
+        raise vae_zoo.DataError(f"{args.dir} has no card naming its data set; pass --data NAME")
+    spec.pop("limit", None)
+    if args.data_dir:
+        spec["data_dir"] = args.data_dir
+    if args.limit:
+        spec["limit"] = args.limit
+    data = data_module.load(**spec)
+    images = data.arrays[args.split][0]
+    report = {"model": args.dir, "data": data.name, "split": args.split, "binarize": data.binarize, "seed": args.seed,
+              **evaluation.score(model, images, seed=args.seed)}
+    print(json.dumps(report, indent=2))
+
+
+def cmd_sample(args):
+    import vae_zoo
+    from vae_zoo.plotting import save_image_grid
+
+    model = vae_zoo.load(args.dir)
+    images = model.sample(args.n, seed=args.seed)
+    if not save_image_grid(images, args.out, title=f"{model.registered_name}: {args.n} samples"):
+        raise vae_zoo.DataError(f"{model.registered_name} generates data of shape {model.data_shape}, which are not images")
+    print(args.out)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="vae-zoo", description="A model zoo of Variational Autoencoders for Keras 3.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("list", help="list the registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. '*vae*'")
+    p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser("info", help="describe a model and its hyperparameters")
+    p.add_argument("name")
+    p.set_defaults(run=cmd_info)
+
+    p = commands.add_parser("train", help="train from a recipe and save a zoo folder")
+    p.add_argument("recipe", help="a recipe YAML file, e.g. recipes/vae/mnist_mini.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. model.latent_dim=32")
+    p.add_argument("--smoke", action="store_true", help="shrink data and epochs to a quick check")
+    p.add_argument("--out", help="folder for the trained model (default: runs/<recipe>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (only once training succeeded)")
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("evaluate", help="score a saved model on its data set; prints JSON")
+    p.add_argument("dir")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--data", help="data set name (default: the one on the model card)")
+    p.add_argument("--data-dir", help="directory of local data files")
+    p.add_argument("--limit", type=int, help="score at most this many examples")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("sample", help="draw samples from a saved model into a PNG grid")
+    p.add_argument("dir")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--out", default="samples.png")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(run=cmd_sample)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    _quiet_tensorflow()
+    from vae_zoo.errors import VaeZooError
+
+    try:
+        args.run(args)
+    except (VaeZooError, FileNotFoundError) as err:
+        print(f"vae-zoo: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Recipes: one YAML file describes a whole training run, as data.
+
+    model:     {name: vae, latent_dim: 20, ...}     # create_model(name, **kwargs)
+    data:      {name: mnist_mini, binarize: dynamic, batch_size: 128}
+    optimizer: {name: adam, learning_rate: 0.001}
+    training:  {epochs: 50, jit_compile: true, monitor: val_loss, early_stopping: {patience: 10}}
+    callbacks: [{name: ..., ...}]
+    search:    {...}                                # hyperparameter search space (vae_zoo.tuning)
+    smoke:     {training.epochs: 1, data.limit: 512} # dotted overrides applied by --smoke
+
+Overrides use dotted paths: ``--set model.latent_dim=32``; values are parsed as YAML.
+"""
+
+import copy
+import inspect
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import keras
+import yaml
+
+from vae_zoo import data as data_module
+from vae_zoo.callbacks import make_callback
+from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
+from vae_zoo.registry import create_model
+
+SECTIONS = ("model", "data", "optimizer", "training", "callbacks", "search", "smoke")
+TRAINING_KEYS = ("epochs", "jit_compile", "monitor", "early_stopping", "seed", "steps_per_execution", "verbose")
+DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": 1}
+DEFAULT_SMOKE = {"training.epochs": 1, "data.limit": 512}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-3`` as a string; recipes read it as the float everyone means."""
+
+
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text):
+    return yaml.load(text, Loader=RecipeLoader)
+
+
+def read(path, overrides=(), smoke=False):
+    """Read, override and validate a recipe file. Returns a plain dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"no recipe file at {path}")
+    try:
+        recipe = load_yaml(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path} is not valid YAML: {err}") from None
+    return parse(recipe, overrides, smoke, source=str(path))
+
+
+def parse(recipe, overrides=(), smoke=False, source="recipe"):
+    """Validate a recipe given as a dict, after ``--smoke`` and ``--set`` overrides."""
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"{source} must be a mapping of sections ({', '.join(SECTIONS)}), got {type(recipe).__name__}")
+    recipe = copy.deepcopy(recipe)
+    unknown = [k for k in recipe if k not in SECTIONS]
+    if unknown:
+        raise RecipeError(f"{source}: {unknown_name('section', unknown[0], SECTIONS)}")
+    if smoke:
+        smoke_overrides = {**DEFAULT_SMOKE, **(recipe.get("smoke") or {})}
+        for key, value in smoke_overrides.items():
+            set_dotted(recipe, key, value)
+    for override in overrides:
+        key, value = parse_override(override)
+        set_dotted(recipe, key, value)
+    validate(recipe, source)
+    return recipe
+
+
+def parse_override(text):
+    """``"model.latent_dim=32"`` -> ``("model.latent_dim", 32)``."""
+    key, sep, value = str(text).partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"an override must look like section.key=value, got {text!r}")
+    try:
+        return key.strip(), load_yaml(value)
+    except yaml.YAMLError as err:
+        raise RecipeError(f"cannot parse the value of override {text!r}: {err}") from None
+
+
+def set_dotted(recipe, key, value):
+    parts = key.split(".")
+    if parts[0] not in SECTIONS:
+        raise RecipeError(f"override {key!r}: {unknown_name('section', parts[0], SECTIONS)}")
+    node = recipe
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise RecipeError(f"override {key!r}: {'.'.join(parts[: depth + 1])} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def _section(recipe, name, source, required=False):
+    value = recipe.get(name)
+    if value is None:
+        if required:
+            raise RecipeError(f"{source} has no '{name}' section")
+        return {}
+    if not isinstance(value, dict):
+        raise RecipeError(f"{source}: section '{name}' must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def validate(recipe, source="recipe"):
+    """Raise ``RecipeError`` naming the first problem found in a recipe."""
+    model = _section(recipe, "model", source, required=True)
+    if not isinstance(model.get("name"), str):
+        raise RecipeError(f"{source}: model.name is missing (the registered model to train)")
+    try:
+        from vae_zoo.registry import get_model_class, hyperparameter_defaults
+
+        accepted = hyperparameter_defaults(get_model_class(model["name"]))
+    except VaeZooError as err:
+        raise RecipeError(f"{source}: model.name: {err}") from None
+    for key in model:
+        if key != "name" and key not in accepted:
+            raise RecipeError(f"{source}: model.{key}: {unknown_name('argument for ' + model['name'], key, accepted)}")
+
+    data = _section(recipe, "data", source, required=True)
+    load_args = set(inspect.signature(data_module.load).parameters)
+    for key in data:
+        if key not in load_args:
+            raise RecipeError(f"{source}: data.{key}: {unknown_name('data option', key, load_args)}")
+    if "binarize" in data and data["binarize"] not in data_module.BINARIZATIONS:
+        raise RecipeError(f"{source}: data.binarize: {unknown_name('binarization', data['binarize'], data_module.BINARIZATIONS)}")
+
+    optimizer = _section(recipe, "optimizer", source)
+    if not isinstance(optimizer.get("name", "adam"), str):
+        raise RecipeError(f"{source}: optimizer.name must be an optimizer's name (e.g. adam), got {optimizer['name']!r}")
+
+    training = _section(recipe, "training", source)
+    for key in training:
+        if key not in TRAINING_KEYS:
+            raise RecipeError(f"{source}: training.{key}: {unknown_name('training option', key, TRAINING_KEYS)}")
+    epochs = training.get("epochs", DEFAULT_TRAINING["epochs"])
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise RecipeError(f"{source}: training.epochs must be a positive integer, got {epochs!r}")
+
+    callbacks = recipe.get("callbacks") or []
+    if not isinstance(callbacks, list):
+        raise RecipeError(f"{source}: callbacks must be a list of mappings with a 'name'")
+    for spec in callbacks:
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise RecipeError(f"{source}: each callback must be a mapping with a 'name', got {spec!r}")
+    for name in ("search", "smoke"):
+        _section(recipe, name, source)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_data(recipe):
+    options = {"binarize": "none", **_section(recipe, "data", "recipe")}
+    return data_module.load(**options)
+
+
+def build_model(recipe, data_shape=None):
+    kwargs = dict(recipe["model"])
+    name = kwargs.pop("name")
+    if data_shape is not None:
+        given = kwargs.setdefault("data_shape", list(data_shape))
+        if tuple(given) != tuple(data_shape):
+            raise RecipeError(f"model.data_shape {tuple(given)} does not match the data {tuple(data_shape)}")
+    try:
+        return create_model(name, **kwargs)
+    except VaeZooError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"cannot build model {name!r} from the recipe: {err}") from None
+
+
+def build_optimizer(recipe):
+    spec = dict(recipe.get("optimizer") or {})
+    name = spec.pop("name", "adam")
+    try:
+        return keras.optimizers.get({"class_name": name, "config": spec})
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"bad optimizer {name!r}: {err}") from None
+
+
+def training_options(recipe):
+    return {**DEFAULT_TRAINING, **(recipe.get("training") or {})}
+
+
+def compile_model(model, recipe):
+    options = training_options(recipe)
+    model.compile(
+        optimizer=build_optimizer(recipe),
+        jit_compile=bool(options["jit_compile"]),
+        steps_per_execution=int(options["steps_per_execution"]),
+    )
+    return model
+
+
+def build_callbacks(recipe, work_dir=None):
+    """The recipe's callbacks, plus TensorBoard and best-checkpoint ones when ``work_dir`` is given."""
+    options = training_options(recipe)
+    callbacks = [make_callback(spec) for spec in recipe.get("callbacks") or []]
+    if options["early_stopping"]:
+        stopping = {"monitor": options["monitor"], **options["early_stopping"]}
+        callbacks.append(make_callback({"name": "early_stopping", **stopping}))
+    if work_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(Path(work_dir) / "logs")))
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                str(Path(work_dir) / "best.weights.h5"), monitor=options["monitor"],
+                save_best_only=True, save_weights_only=True,
+            )
+        )
+    return callbacks
+
+
+# --------------------------------------------------------------------------- running
+
+
+def default_out_dir(recipe_path, smoke=False):
+    stem = Path(recipe_path).stem
+    parent = Path(recipe_path).parent.name
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{parent}_{stem}{'_smoke' if smoke else ''}-{stamp}"
+
+
+def train(recipe, out_dir, overwrite=False, verbose="auto", source=None):
+    """Train a validated recipe and save the best model as a zoo folder at ``out_dir``.
+
+    TensorBoard logs and the best checkpoint (on ``training.monitor``) are written
+    to a staging folder beside ``out_dir``; the finished folder (model, card,
+    samples, logs) replaces ``out_dir`` only once the run has succeeded.
+    Returns ``(folder, history, card)``.
+    """
+    from vae_zoo import evaluation, saving
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise RecipeError(f"{out_dir} already exists; choose another --out or pass --overwrite")
+    options = training_options(recipe)
+    keras.utils.set_random_seed(int(options["seed"]))
+    data = build_data(recipe)
+    model = compile_model(build_model(recipe, data.data_shape), recipe)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work_dir = out_dir.parent / f".{out_dir.name}.run-{uuid.uuid4().hex[:8]}"
+    work_dir.mkdir()
+    try:
+        started = time.perf_counter()
+        history = model.fit(
+            data.train, validation_data=data.validation, epochs=int(options["epochs"]),
+            callbacks=build_callbacks(recipe, work_dir), verbose=options.get("verbose", verbose),
+            shuffle=False,  # the training pipeline shuffles itself
+        )
+        seconds = time.perf_counter() - started
+        best = work_dir / "best.weights.h5"
+        if best.exists():
+            model.load_weights(best)
+            best.unlink()
+        card = _card(recipe, source, data, history, seconds, evaluation.score(model, data.arrays["test"][0]))
+        saving.save(model, out_dir, card=card, overwrite=overwrite, attach={"logs": work_dir / "logs"})
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return out_dir, history, card
+
+
+def _card(recipe, source, data, history, seconds, test_scores):
+    monitor = training_options(recipe)["monitor"]
+    logged = history.history
+    best_epoch = int(min(range(len(logged[monitor])), key=logged[monitor].__getitem__)) if monitor in logged else len(logged.get("loss", [])) - 1
+    train_examples = len(data.arrays["train"][0])
+    epochs_run = len(logged.get("loss", []))
+    return {
+        "recipe": recipe,
+        "recipe_file": source,
+        "data": {
+            "name": data.name,
+            "binarize": data.binarize,
+            "examples": {split: int(len(a[0])) for split, a in data.arrays.items()},
+        },
+        "metrics": {
+            "test": test_scores,
+            "validation_at_best_epoch": {k[4:]: float(v[best_epoch]) for k, v in logged.items() if k.startswith("val_")},
+        },
+        "how_measured": (
+            f"test: mean over the {test_scores['examples']} test images of the single-sample ELBO "
+            "(one z ~ q(z|x) per image), its reconstruction term -log p(x|z) and KL term, in nats per image, "
+            "and the squared error of the reconstruction summed over pixels"
+            + ("; test images binarized once with a fixed seed" if data.binarize != "none" else "")
+            + f". validation: the Keras validation metrics at the epoch with the best {monitor}."
+        ),
+        "training": {
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch + 1,
+            "seconds": round(seconds, 1),
+            "examples_per_second_wall": round(epochs_run * train_examples / seconds, 1),  # with validation and compilation
+        },
+    }
