@@ -14,13 +14,21 @@ from vae_zoo.errors import unknown_name
 tfd = tfp.distributions
 
 
-def _split_spec(spec, kind):
+def resolve(table, kind, spec, *args, **extra):
+    """Build ``table[name](*args, **options, **extra)`` from a spec: a name, or a dict with ``name`` and options."""
     if isinstance(spec, str):
-        return spec, {}
-    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        name, options = spec, {}
+    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
         options = dict(spec)
-        return options.pop("name"), options
-    raise TypeError(f"a {kind} must be a name or a dict with a 'name' key, got {spec!r}")
+        name = options.pop("name")
+    else:
+        raise TypeError(f"a {kind} must be a name or a dict with a 'name' key, got {spec!r}")
+    if name not in table:
+        raise unknown_name(kind, name, table)
+    try:
+        return table[name](*args, **options, **extra)
+    except TypeError as err:
+        raise ValueError(f"bad options for {kind} {name!r}: {err}") from None
 
 
 # --------------------------------------------------------------------------- likelihoods
@@ -95,13 +103,7 @@ LIKELIHOODS = {
 
 def make_likelihood(spec, event_ndims):
     """Resolve a likelihood spec (name or dict) for data with ``event_ndims`` dimensions."""
-    name, options = _split_spec(spec, "likelihood")
-    if name not in LIKELIHOODS:
-        raise unknown_name("likelihood", name, LIKELIHOODS)
-    try:
-        return LIKELIHOODS[name](event_ndims, **options)
-    except TypeError as err:
-        raise ValueError(f"bad options for likelihood {name!r}: {err}") from None
+    return resolve(LIKELIHOODS, "likelihood", spec, event_ndims)
 
 
 # --------------------------------------------------------------------------- priors
@@ -162,13 +164,8 @@ PRIORS = {
 
 def make_prior(spec, latent_dim):
     """Resolve a prior spec (name or dict) into a prior layer over ``latent_dim`` dimensions."""
-    name, options = _split_spec(spec, "prior")
-    if name not in PRIORS:
-        raise unknown_name("prior", name, PRIORS)
-    try:
-        return PRIORS[name](latent_dim, name=f"{name}_prior", **options)
-    except TypeError as err:
-        raise ValueError(f"bad options for prior {name!r}: {err}") from None
+    name = spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
+    return resolve(PRIORS, "prior", spec, latent_dim, name=f"{name}_prior")
 
 
 # --------------------------------------------------------------------------- divergences
