@@ -14,6 +14,7 @@ def test_every_registered_model_passes_the_standard_checks(name, tmp_path):
 def test_every_model_has_a_description_and_json_defaults(name):
     assert vae_zoo.describe(name), f"{name} needs a one-line docstring"
     defaults = hyperparameter_defaults(vae_zoo.get_model_class(name))
+    # The tuner searches these for every variant.
     assert {"data_shape", "latent_dim", "beta"} <= set(defaults)
 
 

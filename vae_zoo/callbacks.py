@@ -4,24 +4,108 @@ A recipe lists callbacks as ``{name: ..., **options}``; ``make_callback`` builds
 them. Variants and techniques add their callbacks to ``CALLBACKS``.
 """
 
-import keras
+import warnings
 
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_zoo import latents, schedules
 from vae_zoo.errors import RecipeError, unknown_name
 
+
+class KLAnnealing(keras.callbacks.Callback):
+    """Sets the model's KL weight (beta) before every training step from a schedule.
+
+    ``schedule`` is ``sigmoid`` (the seed's), ``linear``, ``cyclical`` or
+    ``constant``; the other keyword arguments are the schedule's. The step
+    counter continues across ``fit`` calls (it starts from the optimizer's).
+    """
+
+    def __init__(self, schedule="sigmoid", **options):
+        super().__init__()
+        function = schedules.get(schedule)
+        try:
+            function(0, **options)
+        except TypeError as err:
+            raise RecipeError(f"bad options for the {schedule!r} schedule: {err}") from None
+        self.schedule = lambda step: function(step, **options)
+        self.step = 0
+
+    def on_train_begin(self, logs=None):
+        self.step = int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.kl_weight.assign(self.schedule(self.step))
+        self.step += 1
+
+
+class PosteriorCollapseMonitor(keras.callbacks.Callback):
+    """Watches for posterior collapse at the end of every epoch.
+
+    It adds ``active_units`` (Burda et al.'s covariance criterion) and
+    ``kl_per_dim_min`` to the epoch's logs, writes each dimension's KL to
+    TensorBoard when ``log_dir`` is given, and warns when the mean KL per
+    dimension falls under ``warn_below`` nats: q(z|x) then barely depends on x.
+    """
+
+    wants_validation_data = True
+
+    def __init__(self, validation_images=None, validation_labels=None, examples=1000, warn_below=0.01,
+                 active_threshold=0.01, log_dir=None):
+        super().__init__()
+        if validation_images is None:
+            raise RecipeError("the collapse monitor needs validation_images")
+        self.images = np.asarray(validation_images[:examples])
+        self.labels = None if validation_labels is None else np.asarray(validation_labels[:examples])
+        self.warn_below = float(warn_below)
+        self.active_threshold = float(active_threshold)
+        self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir else None
+        self.history = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        active, _ = latents.active_units(self.model, self.images, self.labels, self.active_threshold)
+        per_dim = latents.kl_per_dimension(self.model, self.images, self.labels)
+        logs["active_units"] = active
+        record = {"epoch": epoch + 1, "active_units": active}
+        if per_dim is not None:
+            logs["kl_per_dim_min"] = float(per_dim.min())
+            record["kl_per_dim"] = per_dim.tolist()
+            if self.writer is not None:
+                with self.writer.as_default(step=epoch):
+                    for d, value in enumerate(per_dim):
+                        tf.summary.scalar(f"kl_per_dim/{d:02d}", value)
+                    tf.summary.scalar("active_units", active)
+            if per_dim.mean() < self.warn_below:
+                warnings.warn(
+                    f"posterior collapse: mean KL per latent dimension is {per_dim.mean():.4f} nats "
+                    f"(under {self.warn_below}) and {active} of {per_dim.size} units are active; q(z|x) "
+                    "barely depends on x. Try KL annealing, free bits or a smaller beta.",
+                    RuntimeWarning, stacklevel=2,
+                )
+        self.history.append(record)
+
+
 CALLBACKS = {
+    "kl_annealing": KLAnnealing,
+    "collapse_monitor": PosteriorCollapseMonitor,
     "early_stopping": keras.callbacks.EarlyStopping,
     "reduce_lr_on_plateau": keras.callbacks.ReduceLROnPlateau,
     "terminate_on_nan": keras.callbacks.TerminateOnNaN,
 }
 
 
-def make_callback(spec):
+def make_callback(spec, validation_images=None, validation_labels=None):
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise RecipeError(f"a callback must be a mapping with a 'name', got {spec!r}")
     options = dict(spec)
     name = options.pop("name")
     if name not in CALLBACKS:
         raise unknown_name("callback", name, CALLBACKS)
+    if getattr(CALLBACKS[name], "wants_validation_data", False):
+        options.setdefault("validation_images", validation_images)
+        options.setdefault("validation_labels", validation_labels)
     try:
         return CALLBACKS[name](**options)
     except (TypeError, ValueError) as err:

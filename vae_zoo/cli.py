@@ -67,9 +67,9 @@ def cmd_evaluate(args):
     if args.limit:
         spec["limit"] = args.limit
     data = data_module.load(**spec)
-    images = data.arrays[args.split][0]
+    images, labels = data.arrays[args.split]
     report = {"model": args.dir, "data": data.name, "split": args.split, "binarize": data.binarize, "seed": args.seed,
-              **evaluation.score(model, images, seed=args.seed)}
+              **evaluation.score(model, images, labels, seed=args.seed)}
     print(json.dumps(report, indent=2))
 
 

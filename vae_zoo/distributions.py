@@ -110,23 +110,29 @@ def make_likelihood(spec, event_ndims):
 
 
 class Prior(keras.layers.Layer):
-    """A prior p(z) over ``latent_dim`` dimensions; a layer so that it may own weights."""
+    """A prior p(z) over ``latent_dim`` dimensions; a layer so that it may own weights.
 
-    def __init__(self, latent_dim, **kwargs):
+    ``distribution(model)`` receives the model so that priors defined through the
+    encoder (the VampPrior) can use it without holding a reference to it.
+    """
+
+    # Whether p(z) factorizes over latent dimensions (needed for per-dimension KL).
+    factorized = False
+
+    def __init__(self, latent_dim, data_shape=None, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim = int(latent_dim)
 
-    def distribution(self):
+    def distribution(self, model=None):
         raise NotImplementedError
-
-    def call(self, inputs=None):
-        return self.distribution()
 
 
 class StandardNormalPrior(Prior):
     """N(0, I), the seed's prior."""
 
-    def distribution(self):
+    factorized = True
+
+    def distribution(self, model=None):
         zeros = tf.zeros([self.latent_dim], self.compute_dtype)
         return tfd.Independent(tfd.Normal(zeros, tf.ones_like(zeros)), reinterpreted_batch_ndims=1)
 
@@ -147,7 +153,7 @@ class MixturePrior(Prior):
         )
         self.logits = self.add_weight(name="logits", shape=(self.components,), initializer="zeros")
 
-    def distribution(self):
+    def distribution(self, model=None):
         return tfd.MixtureSameFamily(
             mixture_distribution=tfd.Categorical(logits=self.logits),
             components_distribution=tfd.Independent(
@@ -156,16 +162,45 @@ class MixturePrior(Prior):
         )
 
 
+class VampPrior(Prior):
+    """The VampPrior (Tomczak & Welling, 2018): p(z) = 1/K sum_k q(z | u_k) over K learned pseudo-inputs.
+
+    The pseudo-inputs live in data space (through a sigmoid, so in [0, 1]) and
+    go through the model's own encoder, so prior and posterior are learned together.
+    """
+
+    def __init__(self, latent_dim, data_shape=None, components=50, **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        if data_shape is None:
+            raise ValueError("the VampPrior needs the model's data_shape")
+        self.components = int(components)
+        self.pseudo_inputs = self.add_weight(
+            name="pseudo_inputs",
+            shape=(self.components, *data_shape),
+            initializer=keras.initializers.RandomNormal(mean=-1.0, stddev=0.5, seed=0),
+        )
+
+    def distribution(self, model=None):
+        if model is None:
+            raise ValueError("the VampPrior is defined through a model's encoder: call model.prior()")
+        posterior = model.encode(tf.sigmoid(self.pseudo_inputs))
+        return tfd.MixtureSameFamily(
+            mixture_distribution=tfd.Categorical(logits=tf.zeros([self.components], posterior.dtype)),
+            components_distribution=posterior,
+        )
+
+
 PRIORS = {
     "normal": StandardNormalPrior,
     "mixture": MixturePrior,
+    "vamp": VampPrior,
 }
 
 
-def make_prior(spec, latent_dim):
+def make_prior(spec, latent_dim, data_shape=None):
     """Resolve a prior spec (name or dict) into a prior layer over ``latent_dim`` dimensions."""
     name = spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
-    return resolve(PRIORS, "prior", spec, latent_dim, name=f"{name}_prior")
+    return resolve(PRIORS, "prior", spec, latent_dim, data_shape=data_shape, name=f"{name}_prior")
 
 
 # --------------------------------------------------------------------------- divergences

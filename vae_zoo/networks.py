@@ -93,6 +93,66 @@ def conv_decoder(data_shape, output_channels, hidden_sizes, activation, batch_no
     return layers
 
 
+def mlp_grid_encoder(data_shape, grid_shape, channels, hidden_sizes, activation, batch_norm, **_):
+    layers = [keras.layers.Flatten(name="flatten")]
+    layers += _hidden_stack(hidden_sizes, activation, batch_norm, "encoder")
+    layers.append(keras.layers.Dense(math.prod(grid_shape) * channels, name="encoder_out"))
+    layers.append(keras.layers.Reshape((*grid_shape, channels), name="to_grid"))
+    return layers
+
+
+def mlp_grid_decoder(data_shape, output_channels, hidden_sizes, activation, batch_norm, **_):
+    return [keras.layers.Flatten(name="flatten")] + mlp_decoder(data_shape, output_channels, hidden_sizes, activation, batch_norm)
+
+
+def conv_grid_encoder(data_shape, grid_shape, channels, activation, batch_norm, conv_filters, **_):
+    _check_conv_shape(data_shape, conv_filters)
+    layers = []
+    for i, filters in enumerate(conv_filters):
+        layers += _conv_block(keras.layers.Conv2D, int(filters), activation, batch_norm, f"encoder_conv_{i}")
+    layers.append(keras.layers.Conv2D(channels, 1, name="encoder_out"))
+    return layers
+
+
+def conv_grid_decoder(data_shape, output_channels, activation, batch_norm, conv_filters, **_):
+    layers = [keras.layers.Conv2D(int(conv_filters[-1]), 3, padding="same", activation=activation, name="decoder_in")]
+    for i, filters in enumerate(list(conv_filters)[::-1]):
+        layers += _conv_block(keras.layers.Conv2DTranspose, int(filters), activation, batch_norm, f"decoder_deconv_{i}")
+    layers.append(keras.layers.Conv2D(output_channels, 3, padding="same", name="decoder_out"))
+    return layers
+
+
+def grid_shape(network, data_shape, conv_filters, mlp_positions):
+    """The latent grid of a spatial (VQ) encoder: the image shrunk by the convs, or ``mlp_positions`` codes."""
+    if network == "conv":
+        _check_conv_shape(data_shape, conv_filters)
+        factor = 2 ** len(conv_filters)
+        return (data_shape[0] // factor, data_shape[1] // factor)
+    return (int(mlp_positions),)
+
+
+GRID_NETWORKS = {
+    "mlp": (mlp_grid_encoder, mlp_grid_decoder),
+    "conv": (conv_grid_encoder, conv_grid_decoder),
+}
+
+
+def make_grid_encoder(network, data_shape, grid, channels, name="encoder", **options):
+    """Encoder from data to a grid of ``channels``-vectors of shape ``(*grid, channels)``, built."""
+    build, _ = _lookup(network, GRID_NETWORKS)
+    stack = keras.Sequential(build(tuple(data_shape), tuple(grid), int(channels), **_options(**options)), name=name)
+    stack.build((None, *data_shape))
+    return stack
+
+
+def make_grid_decoder(network, grid, channels, data_shape, output_channels, name="decoder", **options):
+    """Decoder from a ``(*grid, channels)`` grid to ``(*data_shape[:-1], output_channels)``, built."""
+    _, build = _lookup(network, GRID_NETWORKS)
+    stack = keras.Sequential(build(tuple(data_shape), int(output_channels), **_options(**options)), name=name)
+    stack.build((None, *grid, int(channels)))
+    return stack
+
+
 NETWORKS = {
     "mlp": (mlp_encoder, mlp_decoder),
     "conv": (conv_encoder, conv_decoder),
@@ -108,10 +168,11 @@ def _options(hidden_sizes, activation, batch_norm, conv_filters):
     )
 
 
-def _lookup(network):
-    if network not in NETWORKS:
-        raise unknown_name("network", network, NETWORKS)
-    return NETWORKS[network]
+def _lookup(network, table=None):
+    table = NETWORKS if table is None else table
+    if network not in table:
+        raise unknown_name("network", network, table)
+    return table[network]
 
 
 def make_encoder(network, data_shape, output_units, *, name="encoder", **options):

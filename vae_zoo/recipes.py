@@ -210,10 +210,11 @@ def compile_model(model, recipe):
     return model
 
 
-def build_callbacks(recipe, work_dir=None):
+def build_callbacks(recipe, work_dir=None, data=None):
     """The recipe's callbacks, plus TensorBoard and best-checkpoint ones when ``work_dir`` is given."""
     options = training_options(recipe)
-    callbacks = [make_callback(spec) for spec in recipe.get("callbacks") or []]
+    images, labels = data.arrays["validation"] if data is not None else (None, None)
+    callbacks = [make_callback(spec, images, labels) for spec in recipe.get("callbacks") or []]
     if options["early_stopping"]:
         stopping = {"monitor": options["monitor"], **options["early_stopping"]}
         callbacks.append(make_callback({"name": "early_stopping", **stopping}))
@@ -262,7 +263,7 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None):
         started = time.perf_counter()
         history = model.fit(
             data.train, validation_data=data.validation, epochs=int(options["epochs"]),
-            callbacks=build_callbacks(recipe, work_dir), verbose=options.get("verbose", verbose),
+            callbacks=build_callbacks(recipe, work_dir, data), verbose=options.get("verbose", verbose),
             shuffle=False,  # the training pipeline shuffles itself
         )
         seconds = time.perf_counter() - started
@@ -270,7 +271,7 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None):
         if best.exists():
             model.load_weights(best)
             best.unlink()
-        card = _card(recipe, source, data, history, seconds, evaluation.score(model, data.arrays["test"][0]))
+        card = _card(recipe, source, data, history, seconds, evaluation.score(model, *data.arrays["test"]))
         saving.save(model, out_dir, card=card, overwrite=overwrite, attach={"logs": work_dir / "logs"})
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

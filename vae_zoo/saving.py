@@ -69,7 +69,7 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=N
     try:
         model.save(staging / MODEL_FILE)
         full_card = {**base_card(model), **(card or {})}
-        if samples:
+        if samples and getattr(model, "generative", True):
             drawn = save_image_grid(model.sample(samples, seed=seed), staging / SAMPLES_FILE, title=f"{model.registered_name}: samples from the prior")
             if drawn:
                 full_card["sample_image"] = SAMPLES_FILE

@@ -2,12 +2,17 @@
 
 A model is defined by three distributions (the contract every variant keeps):
 
-* ``encode(x)`` -> q(z|x), the approximate posterior,
-* ``decode(z)`` -> p(x|z), the likelihood,
-* ``prior()``   -> p(z).
+* ``encode(x, y=None)`` -> q(z|x), the approximate posterior,
+* ``decode(z, y=None)`` -> p(x|z), the likelihood,
+* ``prior()``           -> p(z).
 
-The ELBO, the training step, sampling and reconstruction are written once here
-on top of those three, so a variant overrides only what makes it different.
+(``y`` is the label, used only by conditional variants.) The ELBO, the
+importance weights, the training step, sampling and reconstruction are written
+once here on top of those three, so a variant overrides only what makes it
+different.
+
+Public methods take ``inputs``: the images, or ``(images, labels)`` for a
+conditional variant.
 """
 
 import keras
@@ -28,6 +33,16 @@ def _to_json(value):
     return value
 
 
+def flatten_samples(tensor):
+    """(k, batch, ...) -> (k * batch, ...), so that sample axes go through networks as one batch."""
+    return tf.reshape(tensor, tf.concat([[-1], tf.shape(tensor)[2:]], axis=0))
+
+
+def repeat_batch(tensor, k):
+    """(batch, ...) -> (k * batch, ...), matching ``flatten_samples`` of k draws."""
+    return tf.reshape(tf.repeat(tensor[None], k, axis=0), tf.concat([[-1], tf.shape(tensor)[1:]], axis=0))
+
+
 @register("vae")
 class VAE(keras.Model):
     """Variational autoencoder with a Gaussian posterior, trained on the ELBO (Kingma & Welling, 2013).
@@ -42,14 +57,22 @@ class VAE(keras.Model):
         batch_norm: batch normalization after each hidden layer.
         likelihood: ``"bernoulli"``, ``"gaussian"`` (learned per-pixel variance) or
             ``"gaussian_fixed"``; a name or a dict with ``name`` and options.
-        prior: ``"normal"`` or ``"mixture"``; a name or a dict with ``name`` and options.
+        prior: ``"normal"``, ``"mixture"`` or ``"vamp"``; a name or a dict with ``name`` and options.
         beta: initial weight of the KL term in the loss (1 is the plain ELBO). It is
             held in the non-trainable variable ``kl_weight`` so that callbacks and
             tuners can change it during training.
+        free_bits: kappa in nats; each latent dimension's KL enters the loss as at
+            least kappa (Kingma et al., 2016), so the optimizer gains nothing by
+            pushing it lower. 0 turns it off.
     """
 
     # Per-example quantities reported as metrics by fit() and evaluate().
     metric_names = ("loss", "elbo", "reconstruction", "kl")
+    # Conditional variants take (images, labels).
+    needs_labels = False
+    # Whether the model defines an ELBO and can generate from a prior.
+    has_elbo = True
+    generative = True
 
     def __new__(cls, *args, **kwargs):
         # __new__ sees exactly the arguments of the outermost constructor call, which
@@ -70,6 +93,7 @@ class VAE(keras.Model):
         likelihood="bernoulli",
         prior="normal",
         beta=1.0,
+        free_bits=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -81,14 +105,19 @@ class VAE(keras.Model):
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
         if not float(beta) >= 0:
             raise ValueError(f"beta must be >= 0, got {beta!r}")
+        if not float(free_bits) >= 0:
+            raise ValueError(f"free_bits must be >= 0 nats, got {free_bits!r}")
+        self.free_bits = float(free_bits)
+        self.network = network
         self.network_options = dict(
             hidden_sizes=hidden_sizes, activation=activation, batch_norm=batch_norm, conv_filters=conv_filters
         )
-        self.network = network
         self.likelihood = distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
         self.encoder = self.make_encoder()
         self.decoder = self.make_decoder()
-        self.prior_layer = distributions.make_prior(prior, self.latent_dim)
+        self.prior_layer = self.make_prior(prior)
+        if self.free_bits and not getattr(self.prior_layer, "factorized", False):
+            raise ValueError(f"free_bits needs a prior that factorizes over dimensions (normal), not {prior!r}")
         self.kl_weight = self.add_weight(
             name="kl_weight", shape=(), initializer=keras.initializers.Constant(float(beta)), trainable=False
         )
@@ -98,47 +127,87 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------------ networks
 
+    def encoder_input_shape(self):
+        return self.data_shape
+
+    def decoder_input_dim(self):
+        return self.latent_dim
+
     def make_encoder(self):
         """The encoder body: data -> the parameters of q(z|x) (here a mean and a log-variance)."""
-        return make_encoder(self.network, self.data_shape, 2 * self.latent_dim, **self.network_options)
+        return make_encoder(self.network, self.encoder_input_shape(), 2 * self.latent_dim, **self.network_options)
 
     def make_decoder(self):
         """The decoder body: z -> the parameters of p(x|z)."""
         channels = self.data_shape[-1] * self.likelihood.params_per_channel
-        return make_decoder(self.network, self.latent_dim, self.data_shape, channels, **self.network_options)
+        return make_decoder(self.network, self.decoder_input_dim(), self.data_shape, channels, **self.network_options)
+
+    def make_prior(self, prior):
+        """The prior layer, from the ``prior`` spec."""
+        return distributions.make_prior(prior, self.latent_dim, data_shape=self.data_shape)
 
     # ------------------------------------------------------------------ the three distributions
 
-    def encode(self, x, training=False):
+    def encoder_inputs(self, x, y=None):
+        """What the encoder network sees: the checked data (conditional variants add the label)."""
+        return self.check_data(x)
+
+    def decoder_inputs(self, z, y=None):
+        """What the decoder network sees: z (conditional variants add the label)."""
+        return z
+
+    def encode(self, x, y=None, training=False):
         """The approximate posterior q(z|x), a diagonal Gaussian (the seed's mean and log-variance heads)."""
-        h = self.encoder(self.check_data(x), training=training)
+        h = self.encoder(self.encoder_inputs(x, y), training=training)
         mean, log_variance = tf.split(h, 2, axis=-1)
         return distributions.diagonal_gaussian(mean, log_variance)
 
-    def decode(self, z, training=False):
+    def decode(self, z, y=None, training=False):
         """The likelihood p(x|z) with event shape ``data_shape``."""
-        return self.likelihood(self.decoder(z, training=training))
+        return self.likelihood(self.decoder(self.decoder_inputs(z, y), training=training))
 
     def prior(self):
         """The prior p(z)."""
-        return self.prior_layer.distribution()
+        return self.prior_layer.distribution(self)
 
     # ------------------------------------------------------------------ the objective
 
-    def kl_penalty(self, kl, q, p, z):
-        """The KL term that enters the loss; the plain ELBO uses ``kl`` itself (free bits change it)."""
-        return kl
+    def kl_per_dimension(self, q, p):
+        """KL(q || p) of each latent dimension, shape (batch, latent_dim); both must factorize."""
+        return tf.convert_to_tensor(distributions.tfd.kl_divergence(q.distribution, p.distribution))
 
-    def loss_terms(self, x, y=None, training=False):
+    def kl_by_dimension(self, x, y=None):
+        """Per-example KL of every latent dimension, (batch, dims), or None if p(z) does not factorize."""
+        if not getattr(self.prior_layer, "factorized", False):
+            return None
+        return self.kl_per_dimension(self.encode(x, y), self.prior())
+
+    def free_bits_penalty(self, per_dimension):
+        """Free bits (Kingma et al., 2016, eq. 15): each dimension's batch-mean KL counts as at least kappa.
+
+        Dimensions whose batch-mean KL is under kappa contribute kappa and no
+        gradient; the others their own KL. Returns the per-example penalty.
+        """
+        above = tf.reduce_mean(per_dimension, axis=0) > self.free_bits
+        return tf.reduce_sum(tf.where(above, per_dimension, self.free_bits), axis=-1)
+
+    def kl_penalty(self, kl, q, p, z):
+        """The KL term that enters the loss: ``kl`` itself, or with free bits per dimension."""
+        if not self.free_bits:
+            return kl
+        return self.free_bits_penalty(self.kl_per_dimension(q, p))
+
+    def loss_terms(self, x, y=None, training=False, seed=None):
         """Per-example tensors: ``loss`` (what is minimised), ``elbo``, ``reconstruction``, ``kl``.
 
         ``reconstruction`` is -log p(x|z) for one reparameterized sample
         z = mean + sigma * eps (TFP's Normal samples that way, so gradients flow
-        to the encoder), ``kl`` is KL(q(z|x) || p(z)) in nats.
+        to the encoder), ``kl`` is KL(q(z|x) || p(z)) in nats: in closed form where
+        it has one, else estimated at the same z.
         """
-        q = self.encode(x, training=training)
-        z = q.sample()
-        reconstruction = -self.decode(z, training=training).log_prob(x)
+        q = self.encode(x, y, training=training)
+        z = q.sample(seed=seed)
+        reconstruction = -self.decode(z, y, training=training).log_prob(x)
         p = self.prior()
         kl = distributions.kl_divergence(q, p, z)
         return {
@@ -148,32 +217,59 @@ class VAE(keras.Model):
             "kl": kl,
         }
 
-    def elbo(self, x, num_samples=1):
+    def log_weight_terms(self, x, y=None, k=1, seed=None, training=False):
+        """log p(x|z_i), log p(z_i) and log q(z_i|x) for k draws z_i ~ q(z|x); each (k, batch)."""
+        q = self.encode(x, y, training=training)
+        z = q.sample(k, seed=seed)
+        labels = None if y is None else repeat_batch(y, k)
+        x = repeat_batch(self.check_data(x), k)
+        log_likelihood = self.decode(flatten_samples(z), labels, training=training).log_prob(x)
+        return tf.reshape(log_likelihood, tf.shape(z)[:2]), self.prior().log_prob(z), q.log_prob(z)
+
+    def log_weights(self, x, y=None, k=1, seed=None):
+        """log p(x, z_i) - log q(z_i | x) for k draws z_i ~ q(z|x); shape (k, batch).
+
+        Their mean is an unbiased ELBO estimate; their log-mean-exp is the
+        importance-weighted bound of Burda et al. (2015), which tends to log p(x).
+        """
+        log_likelihood, log_prior, log_posterior = self.log_weight_terms(x, y, k, seed)
+        return log_likelihood + log_prior - log_posterior
+
+    def elbo(self, inputs, num_samples=1):
         """Per-example ELBO = E_q[log p(x|z)] - KL(q||p), averaged over ``num_samples`` draws of z."""
+        x, y = self.split_inputs(inputs)
         total = 0.0
         for _ in range(int(num_samples)):
-            total += self.loss_terms(x)["elbo"]
+            total += self.loss_terms(x, y)["elbo"]
         return total / int(num_samples)
 
     # ------------------------------------------------------------------ using a trained model
 
-    def call(self, x, training=False):
+    def call(self, inputs, training=False):
         """Reconstruction: the mean of p(x|z) at the posterior mean of z."""
-        return self.decode(self.encode(x, training=training).mean(), training=training).mean()
+        x, y = self.split_inputs(inputs)
+        return self.decode(self.encode(x, y, training=training).mean(), y, training=training).mean()
 
-    def reconstruct(self, x):
-        return self(x)
+    def reconstruct(self, inputs):
+        return self(inputs)
 
-    def transform(self, x):
+    def transform(self, inputs):
         """Latent codes (the posterior mean), for dimensionality reduction."""
-        return self.encode(x).mean()
+        x, y = self.split_inputs(inputs)
+        return self.encode(x, y).mean()
 
-    def sample(self, n, seed=None):
+    def sample(self, n, seed=None, labels=None):
         """``n`` new examples: z ~ p(z), then the mean of p(x|z)."""
         z = self.prior().sample(int(n), seed=seed)
         return self.decode(z).mean()
 
     # ------------------------------------------------------------------ input checks
+
+    def split_inputs(self, inputs):
+        """``(x, y)`` from a conditional model's inputs, ``(x, None)`` from anyone else's."""
+        if isinstance(inputs, (tuple, list)) and len(inputs) == 2 and not self.needs_labels:
+            raise InputError(f"{self.registered_name} is not conditional: pass images only, not (images, labels)")
+        return inputs, None
 
     def check_data(self, x):
         """Convert ``x`` to a float tensor of shape (batch, *data_shape), or raise a clear error."""
@@ -236,7 +332,8 @@ class VAE(keras.Model):
             loss = self._total_loss(terms, sample_weight)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
-        return self._update_metrics(terms, loss, sample_weight)
+        # beta is logged so that annealing schedules show in the progress bar and TensorBoard.
+        return {**self._update_metrics(terms, loss, sample_weight), "beta": tf.identity(self.kl_weight)}
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

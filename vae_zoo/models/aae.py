@@ -1,0 +1,78 @@
+"""Adversarial autoencoder: a discriminator on z replaces the KL term."""
+
+import keras
+import tensorflow as tf
+
+from vae_zoo import distributions
+from vae_zoo.models.vae import VAE
+from vae_zoo.registry import register
+
+
+@register("aae")
+class AdversarialAutoencoder(VAE):
+    """Adversarial autoencoder (Makhzani et al., 2015): a discriminator on z matches q(z) to the prior.
+
+    Each training step has the paper's two phases. Reconstruction: the encoder
+    and decoder minimise -log p(x|z) plus ``beta`` times the generator loss (the
+    encoder trying to make the discriminator take its codes for prior samples).
+    Regularization: the discriminator, with its own optimizer, learns to tell
+    prior samples from codes of the aggregate posterior q(z) = E_x q(z|x). The
+    encoder is the VAE's Gaussian one, so the ELBO and KL are still reported,
+    as diagnostics: they are not what the AAE optimises.
+    """
+
+    metric_names = ("loss", "elbo", "reconstruction", "kl", "discriminator_loss", "generator_loss")
+
+    def __init__(self, discriminator_sizes=(256, 256), **kwargs):
+        super().__init__(**kwargs)
+        layers = [keras.layers.Dense(int(h), activation="relu", name=f"discriminator_dense_{i}") for i, h in enumerate(discriminator_sizes)]
+        self.discriminator = keras.Sequential(layers + [keras.layers.Dense(1, name="discriminator_logit")], name="discriminator")
+        self.discriminator.build((None, self.latent_dim))
+        self.discriminator_optimizer = None
+
+    def compile(self, optimizer="adam", discriminator_optimizer=None, jit_compile=True, **kwargs):
+        """``discriminator_optimizer`` defaults to a fresh copy of ``optimizer``'s configuration."""
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        if discriminator_optimizer is None:
+            discriminator_optimizer = self.optimizer.__class__.from_config(self.optimizer.get_config())
+        self.discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
+        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+
+    def autoencoder_variables(self):
+        discriminator = {id(v) for v in self.discriminator.trainable_variables}
+        return [v for v in self.trainable_variables if id(v) not in discriminator]
+
+    def loss_terms(self, x, y=None, training=False, seed=None):
+        q = self.encode(x, y, training=training)
+        z = q.sample(seed=seed)
+        reconstruction = -self.decode(z, y, training=training).log_prob(x)
+        p = self.prior()
+        kl = distributions.kl_divergence(q, p, z)
+        # Non-saturating generator loss: -log D(z) for the encoder's codes.
+        generator = tf.nn.softplus(-self.discriminator(z, training=training)[:, 0])
+        prior_samples = p.sample(tf.shape(z)[0], seed=seed)
+        discriminator = (
+            tf.nn.softplus(-self.discriminator(prior_samples, training=training)[:, 0])
+            + tf.nn.softplus(self.discriminator(tf.stop_gradient(z), training=training)[:, 0])
+        )
+        return {
+            "loss": reconstruction + self.kl_weight * generator,
+            "elbo": -(reconstruction + kl),
+            "reconstruction": reconstruction,
+            "kl": kl,
+            "generator_loss": generator,
+            "discriminator_loss": discriminator,
+        }
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        autoencoder_variables = self.autoencoder_variables()
+        discriminator_variables = self.discriminator.trainable_variables
+        with tf.GradientTape(persistent=True) as tape:
+            terms = self.loss_terms(x, y, training=True)
+            loss = self._total_loss(terms, sample_weight)
+            discriminator_loss = tf.reduce_mean(terms["discriminator_loss"])
+        self.optimizer.apply(tape.gradient(loss, autoencoder_variables), autoencoder_variables)
+        self.discriminator_optimizer.apply(tape.gradient(discriminator_loss, discriminator_variables), discriminator_variables)
+        del tape
+        return {**self._update_metrics(terms, loss, sample_weight), "beta": tf.identity(self.kl_weight)}

@@ -1,0 +1,77 @@
+"""Conditional VAE: encoder and decoder both see the label."""
+
+import numpy as np
+import tensorflow as tf
+
+from vae_zoo.errors import InputError
+from vae_zoo.models.vae import VAE
+from vae_zoo.registry import register
+
+
+@register("cvae")
+class ConditionalVAE(VAE):
+    """Conditional VAE (Sohn et al., 2015): q(z|x, y) and p(x|z, y), for class-specific generation.
+
+    Inputs are ``(images, labels)`` with integer labels in ``[0, num_classes)``;
+    ``fit`` takes labelled data (``fit(images, labels)`` or a data set of pairs)
+    and ``sample(n, labels=...)`` generates the given classes. The label enters
+    the encoder as one-hot channels beside the image (so MLP and conv bodies
+    both work) and the decoder beside z.
+    """
+
+    needs_labels = True
+
+    def __init__(self, num_classes=10, **kwargs):
+        self.num_classes = int(num_classes)
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes!r}")
+        prior = kwargs.get("prior", "normal")
+        if (prior if isinstance(prior, str) else prior.get("name")) == "vamp":
+            raise ValueError("the VampPrior is defined through an unconditional encoder; cvae does not support it")
+        super().__init__(**kwargs)
+
+    def encoder_input_shape(self):
+        return (*self.data_shape[:-1], self.data_shape[-1] + self.num_classes)
+
+    def decoder_input_dim(self):
+        return self.latent_dim + self.num_classes
+
+    def one_hot(self, y):
+        y = tf.convert_to_tensor(y)
+        if y.dtype.is_floating or y.dtype == tf.bool:
+            raise InputError(f"cvae expects integer class labels, got dtype {y.dtype.name}")
+        if y.shape.rank != 1:
+            raise InputError(f"cvae expects labels of shape (batch,), got {tuple(y.shape)}")
+        if tf.executing_eagerly() and (tf.size(y) > 0) and not (0 <= int(tf.reduce_min(y)) and int(tf.reduce_max(y)) < self.num_classes):
+            raise InputError(f"cvae labels must lie in [0, {self.num_classes}), got values in [{int(tf.reduce_min(y))}, {int(tf.reduce_max(y))}]")
+        return tf.one_hot(tf.cast(y, tf.int32), self.num_classes, dtype=self.compute_dtype)
+
+    def _require(self, y):
+        if y is None:
+            raise InputError("cvae is conditional: it needs labels; fit on (images, labels)")
+        return self.one_hot(y)
+
+    def encoder_inputs(self, x, y=None):
+        x = self.check_data(x)
+        labels = self._require(y)
+        # Broadcast the one-hot label over every position of the example, as extra channels.
+        spatial = [1] * (len(self.data_shape) - 1)
+        labels = tf.reshape(labels, [-1, *spatial, self.num_classes])
+        labels = labels * tf.ones(tf.concat([tf.shape(x)[:-1], [1]], axis=0), labels.dtype)
+        return tf.concat([x, labels], axis=-1)
+
+    def decoder_inputs(self, z, y=None):
+        return tf.concat([z, self._require(y)], axis=-1)
+
+    def split_inputs(self, inputs):
+        if not (isinstance(inputs, (tuple, list)) and len(inputs) == 2):
+            raise InputError("cvae is conditional: pass (images, labels)")
+        return inputs[0], inputs[1]
+
+    def sample(self, n, seed=None, labels=None):
+        """``n`` examples of the given classes (default: the classes in turn, 0, 1, 2, ...)."""
+        labels = np.arange(int(n)) % self.num_classes if labels is None else np.asarray(labels)
+        if labels.shape != (int(n),):
+            raise InputError(f"cvae.sample needs {int(n)} labels, got shape {labels.shape}")
+        z = self.prior().sample(int(n), seed=seed)
+        return self.decode(z, labels).mean()

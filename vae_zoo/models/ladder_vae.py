@@ -1,0 +1,117 @@
+"""Ladder VAE: a hierarchy of Gaussian latents with top-down inference."""
+
+import keras
+import tensorflow as tf
+
+from vae_zoo import distributions
+from vae_zoo.models.vae import VAE, repeat_batch
+from vae_zoo.registry import register
+
+
+def _mlp(hidden, out_units, activation, input_units, name):
+    layers = [keras.layers.Dense(int(h), activation=activation, name=f"{name}_dense_{i}") for i, h in enumerate(hidden)]
+    stack = keras.Sequential(layers + [keras.layers.Dense(out_units, name=f"{name}_out")], name=name)
+    stack.build((None, input_units))
+    return stack
+
+
+@register("ladder_vae")
+class LadderVAE(VAE):
+    """Ladder VAE (Sønderby et al., 2016): stochastic layers z_1..z_L with top-down inference.
+
+    Generative model: z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}) for l = L-1..1,
+    x ~ p(x | z_1). Inference runs the data bottom-up through deterministic
+    layers (the usual encoder for level 1, small MLPs above), then top-down:
+    each q(z_l | .) merges the bottom-up estimate with the generative prior
+    p(z_l | z_{l+1}) by precision weighting (their eq. 17-18), so inference and
+    generation share the top-down path. ``latent_dim`` is the size of z_1,
+    ``upper_latent_dims`` those of z_2..z_L. Metrics add ``kl_1``..``kl_L``.
+    ``encode(x)`` is q(z_1 | x) with the upper layers at their posterior means.
+    """
+
+    def __init__(self, latent_dim=20, upper_latent_dims=(10,), ladder_hidden=(256,), **kwargs):
+        self.level_dims = [int(latent_dim), *(int(d) for d in upper_latent_dims)]
+        if len(self.level_dims) < 2:
+            raise ValueError("a ladder VAE needs at least one upper layer: give upper_latent_dims")
+        self.metric_names = VAE.metric_names + tuple(f"kl_{i + 1}" for i in range(len(self.level_dims)))
+        super().__init__(latent_dim=latent_dim, **kwargs)
+        activation = self.network_options["activation"]
+        dims = self.level_dims
+        self.bottom_up = [_mlp(ladder_hidden, 2 * dims[i + 1], activation, 2 * dims[i], f"bottom_up_{i + 2}") for i in range(len(dims) - 1)]
+        self.top_down = [_mlp(ladder_hidden, 2 * dims[i], activation, dims[i + 1], f"top_down_{i + 1}") for i in range(len(dims) - 1)]
+
+    def make_prior(self, prior):
+        layer = distributions.make_prior(prior, self.level_dims[-1], data_shape=self.data_shape)
+        if not layer.factorized:
+            raise ValueError("ladder_vae's top prior must be 'normal'")
+        return layer
+
+    # ------------------------------------------------------------------ the hierarchy
+
+    def _conditional_prior(self, level, z_above, training=False):
+        """p(z_level | z_{level+1}) as a diagonal Gaussian (levels counted from 0 at the bottom)."""
+        mean, log_variance = tf.split(self.top_down[level](z_above, training=training), 2, axis=-1)
+        return distributions.diagonal_gaussian(mean, log_variance)
+
+    def infer(self, x, y=None, training=False, use_means=False, seed=None):
+        """Bottom-up then top-down pass. Returns [(q_l, p_l, z_l)] from level 1 (bottom) to L (top)."""
+        bottom_up = [self.encoder(self.encoder_inputs(x, y), training=training)]
+        for network in self.bottom_up:
+            bottom_up.append(network(bottom_up[-1], training=training))
+        estimates = [tf.split(h, 2, axis=-1) for h in bottom_up]
+
+        q = distributions.diagonal_gaussian(*estimates[-1])
+        z = q.mean() if use_means else q.sample(seed=seed)
+        levels = [(q, self.prior(), z)]
+        for level in reversed(range(len(self.level_dims) - 1)):
+            p = self._conditional_prior(level, z, training)
+            mean_up, log_variance_up = estimates[level]
+            precision_up, precision_down = tf.exp(-log_variance_up), 1.0 / p.distribution.variance()
+            variance = 1.0 / (precision_up + precision_down)
+            mean = (mean_up * precision_up + p.distribution.mean() * precision_down) * variance
+            q = distributions.diagonal_gaussian(mean, tf.math.log(variance))
+            z = q.mean() if use_means else q.sample(seed=seed)
+            levels.append((q, p, z))
+        return levels[::-1]
+
+    # ------------------------------------------------------------------ the contract, for a hierarchy
+
+    def encode(self, x, y=None, training=False):
+        return self.infer(x, y, training=training, use_means=True)[0][0]
+
+    def loss_terms(self, x, y=None, training=False, seed=None):
+        levels = self.infer(x, y, training=training, seed=seed)
+        reconstruction = -self.decode(levels[0][2], y, training=training).log_prob(x)
+        kls = [distributions.kl_divergence(q, p, z) for q, p, z in levels]
+        kl = tf.add_n(kls)
+        penalty = kl
+        if self.free_bits:
+            penalty = self.free_bits_penalty(tf.concat([self.kl_per_dimension(q, p) for q, p, _ in levels], axis=-1))
+        terms = {
+            "loss": reconstruction + self.kl_weight * penalty,
+            "elbo": -(reconstruction + kl),
+            "reconstruction": reconstruction,
+            "kl": kl,
+        }
+        terms.update({f"kl_{i + 1}": value for i, value in enumerate(kls)})
+        return terms
+
+    def log_weight_terms(self, x, y=None, k=1, seed=None, training=False):
+        x = self.check_data(x)
+        batch = tf.shape(x)[0]
+        repeated = repeat_batch(x, k)
+        levels = self.infer(repeated, None if y is None else repeat_batch(y, k), training=training, seed=seed)
+        log_likelihood = self.decode(levels[0][2], training=training).log_prob(repeated)
+        log_prior = tf.add_n([p.log_prob(z) for _, p, z in levels])
+        log_posterior = tf.add_n([q.log_prob(z) for q, _, z in levels])
+        return tuple(tf.reshape(t, [k, batch]) for t in (log_likelihood, log_prior, log_posterior))
+
+    def kl_by_dimension(self, x, y=None):
+        return tf.concat([self.kl_per_dimension(q, p) for q, p, _ in self.infer(x, y)], axis=-1)
+
+    def sample(self, n, seed=None, labels=None):
+        """Ancestral sampling: z_L ~ N(0, I), then down the hierarchy to x."""
+        z = self.prior().sample(int(n), seed=seed)
+        for level in reversed(range(len(self.level_dims) - 1)):
+            z = self._conditional_prior(level, z).sample(seed=seed)
+        return self.decode(z).mean()

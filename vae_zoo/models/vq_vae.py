@@ -1,0 +1,161 @@
+"""VQ-VAE: discrete latents through a learned codebook."""
+
+import keras
+import tensorflow as tf
+
+from vae_zoo import distributions
+from vae_zoo.models.vae import VAE
+from vae_zoo.networks import grid_shape, make_grid_decoder, make_grid_encoder
+from vae_zoo.registry import register
+
+tfd = distributions.tfd
+
+
+class CodePrior(keras.layers.Layer):
+    """A learned categorical prior over the code index at every grid position (independent positions)."""
+
+    factorized = False
+
+    def __init__(self, grid, codebook_size, **kwargs):
+        super().__init__(**kwargs)
+        self.grid = tuple(grid)
+        self.logits = self.add_weight(name="logits", shape=(*self.grid, int(codebook_size)), initializer="zeros")
+
+    def distribution(self, model=None):
+        return tfd.Independent(tfd.Categorical(logits=self.logits), reinterpreted_batch_ndims=len(self.grid))
+
+
+@register("vq_vae")
+class VQVAE(VAE):
+    """VQ-VAE (van den Oord et al., 2017): discrete codes from a codebook, straight-through gradients.
+
+    The encoder emits a grid of ``latent_dim``-vectors (7x7 for 28x28 images
+    with the conv body); each is replaced by its nearest of ``codebook_size``
+    codebook vectors. Gradients pass the quantization straight through. The
+    loss is -log p(x|z_q) + ||sg[z_e] - e||^2 (codebook; replaced by an
+    exponential-moving-average update when ``ema=True``) + beta ||z_e - sg[e]||^2
+    (commitment; ``beta`` is the paper's commitment cost, 0.25) + -log p(codes)
+    under a learned categorical prior over the code grid, trained jointly so
+    that ``sample`` can generate. With a one-hot posterior, KL(q||p) is exactly
+    -log p(codes), which is reported as ``kl``; ``perplexity`` is the effective
+    number of codes in use.
+    """
+
+    metric_names = ("loss", "elbo", "reconstruction", "kl", "codebook_loss", "commitment_loss", "perplexity")
+
+    def __init__(self, codebook_size=64, latent_dim=16, network="conv", beta=0.25, prior="categorical",
+                 ema=False, ema_decay=0.99, mlp_positions=16, **kwargs):
+        self.codebook_size = int(codebook_size)
+        self.ema = bool(ema)
+        self.ema_decay = float(ema_decay)
+        self.mlp_positions = int(mlp_positions)
+        if self.codebook_size < 2 or not 0.0 < self.ema_decay < 1.0:
+            raise ValueError("codebook_size must be >= 2 and ema_decay in (0, 1)")
+        super().__init__(latent_dim=latent_dim, network=network, beta=beta, prior=prior, **kwargs)
+        self.codebook = self.add_weight(
+            name="codebook", shape=(self.codebook_size, self.latent_dim), trainable=not self.ema,
+            initializer=keras.initializers.RandomUniform(-1.0, 1.0, seed=0),
+        )
+        if self.ema:
+            self.ema_counts = self.add_weight(name="ema_counts", shape=(self.codebook_size,), initializer="ones", trainable=False)
+            self.ema_sums = self.add_weight(name="ema_sums", shape=(self.codebook_size, self.latent_dim), initializer="zeros", trainable=False)
+            self.ema_sums.assign(self.codebook)
+
+    @property
+    def grid(self):
+        return grid_shape(self.network, self.data_shape, self.network_options["conv_filters"], self.mlp_positions)
+
+    def make_encoder(self):
+        return make_grid_encoder(self.network, self.encoder_input_shape(), self.grid, self.latent_dim, **self.network_options)
+
+    def make_decoder(self):
+        channels = self.data_shape[-1] * self.likelihood.params_per_channel
+        return make_grid_decoder(self.network, self.grid, self.latent_dim, self.data_shape, channels, **self.network_options)
+
+    def make_prior(self, prior):
+        if prior != "categorical":
+            raise ValueError(f"vq_vae learns a categorical prior over its codes; prior must be 'categorical', got {prior!r}")
+        return CodePrior(self.grid, self.codebook_size, name="code_prior")
+
+    # ------------------------------------------------------------------ quantization
+
+    def nearest_codes(self, z_e, training=False):
+        """Nearest codebook vectors and their indices; updates an EMA codebook in training."""
+        flat = tf.reshape(z_e, [-1, self.latent_dim])
+        distances = (
+            tf.reduce_sum(flat**2, axis=1, keepdims=True)
+            - 2.0 * tf.matmul(flat, self.codebook, transpose_b=True)
+            + tf.reduce_sum(self.codebook**2, axis=1)
+        )
+        indices = tf.argmin(distances, axis=1, output_type=tf.int32)
+        if training and self.ema:
+            self._ema_update(flat, indices)
+        z_q = tf.reshape(tf.gather(self.codebook, indices), tf.shape(z_e))
+        return z_q, tf.reshape(indices, tf.shape(z_e)[:-1])
+
+    def _ema_update(self, flat, indices):
+        one_hot = tf.one_hot(indices, self.codebook_size, dtype=flat.dtype)
+        decay = self.ema_decay
+        self.ema_counts.assign(decay * self.ema_counts + (1 - decay) * tf.reduce_sum(one_hot, axis=0))
+        self.ema_sums.assign(decay * self.ema_sums + (1 - decay) * tf.matmul(one_hot, flat, transpose_a=True))
+        # Laplace smoothing keeps unused codes from dividing by zero.
+        total = tf.reduce_sum(self.ema_counts)
+        counts = (self.ema_counts + 1e-5) / (total + self.codebook_size * 1e-5) * total
+        self.codebook.assign(self.ema_sums / counts[:, None])
+
+    def encode_indices(self, x, y=None):
+        """The code index at every grid position, (batch, *grid)."""
+        return self.nearest_codes(self.encoder(self.encoder_inputs(x, y)))[1]
+
+    # ------------------------------------------------------------------ the contract
+
+    def encode(self, x, y=None, training=False):
+        """The posterior: a point mass on the quantized grid z_q (batch, *grid, latent_dim)."""
+        z_q, _ = self.nearest_codes(self.encoder(self.encoder_inputs(x, y), training=training))
+        return tfd.Independent(tfd.Deterministic(z_q), reinterpreted_batch_ndims=len(self.grid) + 1)
+
+    def loss_terms(self, x, y=None, training=False, seed=None):
+        z_e = self.encoder(self.encoder_inputs(x, y), training=training)
+        z_q, indices = self.nearest_codes(z_e, training=training)
+        straight_through = z_e + tf.stop_gradient(z_q - z_e)
+        reconstruction = -self.decode(straight_through, y, training=training).log_prob(x)
+        axes = list(range(1, len(self.grid) + 2))
+        codebook_loss = tf.reduce_sum((tf.stop_gradient(z_e) - z_q) ** 2, axis=axes)
+        commitment_loss = tf.reduce_sum((z_e - tf.stop_gradient(z_q)) ** 2, axis=axes)
+        code_nll = -self.prior().log_prob(indices)
+        usage = tf.reduce_mean(tf.one_hot(tf.reshape(indices, [-1]), self.codebook_size), axis=0)
+        perplexity = tf.exp(-tf.reduce_sum(usage * tf.math.log(usage + 1e-10)))
+        loss = reconstruction + self.kl_weight * commitment_loss + code_nll
+        if not self.ema:
+            loss += codebook_loss
+        return {
+            "loss": loss,
+            "elbo": -(reconstruction + code_nll),
+            "reconstruction": reconstruction,
+            "kl": code_nll,
+            "codebook_loss": codebook_loss,
+            "commitment_loss": commitment_loss,
+            "perplexity": tf.fill(tf.shape(loss), perplexity),
+        }
+
+    def log_weight_terms(self, x, y=None, k=1, seed=None, training=False):
+        # q is a point mass, so every draw is the same code grid and log q = 0: each weight is the ELBO.
+        z_q, indices = self.nearest_codes(self.encoder(self.encoder_inputs(x, y), training=training))
+        log_likelihood = self.decode(z_q, y, training=training).log_prob(self.check_data(x))
+        log_prior = self.prior().log_prob(indices)
+        tile = lambda t: tf.repeat(t[None], k, axis=0)
+        return tile(log_likelihood), tile(log_prior), tf.zeros_like(tile(log_prior))
+
+    def kl_by_dimension(self, x, y=None):
+        return None
+
+    def transform(self, inputs):
+        """The quantized code grid, flattened: (batch, grid positions * latent_dim)."""
+        x, y = self.split_inputs(inputs)
+        z_q = self.encode(x, y).mean()
+        return tf.reshape(z_q, [tf.shape(z_q)[0], -1])
+
+    def sample(self, n, seed=None, labels=None):
+        """Code grids drawn from the learned prior, decoded to the likelihood mean."""
+        indices = self.prior().sample(int(n), seed=seed)
+        return self.decode(tf.gather(self.codebook, indices)).mean()
