@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-from vae_zoo import models  # noqa: F401  (registers every variant)
+from vae_zoo import data, models  # noqa: F401  (models registers every variant)
 from vae_zoo.errors import (
     DataError,
     InputError,
@@ -28,6 +28,7 @@ __all__ = [
     "UnknownNameError",
     "VaeZooError",
     "create_model",
+    "data",
     "describe",
     "get_model_class",
     "list_models",

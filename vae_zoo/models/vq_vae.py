@@ -44,18 +44,26 @@ class VQVAE(VAE):
     metric_names = ("loss", "elbo", "reconstruction", "kl", "codebook_loss", "commitment_loss", "perplexity")
 
     def __init__(self, codebook_size=64, latent_dim=16, network="conv", beta=0.25, prior="categorical",
-                 ema=False, ema_decay=0.99, mlp_positions=16, **kwargs):
+                 ema=False, ema_decay=0.99, restart_dead_codes=True, mlp_positions=16, **kwargs):
         self.codebook_size = int(codebook_size)
         self.ema = bool(ema)
+        self.restart_dead_codes = bool(restart_dead_codes)
         self.ema_decay = float(ema_decay)
         self.mlp_positions = int(mlp_positions)
         if self.codebook_size < 2 or not 0.0 < self.ema_decay < 1.0:
             raise ValueError("codebook_size must be >= 2 and ema_decay in (0, 1)")
         super().__init__(latent_dim=latent_dim, network=network, beta=beta, prior=prior, **kwargs)
+        # Small initial codes (+-1/K, as in the authors' Sonnet module): with codes far from the
+        # encoder's first outputs, a few codes win every assignment and the rest never train.
+        scale = 1.0 / self.codebook_size
         self.codebook = self.add_weight(
             name="codebook", shape=(self.codebook_size, self.latent_dim), trainable=not self.ema,
-            initializer=keras.initializers.RandomUniform(-1.0, 1.0, seed=0),
+            initializer=keras.initializers.RandomUniform(-scale, scale, seed=0),
         )
+        # Running mean (over about ten batches) of how many vectors each code receives. It starts
+        # at zero, so with restarts on, the first training step places every code on a real
+        # encoder output: a data-dependent initialization.
+        self.code_usage = self.add_weight(name="code_usage", shape=(self.codebook_size,), initializer="zeros", trainable=False)
         if self.ema:
             self.ema_counts = self.add_weight(name="ema_counts", shape=(self.codebook_size,), initializer="ones", trainable=False)
             self.ema_sums = self.add_weight(name="ema_sums", shape=(self.codebook_size, self.latent_dim), initializer="zeros", trainable=False)
@@ -88,13 +96,36 @@ class VQVAE(VAE):
             + tf.reduce_sum(self.codebook**2, axis=1)
         )
         indices = tf.argmin(distances, axis=1, output_type=tf.int32)
-        if training and self.ema:
-            self._ema_update(flat, indices)
+        if training:
+            self._track_usage(flat, indices)
         z_q = tf.reshape(tf.gather(self.codebook, indices), tf.shape(z_e))
         return z_q, tf.reshape(indices, tf.shape(z_e)[:-1])
 
-    def _ema_update(self, flat, indices):
+    def _track_usage(self, flat, indices):
         one_hot = tf.one_hot(indices, self.codebook_size, dtype=flat.dtype)
+        self.code_usage.assign(0.9 * self.code_usage + 0.1 * tf.reduce_sum(one_hot, axis=0))
+        if self.ema:
+            self._ema_update(flat, one_hot)
+        if self.restart_dead_codes:
+            self._restart_dead_codes(flat)
+
+    def _restart_dead_codes(self, flat):
+        """Move codes that have gone unused onto random encoder outputs of this batch.
+
+        A dead code gets no codebook gradient and no EMA update, so it would stay
+        dead for ever; restarting it where the data are puts it back in play
+        (Dhariwal et al., 2020, Jukebox, "random restarts").
+        """
+        dead = self.code_usage < 0.01
+        picks = tf.random.uniform([self.codebook_size], 0, tf.shape(flat)[0], dtype=tf.int32)
+        restarted = tf.stop_gradient(tf.gather(flat, picks))
+        self.codebook.assign(tf.where(dead[:, None], restarted, self.codebook))
+        self.code_usage.assign(tf.where(dead, tf.ones_like(self.code_usage), self.code_usage))
+        if self.ema:
+            self.ema_sums.assign(tf.where(dead[:, None], restarted, self.ema_sums))
+            self.ema_counts.assign(tf.where(dead, tf.ones_like(self.ema_counts), self.ema_counts))
+
+    def _ema_update(self, flat, one_hot):
         decay = self.ema_decay
         self.ema_counts.assign(decay * self.ema_counts + (1 - decay) * tf.reduce_sum(one_hot, axis=0))
         self.ema_sums.assign(decay * self.ema_sums + (1 - decay) * tf.matmul(one_hot, flat, transpose_a=True))
