@@ -28,7 +28,9 @@ from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
 from vae_zoo.registry import create_model
 
 SECTIONS = ("model", "data", "optimizer", "training", "callbacks", "search", "smoke")
-TRAINING_KEYS = ("epochs", "jit_compile", "monitor", "early_stopping", "seed", "steps_per_execution", "verbose")
+TRAINING_KEYS = ("epochs", "jit_compile", "monitor", "mode", "early_stopping", "seed", "steps_per_execution", "verbose")
+# Metrics that improve upwards; every other monitored quantity (losses, KL, ...) improves downwards.
+HIGHER_IS_BETTER = ("elbo", "iwae_bound", "perplexity", "active_units", "accuracy", "auroc")
 DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": 1}
 DEFAULT_SMOKE = {"training.epochs": 1, "data.limit": 512}
 
@@ -197,7 +199,16 @@ def build_optimizer(recipe):
 
 
 def training_options(recipe):
-    return {**DEFAULT_TRAINING, **(recipe.get("training") or {})}
+    options = {**DEFAULT_TRAINING, **(recipe.get("training") or {})}
+    if not options.get("mode"):
+        options["mode"] = monitor_mode(options["monitor"])
+    return options
+
+
+def monitor_mode(metric):
+    """``"max"`` for metrics that improve upwards (the ELBO, ...), ``"min"`` for losses."""
+    name = metric[4:] if metric.startswith("val_") else metric
+    return "max" if name in HIGHER_IS_BETTER else "min"
 
 
 def compile_model(model, recipe):
@@ -216,13 +227,13 @@ def build_callbacks(recipe, work_dir=None, data=None):
     images, labels = data.arrays["validation"] if data is not None else (None, None)
     callbacks = [make_callback(spec, images, labels) for spec in recipe.get("callbacks") or []]
     if options["early_stopping"]:
-        stopping = {"monitor": options["monitor"], **options["early_stopping"]}
+        stopping = {"monitor": options["monitor"], "mode": options["mode"], **options["early_stopping"]}
         callbacks.append(make_callback({"name": "early_stopping", **stopping}))
     if work_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(Path(work_dir) / "logs")))
         callbacks.append(
             keras.callbacks.ModelCheckpoint(
-                str(Path(work_dir) / "best.weights.h5"), monitor=options["monitor"],
+                str(Path(work_dir) / "best.weights.h5"), monitor=options["monitor"], mode=options["mode"],
                 save_best_only=True, save_weights_only=True,
             )
         )
@@ -279,9 +290,10 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None):
 
 
 def _card(recipe, source, data, history, seconds, test_scores):
-    monitor = training_options(recipe)["monitor"]
+    options = training_options(recipe)
+    monitor, pick = options["monitor"], (max if options["mode"] == "max" else min)
     logged = history.history
-    best_epoch = int(min(range(len(logged[monitor])), key=logged[monitor].__getitem__)) if monitor in logged else len(logged.get("loss", [])) - 1
+    best_epoch = int(pick(range(len(logged[monitor])), key=logged[monitor].__getitem__)) if monitor in logged else len(logged.get("loss", [])) - 1
     train_examples = len(data.arrays["train"][0])
     epochs_run = len(logged.get("loss", []))
     return {
@@ -297,9 +309,10 @@ def _card(recipe, source, data, history, seconds, test_scores):
             "validation_at_best_epoch": {k[4:]: float(v[best_epoch]) for k, v in logged.items() if k.startswith("val_")},
         },
         "how_measured": (
-            f"test: mean over the {test_scores['examples']} test images of the single-sample ELBO "
-            "(one z ~ q(z|x) per image), its reconstruction term -log p(x|z) and KL term, in nats per image, "
-            "and the squared error of the reconstruction summed over pixels"
+            f"test: mean over the {test_scores['examples']} test images of "
+            + ("the single-sample ELBO (one z ~ q(z|x) per image), its reconstruction term -log p(x|z) and KL term, "
+               if "elbo" in test_scores else "the reconstruction term -log p(x|z), ")
+            + "in nats per image, and the squared error of the reconstruction summed over pixels"
             + ("; test images binarized once with a fixed seed" if data.binarize != "none" else "")
             + f". validation: the Keras validation metrics at the epoch with the best {monitor}."
         ),
