@@ -18,6 +18,7 @@ from vae_zoo.errors import (
     VaeZooError,
 )
 from vae_zoo.registry import create_model, describe, get_model_class, list_models, register
+from vae_zoo.export import export
 from vae_zoo.saving import load, save
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "VaeZooError",
     "create_model",
     "data",
+    "export",
     "describe",
     "get_model_class",
     "list_models",

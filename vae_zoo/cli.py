@@ -1,4 +1,4 @@
-"""The ``vae-zoo`` command: list, info, train, evaluate, sample.
+"""The ``vae-zoo`` command: list, info, train, evaluate, sample, export.
 
 Errors that come from the user's input (a bad name, recipe, path or file) are
 printed as one line and exit with status 2; anything else is a bug and keeps
@@ -84,6 +84,15 @@ def cmd_sample(args):
     print(args.out)
 
 
+def cmd_export(args):
+    import vae_zoo
+    from vae_zoo.saving import read_card
+
+    model = vae_zoo.load(args.dir)
+    path = vae_zoo.export(model, args.out, card=read_card(args.dir), overwrite=args.overwrite)
+    print(json.dumps({"exported": str(path), "inspect": f"saved_model_cli show --dir {path} --all"}, indent=2))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="vae-zoo", description="A model zoo of Variational Autoencoders for Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +128,12 @@ def build_parser():
     p.add_argument("--out", default="samples.png")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(run=cmd_sample)
+
+    p = commands.add_parser("export", help="write a SavedModel with serving signatures")
+    p.add_argument("dir", help="a saved zoo model folder")
+    p.add_argument("--out", required=True, help="folder for the SavedModel")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=cmd_export)
     return parser
 
 

@@ -77,14 +77,14 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=N
         for name, source in (attach or {}).items():
             if Path(source).exists():
                 shutil.move(str(source), str(staging / name))
-        _move_into_place(staging, folder)
+        move_into_place(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
 
 
-def _move_into_place(staging, folder):
+def move_into_place(staging, folder):
     if not folder.exists():
         staging.rename(folder)
         return

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from vae_zoo import distributions
-from vae_zoo.models.vae import VAE
+from vae_zoo.models.vae import VAE, split_seed
 from vae_zoo.registry import register
 
 
@@ -43,14 +43,15 @@ class AdversarialAutoencoder(VAE):
         return [v for v in self.trainable_variables if id(v) not in discriminator]
 
     def loss_terms(self, x, y=None, training=False, seed=None):
+        posterior_seed, prior_seed = split_seed(seed, 2)
         q = self.encode(x, y, training=training)
-        z = q.sample(seed=seed)
+        z = q.sample(seed=posterior_seed)
         reconstruction = -self.decode(z, y, training=training).log_prob(x)
         p = self.prior()
         kl = distributions.kl_divergence(q, p, z)
         # Non-saturating generator loss: -log D(z) for the encoder's codes.
         generator = tf.nn.softplus(-self.discriminator(z, training=training)[:, 0])
-        prior_samples = p.sample(tf.shape(z)[0], seed=seed)
+        prior_samples = p.sample(tf.shape(z)[0], seed=prior_seed)
         discriminator = (
             tf.nn.softplus(-self.discriminator(prior_samples, training=training)[:, 0])
             + tf.nn.softplus(self.discriminator(tf.stop_gradient(z), training=training)[:, 0])

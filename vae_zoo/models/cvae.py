@@ -1,6 +1,5 @@
 """Conditional VAE: encoder and decoder both see the label."""
 
-import numpy as np
 import tensorflow as tf
 
 from vae_zoo.errors import InputError
@@ -70,8 +69,9 @@ class ConditionalVAE(VAE):
 
     def sample(self, n, seed=None, labels=None):
         """``n`` examples of the given classes (default: the classes in turn, 0, 1, 2, ...)."""
-        labels = np.arange(int(n)) % self.num_classes if labels is None else np.asarray(labels)
-        if labels.shape != (int(n),):
-            raise InputError(f"cvae.sample needs {int(n)} labels, got shape {labels.shape}")
-        z = self.prior().sample(int(n), seed=seed)
-        return self.decode(z, labels).mean()
+        if labels is None:
+            labels = tf.range(n) % self.num_classes
+        labels = tf.convert_to_tensor(labels)
+        if labels.shape.rank != 1 or (isinstance(n, int) and labels.shape[0] != n):
+            raise InputError(f"cvae.sample needs {n} labels, got shape {tuple(labels.shape)}")
+        return self.decode(self.prior().sample(n, seed=seed), labels).mean()

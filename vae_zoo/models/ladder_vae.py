@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from vae_zoo import distributions
-from vae_zoo.models.vae import VAE, repeat_batch
+from vae_zoo.models.vae import VAE, repeat_batch, split_seed
 from vae_zoo.registry import register
 
 
@@ -60,8 +60,9 @@ class LadderVAE(VAE):
             bottom_up.append(network(bottom_up[-1], training=training))
         estimates = [tf.split(h, 2, axis=-1) for h in bottom_up]
 
+        seeds = split_seed(seed, len(self.level_dims))
         q = distributions.diagonal_gaussian(*estimates[-1])
-        z = q.mean() if use_means else q.sample(seed=seed)
+        z = q.mean() if use_means else q.sample(seed=seeds[-1])
         levels = [(q, self.prior(), z)]
         for level in reversed(range(len(self.level_dims) - 1)):
             p = self._conditional_prior(level, z, training)
@@ -70,7 +71,7 @@ class LadderVAE(VAE):
             variance = 1.0 / (precision_up + precision_down)
             mean = (mean_up * precision_up + p.distribution.mean() * precision_down) * variance
             q = distributions.diagonal_gaussian(mean, tf.math.log(variance))
-            z = q.mean() if use_means else q.sample(seed=seed)
+            z = q.mean() if use_means else q.sample(seed=seeds[level])
             levels.append((q, p, z))
         return levels[::-1]
 
@@ -111,7 +112,8 @@ class LadderVAE(VAE):
 
     def sample(self, n, seed=None, labels=None):
         """Ancestral sampling: z_L ~ N(0, I), then down the hierarchy to x."""
-        z = self.prior().sample(int(n), seed=seed)
+        seeds = split_seed(seed, len(self.level_dims))
+        z = self.prior().sample(n, seed=seeds[-1])
         for level in reversed(range(len(self.level_dims) - 1)):
-            z = self._conditional_prior(level, z).sample(seed=seed)
+            z = self._conditional_prior(level, z).sample(seed=seeds[level])
         return self.decode(z).mean()

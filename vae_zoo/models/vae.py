@@ -17,6 +17,7 @@ conditional variant.
 
 import keras
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from vae_zoo import distributions
 from vae_zoo.errors import InputError
@@ -31,6 +32,17 @@ def _to_json(value):
     if isinstance(value, dict):
         return {k: _to_json(v) for k, v in value.items()}
     return value
+
+
+def split_seed(seed, n):
+    """``n`` independent seeds from one (None stays None: fresh randomness each call).
+
+    A step that draws several times must not reuse one stateless seed, or the
+    draws would share their noise.
+    """
+    if seed is None:
+        return [None] * n
+    return tf.unstack(tfp.random.split_seed(seed, n=n))
 
 
 def flatten_samples(tensor):
@@ -245,10 +257,14 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------------ using a trained model
 
+    def reconstruction(self, x, y=None, training=False):
+        """The mean of p(x|z) at the posterior mean of z."""
+        return self.decode(self.encode(x, y, training=training).mean(), y, training=training).mean()
+
     def call(self, inputs, training=False):
         """Reconstruction: the mean of p(x|z) at the posterior mean of z."""
         x, y = self.split_inputs(inputs)
-        return self.decode(self.encode(x, y, training=training).mean(), y, training=training).mean()
+        return self.reconstruction(x, y, training=training)
 
     def reconstruct(self, inputs):
         return self(inputs)
@@ -258,10 +274,22 @@ class VAE(keras.Model):
         x, y = self.split_inputs(inputs)
         return self.encode(x, y).mean()
 
+    def encoded_outputs(self, x, y=None):
+        """What the ``encode`` serving signature returns: the posterior's mean and standard deviation."""
+        q = self.encode(x, y)
+        return {"mean": q.mean(), "stddev": q.stddev()}
+
+    def decoder_input_spec(self):
+        """The latent input of the ``decode`` serving signature."""
+        return tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
+
+    def decoded_mean(self, z, y=None):
+        """The mean of p(x|z): what the ``decode`` serving signature returns."""
+        return self.decode(z, y).mean()
+
     def sample(self, n, seed=None, labels=None):
         """``n`` new examples: z ~ p(z), then the mean of p(x|z)."""
-        z = self.prior().sample(int(n), seed=seed)
-        return self.decode(z).mean()
+        return self.decode(self.prior().sample(n, seed=seed)).mean()
 
     # ------------------------------------------------------------------ input checks
 

@@ -180,6 +180,19 @@ class VQVAE(VAE):
     def kl_by_dimension(self, x, y=None):
         return None
 
+    def encoded_outputs(self, x, y=None):
+        return {"codes": self.encode_indices(x, y)}
+
+    def decoder_input_spec(self):
+        return tf.TensorSpec([None, *self.grid], tf.int32, name="codes")
+
+    def decoded_mean(self, codes, y=None):
+        """The mean of p(x | z_q) for a grid of code indices."""
+        codes = tf.convert_to_tensor(codes)
+        tf.debugging.assert_less(codes, self.codebook_size, message="vq_vae codes must be < codebook_size")
+        tf.debugging.assert_non_negative(codes, message="vq_vae codes must be >= 0")
+        return self.decode(tf.gather(self.codebook, codes)).mean()
+
     def transform(self, inputs):
         """The quantized code grid, flattened: (batch, grid positions * latent_dim)."""
         x, y = self.split_inputs(inputs)
@@ -188,5 +201,4 @@ class VQVAE(VAE):
 
     def sample(self, n, seed=None, labels=None):
         """Code grids drawn from the learned prior, decoded to the likelihood mean."""
-        indices = self.prior().sample(int(n), seed=seed)
-        return self.decode(tf.gather(self.codebook, indices)).mean()
+        return self.decoded_mean(self.prior().sample(n, seed=seed))

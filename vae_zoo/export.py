@@ -1,0 +1,200 @@
+"""SavedModel export with named serving signatures that run in plain TensorFlow.
+
+    vae_zoo.export(model, "export/vae")      # or: vae-zoo export runs/fmnist --out export/vae
+
+The export needs neither vae_zoo nor TensorFlow Probability to serve: the TFP
+distributions are traced into ordinary TF ops. Signatures (those that apply to
+the variant):
+
+    serving_default(x)            -> reconstruction
+    encode(x)                     -> mean, stddev   (VQ-VAE: codes; autoencoder: code)
+    decode(z)                     -> mean           (VQ-VAE: z is a grid of code indices)
+    sample(n, seed)               -> samples        (seed < 0: a fresh random draw)
+    elbo(x, seed)                 -> elbo           (single-sample ELBO, nats)
+    log_likelihood(x, k, seed)    -> log_likelihood (importance-sampled, k draws)
+    anomaly_score(x)              -> score, reconstruction_error
+    model_card()                  -> card           (the JSON card, also stored as an asset)
+
+Conditional models (the CVAE) take ``labels`` with every signature that sees x,
+and ``sample`` draws one example per label. Batch dimensions are dynamic.
+"""
+
+import json
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from vae_zoo import evaluation, saving
+from vae_zoo.errors import ModelFileError
+
+# anomaly_score is a deterministic function of x: its ELBO uses this fixed seed.
+ANOMALY_SEED = (20240, 7)
+
+
+def _seed_pair(seed):
+    """A stateless seed from a scalar: (seed, 0), or a random pair when seed < 0."""
+    seed = tf.cast(seed, tf.int32)
+    random_pair = tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int32)
+    return tf.where(seed >= 0, tf.stack([seed, 0]), random_pair)
+
+
+def _assert_shape(tensor, expected, what):
+    """A run-time check of a tensor's full shape (``None`` matches any size).
+
+    Loaded signatures do not enforce their declared shapes at run time, so an
+    image of the wrong size could otherwise flow into the networks unnoticed.
+    """
+    actual = tf.shape(tensor)
+    rank = len(expected)
+    # Pad or cut the actual shape to the expected rank so the comparison itself cannot fail.
+    padded = tf.concat([actual, tf.fill([rank], -1)], axis=0)[:rank]
+    sizes_match = [tf.constant(True) if size is None else tf.equal(padded[i], size) for i, size in enumerate(expected)]
+    good = tf.logical_and(tf.equal(tf.size(actual), rank), tf.reduce_all(tf.stack(sizes_match)))
+    shown = ", ".join("batch" if size is None else str(size) for size in expected)
+    return tf.debugging.Assert(good, [f"{what} must have shape ({shown}); got shape", actual])
+
+
+def _checked(model, x, labels=None):
+    """In-graph checks that name the problem in a serving error instead of failing deep inside."""
+    name = model.registered_name
+    checks = [_assert_shape(x, (None, *model.data_shape), f"{name}: input x")]
+    if labels is not None:
+        checks += [
+            _assert_shape(labels, (None,), f"{name}: labels"),
+            tf.debugging.assert_equal(tf.shape(labels)[0], tf.shape(x)[0], message=f"{name}: x and labels need the same batch size"),
+            tf.debugging.assert_non_negative(labels, message=f"{name}: labels must be >= 0"),
+            tf.debugging.assert_less(labels, tf.cast(model.num_classes, labels.dtype), message=f"{name}: labels must be < {model.num_classes}"),
+        ]
+    with tf.control_dependencies(checks):
+        x = tf.debugging.assert_all_finite(tf.identity(x), f"{name}: input x contains NaN or infinity")
+        labels = None if labels is None else tf.identity(labels)
+    return x, labels
+
+
+def _signatures(model):
+    """(name, function, input specs) for every signature that applies to ``model``."""
+    x_spec = tf.TensorSpec([None, *model.data_shape], tf.float32, name="x")
+    label_specs = [tf.TensorSpec([None], tf.int32, name="labels")] if model.needs_labels else []
+    seed_spec = tf.TensorSpec([], tf.int32, name="seed")
+
+    def with_labels(fn):
+        # Conditional models take labels after x; unconditional ones never see the argument.
+        if model.needs_labels:
+            return fn
+        return lambda x, *rest: fn(x, None, *rest)
+
+    def reconstruction(x, labels):
+        x, labels = _checked(model, x, labels)
+        return {"reconstruction": model.reconstruction(x, labels)}
+
+    def encode(x, labels):
+        x, labels = _checked(model, x, labels)
+        return model.encoded_outputs(x, labels)
+
+    def decode(z, labels):
+        spec = model.decoder_input_spec()
+        checks = [_assert_shape(z, tuple(spec.shape), f"{model.registered_name}: input {spec.name}")]
+        if labels is not None:
+            checks.append(tf.debugging.assert_less(labels, model.num_classes, message=f"{model.registered_name}: labels must be < {model.num_classes}"))
+        with tf.control_dependencies(checks):
+            return {"mean": model.decoded_mean(tf.identity(z), labels)}
+
+    def anomaly_score(x, labels):
+        x, labels = _checked(model, x, labels)
+        reconstruction = model.reconstruction(x, labels)
+        error = tf.reduce_sum(tf.reshape(tf.square(x - reconstruction), [tf.shape(x)[0], -1]), axis=1)
+        if not model.has_elbo:
+            return {"score": error, "reconstruction_error": error}
+        elbo = model.loss_terms(x, labels, seed=tf.constant(ANOMALY_SEED))["elbo"]
+        return {"score": -elbo, "reconstruction_error": error}
+
+    signatures = [
+        ("serving_default", with_labels(reconstruction), [x_spec, *label_specs]),
+        ("encode", with_labels(encode), [x_spec, *label_specs]),
+        ("decode", with_labels(decode), [model.decoder_input_spec(), *label_specs]),
+        ("anomaly_score", with_labels(anomaly_score), [x_spec, *label_specs]),
+    ]
+    if model.has_elbo:
+        def elbo(x, labels, seed):
+            x, labels = _checked(model, x, labels)
+            return {"elbo": model.loss_terms(x, labels, seed=_seed_pair(seed))["elbo"]}
+
+        def log_likelihood(x, labels, k, seed):
+            x, labels = _checked(model, x, labels)
+            with tf.control_dependencies([tf.debugging.assert_positive(k, message="log_likelihood: k must be >= 1")]):
+                k = tf.identity(k)
+            return {"log_likelihood": evaluation.importance_log_likelihood(model, x, labels, k=k, seed=_seed_pair(seed))}
+
+        signatures += [
+            ("elbo", with_labels(elbo), [x_spec, *label_specs, seed_spec]),
+            ("log_likelihood", with_labels(log_likelihood), [x_spec, *label_specs, tf.TensorSpec([], tf.int32, name="k"), seed_spec]),
+        ]
+    if model.generative:
+        if model.needs_labels:
+            def sample(labels, seed):
+                checks = [
+                    _assert_shape(labels, (None,), f"{model.registered_name}: labels"),
+                    tf.debugging.assert_non_negative(labels, message=f"{model.registered_name}: labels must be >= 0"),
+                    tf.debugging.assert_less(labels, model.num_classes, message=f"{model.registered_name}: labels must be < {model.num_classes}"),
+                ]
+                with tf.control_dependencies(checks):
+                    labels = tf.identity(labels)
+                return {"samples": model.sample(tf.shape(labels)[0], seed=_seed_pair(seed), labels=labels)}
+
+            signatures.append(("sample", sample, [*label_specs, seed_spec]))
+        else:
+            def sample(n, seed):
+                with tf.control_dependencies([tf.debugging.assert_non_negative(n, message="sample: n must be >= 0")]):
+                    n = tf.identity(n)
+                return {"samples": model.sample(n, seed=_seed_pair(seed))}
+
+            signatures.append(("sample", sample, [tf.TensorSpec([], tf.int32, name="n"), seed_spec]))
+    return signatures
+
+
+def export(model, path, card=None, overwrite=False):
+    """Write ``model`` as a SavedModel with named signatures, its card inside as an asset.
+
+    Like ``vae_zoo.save``, it writes into a staging folder and moves it into
+    place only when complete, and never replaces ``path`` without ``overwrite``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ModelFileError(f"{path} already exists; choose another folder or pass overwrite=True")
+    card = {**saving.base_card(model), **(card or {}), "signatures": [name for name, _, _ in _signatures(model)]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as scratch:
+        card_file = Path(scratch) / "card.json"
+        text = json.dumps(card, indent=2)
+        card_file.write_text(text + "\n")
+        # A lookup table initialized from the file is the resource Keras' archive knows how to
+        # keep: the SavedModel then holds card.json as an asset and the table reads it back.
+        card_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                str(card_file), tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE
+            ),
+            default_value="",
+        )
+        lines = len(text.splitlines())
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.track(card_table)
+        for name, fn, specs in _signatures(model):
+            archive.add_endpoint(name, fn, input_signature=specs)
+        archive.add_endpoint(
+            "model_card",
+            lambda: {"card": tf.strings.reduce_join(card_table.lookup(tf.range(lines, dtype=tf.int64)), separator="\n")},
+            input_signature=[],
+        )
+        try:
+            archive.write_out(str(staging), verbose=False)
+            saving.move_into_place(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return path
