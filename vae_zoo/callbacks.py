@@ -87,7 +87,40 @@ class PosteriorCollapseMonitor(keras.callbacks.Callback):
         self.history.append(record)
 
 
+class ImageLogger(keras.callbacks.Callback):
+    """Writes reconstructions of validation images and samples from the prior to TensorBoard
+    as images every ``every`` epochs, so training can be watched, not just its numbers."""
+
+    wants_validation_data = True
+
+    def __init__(self, log_dir, validation_images=None, validation_labels=None, every=1, examples=16, seed=0):
+        super().__init__()
+        if validation_images is None:
+            raise RecipeError("the image logger needs validation_images")
+        self.images = np.asarray(validation_images[:examples])
+        self.labels = None if validation_labels is None else np.asarray(validation_labels[:examples])
+        self.every, self.seed = int(every), seed
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+
+    def on_epoch_end(self, epoch, logs=None):
+        from vae_zoo.visualize import image_summary
+
+        if (epoch + 1) % self.every:
+            return
+        inputs = latents.model_inputs(self.model, self.images, self.labels)
+        pictures = {"reconstructions": np.concatenate([self.images, np.asarray(self.model(inputs))])}
+        if self.model.generative:
+            pictures["samples"] = np.asarray(self.model.sample(len(self.images), seed=self.seed, labels=self.labels))
+        with self.writer.as_default(step=epoch + 1):
+            for name, batch in pictures.items():
+                summary = image_summary(batch)
+                if summary is not None:
+                    tf.summary.image(name, summary)
+        self.writer.flush()
+
+
 CALLBACKS = {
+    "image_logger": ImageLogger,
     "kl_annealing": KLAnnealing,
     "collapse_monitor": PosteriorCollapseMonitor,
     "early_stopping": keras.callbacks.EarlyStopping,

@@ -50,13 +50,12 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     import vae_zoo
+    from vae_zoo import evaluation, report
     from vae_zoo import data as data_module
-    from vae_zoo import evaluation
     from vae_zoo.saving import read_card
 
     model = vae_zoo.load(args.dir)
-    card = read_card(args.dir)
-    spec = dict(card.get("recipe", {}).get("data") or {})
+    spec = dict(read_card(args.dir).get("recipe", {}).get("data") or {})
     if args.data:
         spec = {"name": args.data}
     if not spec:
@@ -64,13 +63,18 @@ def cmd_evaluate(args):
     spec.pop("limit", None)
     if args.data_dir:
         spec["data_dir"] = args.data_dir
-    if args.limit:
-        spec["limit"] = args.limit
+    if args.out or args.only:
+        only = [p.strip() for p in args.only.split(",")] if args.only else None
+        result = report.evaluate(model, spec, args.out or "report", only=only, split=args.split, k=args.k,
+                                 anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed)
+        print(json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
+        return
     data = data_module.load(**spec)
     images, labels = data.arrays[args.split]
-    report = {"model": args.dir, "data": data.name, "split": args.split, "binarize": data.binarize, "seed": args.seed,
+    images, labels = images[: args.limit], labels[: args.limit]
+    result = {"model": args.dir, "data": data.name, "split": args.split, "binarize": data.binarize, "seed": args.seed,
               **evaluation.score(model, images, labels, seed=args.seed)}
-    print(json.dumps(report, indent=2))
+    print(json.dumps(result, indent=2))
 
 
 def cmd_sample(args):
@@ -120,6 +124,11 @@ def build_parser():
     p.add_argument("--data-dir", help="directory of local data files")
     p.add_argument("--limit", type=int, help="score at most this many examples")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the full report (report.json and PNGs) into this folder")
+    p.add_argument("--only", help="comma-separated report parts: " + ", ".join(
+        ["scores", "nll", "latents", "generation", "interpolation", "latent_map", "anomaly", "semi_supervised", "disentanglement"]))
+    p.add_argument("--k", type=int, default=1000, help="importance samples for the test NLL")
+    p.add_argument("--anomaly-k", type=int, default=100, help="importance samples for the NLL anomaly score")
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("sample", help="draw samples from a saved model into a PNG grid")

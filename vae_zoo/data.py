@@ -170,6 +170,14 @@ def _cifar10(data_dir=None):
     return _hold_out_last(_tfds_splits("cifar10"), 5000)
 
 
+def _shapes(data_dir=None):
+    from vae_zoo.datasets import shapes
+
+    images, factors = shapes.generate()
+    # The label is the shape; the full factors are in vae_zoo.datasets.shapes.
+    return _shuffled_split(images, factors[:, 0], (4916, 614))
+
+
 def _digits(data_dir=None):
     from sklearn.datasets import load_digits
 
@@ -192,6 +200,7 @@ DATASETS = {
     "mnist": DatasetInfo(_mnist, 10, "MNIST 50k/10k/10k: local IDX files (data_dir or $VAE_ZOO_MNIST_DIR) or tfds"),
     "cifar10": DatasetInfo(_cifar10, 10, "CIFAR-10 45k/5k/10k through tfds (online)"),
     "digits": DatasetInfo(_digits, 10, "scikit-learn's 1,797 8x8 digits (1437/180/180), offline"),
+    "shapes": DatasetInfo(_shapes, 3, "6,144 procedural 32x32 shapes with known factors, dSprites-style (4916/614/614), offline"),
 }
 
 
@@ -327,8 +336,13 @@ def make_pipeline(images, labels=None, batch_size=128, shuffle=False, dynamic=Fa
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=False, limit=None, seed=0, num_classes=None):
-    """Turn split arrays (uint8 or [0, 1] floats) into a ``Data`` bundle."""
+def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=False, limit=None, seed=0, num_classes=None,
+                exclude_classes=()):
+    """Turn split arrays (uint8 or [0, 1] floats) into a ``Data`` bundle.
+
+    ``exclude_classes`` drops those labels from the train and validation splits
+    (not from test): the protocol for anomaly detection on a held-out class.
+    """
     if binarize not in BINARIZATIONS:
         raise unknown_name("binarization", binarize, BINARIZATIONS)
     if not int(batch_size) >= 1:
@@ -338,6 +352,9 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
         raw_images, raw_labels = splits[split]
         images = _as_float_images(raw_images, f"{name} {split} images")
         split_labels = _as_labels(raw_labels, len(images), f"{name} {split}")
+        if exclude_classes and split != "test":
+            keep = ~np.isin(split_labels, list(exclude_classes))
+            images, split_labels = images[keep], split_labels[keep]
         if limit:
             images, split_labels = images[: int(limit)], split_labels[: int(limit)]
         if binarize == "static" or (binarize == "dynamic" and split != "train"):
@@ -353,7 +370,7 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
                 tuple(arrays["train"][0].shape[1:]), num_classes, arrays, binarize)
 
 
-def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, limit=None, seed=0,
+def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, limit=None, seed=0, exclude_classes=(),
          data_dir=None, path=None, validation_split=0.1, test_split=0.1, image_size=None, color_mode="grayscale"):
     """Load a data set by name as train/validation/test pipelines.
 
@@ -364,17 +381,18 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
 
     ``labels=True`` makes the pipelines yield ``(images, labels)`` pairs.
     ``limit`` keeps at most that many examples of each split (for quick checks).
+    ``exclude_classes`` removes those labels from train and validation (anomaly protocol).
     """
     if name in ("npz", "image_folder"):
         if not path:
             raise DataError(f"data set {name!r} needs a path")
         images, user_labels = read_npz(path) if name == "npz" else read_image_folder(path, image_size, color_mode)
         splits = array_splits(images, user_labels, validation_split, test_split, seed)
-        return from_splits(splits, name, batch_size, binarize, labels, limit, seed)
+        return from_splits(splits, name, batch_size, binarize, labels, limit, seed, exclude_classes=exclude_classes)
     if name not in DATASETS:
         raise unknown_name("data set", name, [*DATASETS, "npz", "image_folder"])
     splits = _named_arrays(name, str(data_dir) if data_dir else None)
-    return from_splits(splits, name, batch_size, binarize, labels, limit, seed, DATASETS[name].num_classes)
+    return from_splits(splits, name, batch_size, binarize, labels, limit, seed, DATASETS[name].num_classes, exclude_classes)
 
 
 def from_arrays(images, labels=None, *, batch_size=128, binarize="none", validation_split=0.1, test_split=0.1, seed=0):

@@ -1,0 +1,163 @@
+"""Evaluation and applications: likelihood, latent diagnostics, anomalies, semi-supervised, disentanglement."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+import vae_zoo
+from test_math import D, SIGMA, exact_log_likelihood, ppca_model
+from vae_zoo import callbacks, cli, disentanglement, evaluation
+from vae_zoo.datasets import shapes
+from vae_zoo.pipeline import LatentTransformer
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return vae_zoo.data.load("digits", binarize="static", batch_size=64, labels=True)
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    keras.utils.set_random_seed(0)
+    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[128])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(digits.train, epochs=25, verbose=0)
+    return model
+
+
+def test_importance_sampled_likelihood_converges_to_the_exact_ppca_value(rng):
+    model, kernel, bias = ppca_model(rng, orthogonal=False)
+    # A reasonable but inexact proposal: the true posterior mean, with 1.5 times the diagonal
+    # of the true posterior covariance (which is not diagonal), so q != p(z|x).
+    m_inv = np.linalg.inv(kernel @ kernel.T + SIGMA**2 * np.eye(len(kernel)))
+    mean_kernel = kernel.T @ m_inv
+    encoder_kernel = np.concatenate([mean_kernel, np.zeros_like(mean_kernel)], axis=1)
+    encoder_bias = np.concatenate([-bias @ mean_kernel, np.log(1.5 * SIGMA**2 * np.diag(m_inv))])
+    model.encoder.get_layer("encoder_out").set_weights([encoder_kernel.astype(np.float32), encoder_bias.astype(np.float32)])
+    x = (rng.normal(size=(6, D)) * 2).astype(np.float32)
+    exact = exact_log_likelihood(x, kernel, bias)
+    errors = {k: np.abs(evaluation.log_likelihood(model, x, k=k, chunk=1000, seed=1) - exact).mean() for k in (1, 10, 5000)}
+    assert errors[5000] < 0.05, errors  # within 0.05 nats of the closed form
+    assert errors[5000] < errors[10] < errors[1], errors
+    # The graph version (used by the exported signature) agrees with the compiled one.
+    graph = evaluation.importance_log_likelihood(model, x, k=5000, chunk=700, seed=tf.constant([1, 0]))
+    assert np.abs(graph.numpy() - exact).mean() < 0.05
+
+
+def test_elbo_is_below_the_importance_sampled_likelihood(trained, digits):
+    images = digits.arrays["test"][0][:100]
+    log_p = evaluation.log_likelihood(trained, images, k=500, seed=0)
+    elbo = trained.elbo(images, num_samples=100).numpy()
+    # E[IS_k] >= ELBO for every example; single-example estimates are noisy, their mean is not.
+    gap = log_p - elbo
+    assert gap.mean() > 4 * gap.std() / np.sqrt(len(gap)), (gap.mean(), gap.std())
+
+
+def test_latent_diagnostics(trained, digits):
+    from vae_zoo import latents
+
+    images = digits.arrays["test"][0]
+    active, variances = latents.active_units(trained, images)
+    assert 1 <= active <= 4 and variances.shape == (4,)
+    per_dim = latents.kl_per_dimension(trained, images)
+    assert per_dim.shape == (4,) and np.all(per_dim >= 0)
+    information = evaluation.mutual_information(trained, images)
+    assert 0.5 < information <= np.log(len(images)) + 1e-6
+    # A collapsed encoder (q(z|x) = p(z) for all x) carries no information about x.
+    collapsed = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[8])
+    layer = collapsed.encoder.get_layer("encoder_out")
+    layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    assert abs(evaluation.mutual_information(collapsed, images)) < 0.05
+
+
+def test_anomaly_scores_separate_noise_from_digits(trained, digits):
+    normal = digits.arrays["test"][0][:100]
+    noise = (np.random.default_rng(0).random((100, 8, 8, 1)) < 0.5).astype(np.float32)
+    auroc = evaluation.anomaly_auroc(trained, normal, noise, k=50)
+    assert set(auroc) == {"reconstruction_error", "negative_elbo", "negative_log_likelihood"}
+    assert all(value > 0.9 for value in auroc.values()), auroc
+
+
+def test_semi_supervised_latents_beat_chance(trained, digits):
+    result = evaluation.semi_supervised(trained, digits, labels_per_class=(10,), repeats=2)
+    assert 0.4 < result["10_per_class"]["latent_accuracy"] <= 1.0
+    assert 0.4 < result["10_per_class"]["pixels_accuracy"] <= 1.0
+
+
+def test_latent_transformer_drops_into_a_scikit_learn_pipeline(trained, digits):
+    (train_x, train_y), (test_x, test_y) = digits.arrays["train"], digits.arrays["test"]
+    pipeline = make_pipeline(LatentTransformer(trained), LogisticRegression(max_iter=2000))
+    pipeline.fit(train_x.reshape(len(train_x), -1), train_y)
+    assert pipeline.score(test_x.reshape(len(test_x), -1), test_y) > 0.5
+    np.testing.assert_allclose(LatentTransformer(trained).transform(test_x[:5]), trained.transform(test_x[:5]), rtol=1e-5)
+
+
+def test_disentanglement_metrics_know_good_from_bad():
+    images, factors = shapes.generate()
+    assert images.shape == (6144, 32, 32) and factors.shape == (6144, 5)
+    assert np.array_equal(shapes.index_of(factors), np.arange(len(factors)))
+    rng = np.random.default_rng(0)
+    # A perfectly disentangled code: each dimension is one factor (plus a little noise).
+    perfect = factors + rng.normal(scale=0.05, size=factors.shape)
+    assert disentanglement.mutual_information_gap(perfect, factors) > 0.9
+    assert disentanglement.mutual_information_gap(rng.normal(size=(len(factors), 5)), factors) < 0.05
+    # Mixing the factors by a dense rotation destroys the axis alignment that MIG rewards.
+    mixed = perfect @ np.linalg.qr(rng.normal(size=(5, 5)))[0]
+    assert disentanglement.mutual_information_gap(mixed, factors) < 0.5
+
+    encode_perfect = lambda batch: perfect[lookup(batch)]
+    lookup = {img.tobytes(): i for i, img in enumerate(images)}.__getitem__
+    lookup_batch = lambda batch: [lookup(img.tobytes()) for img in batch]
+    encode_perfect = lambda batch: perfect[lookup_batch(batch)]
+    score = disentanglement.beta_vae_score(encode_perfect, images, factors, shapes.FACTOR_SIZES, shapes.index_of, train_points=200, test_points=100)
+    assert score > 0.95
+    encode_noise = lambda batch: rng.normal(size=(len(batch), 5))
+    assert disentanglement.beta_vae_score(encode_noise, images, factors, shapes.FACTOR_SIZES, shapes.index_of, train_points=200, test_points=100) < 0.45
+
+
+def test_image_logger_writes_reconstructions_and_samples_to_tensorboard(tmp_path, trained, digits):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = callbacks.ImageLogger(tmp_path, validation_images=digits.arrays["validation"][0], every=1, examples=8)
+    logger.set_model(trained)
+    logger.on_epoch_end(0)
+    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+    assert {"reconstructions", "samples"} <= set(events.Tags()["tensors"])
+
+
+def test_evaluate_report_writes_every_applicable_part(tmp_path, trained, capsys):
+    folder = vae_zoo.save(trained, tmp_path / "model", card={"recipe": {"data": {"name": "digits", "binarize": "static"}}})
+    out = tmp_path / "report"
+    assert cli.main(["evaluate", str(folder), "--out", str(out), "--k", "50", "--limit", "150"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["split"] == "test" and report["seed"] == 0 and report["examples"] == 150
+    parts = report["parts"]
+    assert parts["nll"]["k"] == 50 and parts["nll"]["nll"] < -parts["scores"]["elbo"] + 1.0
+    assert "skipped" in parts["anomaly"] and "exclude_classes" in parts["anomaly"]["skipped"]
+    assert "skipped" in parts["disentanglement"]
+    for name in ("reconstructions.png", "samples.png", "interpolation.png", "latent_tsne.png", "latent_pca.png"):
+        assert (out / name).stat().st_size > 1000, name
+    assert cli.main(["evaluate", str(folder), "--out", str(out), "--only", "nl"]) == 2
+    assert "unknown report part 'nl'. Did you mean 'nll'" in capsys.readouterr().err
+
+
+def test_anomaly_part_uses_the_held_out_class(tmp_path):
+    data = vae_zoo.data.load("digits", binarize="static", exclude_classes=[0], batch_size=64)
+    assert 0 not in data.arrays["train"][1]
+    keras.utils.set_random_seed(0)
+    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[64])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(data.train, epochs=10, verbose=0)
+    from vae_zoo import report
+
+    result = report.evaluate(model, {"name": "digits", "binarize": "static", "exclude_classes": [0]}, tmp_path, only=["anomaly"], anomaly_k=20)
+    anomaly = result["parts"]["anomaly"]
+    assert anomaly["held_out_classes"] == [0] and anomaly["anomalous_examples"] > 10
+    assert set(anomaly["auroc"]) == {"reconstruction_error", "negative_elbo", "negative_log_likelihood"}
+    assert all(0.0 <= v <= 1.0 for v in anomaly["auroc"].values())

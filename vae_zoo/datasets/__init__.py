@@ -1,0 +1,1 @@
+"""Data that ships with vae_zoo: the bundled MNIST subset and the procedural shapes."""

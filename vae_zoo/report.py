@@ -1,0 +1,183 @@
+"""``vae-zoo evaluate DIR --out REPORT_DIR``: every figure that applies to a model, in one folder.
+
+Each part is a function of a ``Context``; a part that does not apply to the
+model or its data raises ``NotApplicable`` and is recorded as skipped, with the
+reason. The report states the split, the seed and each part's settings (k, ...).
+"""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vae_zoo import data as data_module
+from vae_zoo import evaluation, latents, visualize
+from vae_zoo.errors import VaeZooError, unknown_name
+
+
+class NotApplicable(Exception):
+    """This part of the report does not apply to this model or data set."""
+
+
+@dataclasses.dataclass
+class Context:
+    model: object
+    data: object
+    data_spec: dict
+    out_dir: Path
+    split: str = "test"
+    k: int = 1000
+    anomaly_k: int = 100
+    limit: int = None
+    seed: int = 0
+
+    @property
+    def images(self):
+        return self.data.arrays[self.split][0][: self.limit]
+
+    @property
+    def labels(self):
+        return self.data.arrays[self.split][1][: self.limit]
+
+
+def part_scores(c):
+    scores = evaluation.score(c.model, c.images, c.labels, seed=c.seed)
+    if "elbo" in scores:
+        scores["negative_elbo_bits_per_dim"] = evaluation.bits_per_dimension(-scores["elbo"], c.model.data_shape)
+    return {**scores, "method": "single-sample ELBO: one z ~ q(z|x) per example, mean over the split"}
+
+
+def part_nll(c):
+    if not c.model.has_elbo:
+        raise NotApplicable("the model defines no likelihood")
+    log_p = evaluation.log_likelihood(c.model, c.images, c.labels, k=c.k, seed=c.seed)
+    nll = float(-log_p.mean())
+    return {"nll": nll, "nll_std_error": float(log_p.std() / np.sqrt(len(log_p))), "bits_per_dim": evaluation.bits_per_dimension(nll, c.model.data_shape),
+            "k": c.k, "examples": int(len(log_p)), "method": "importance sampling with k draws from q(z|x), log-mean-exp (Burda et al., 2015)"}
+
+
+def part_latents(c):
+    active, variances = latents.active_units(c.model, c.images, c.labels)
+    result = {"active_units": active, "latent_dims": int(variances.size), "activity_threshold": 0.01,
+              "posterior_mean_variance": variances.tolist()}
+    per_dim = latents.kl_per_dimension(c.model, c.images, c.labels)
+    if per_dim is not None:
+        result["kl_per_dim"] = per_dim.tolist()
+    information = evaluation.mutual_information(c.model, c.images, c.labels, seed=c.seed)
+    if information is not None:
+        result["mutual_information"] = information
+        result["mutual_information_bound"] = float(np.log(min(1000, len(c.images))))
+    return result
+
+
+def part_generation(c):
+    files = {}
+    if visualize.reconstruction_grid(c.model, c.images, c.labels, c.out_dir / "reconstructions.png"):
+        files["reconstructions"] = "reconstructions.png"
+    if c.model.generative and visualize.sample_grid(c.model, c.out_dir / "samples.png", seed=c.seed):
+        files["samples"] = "samples.png"
+    if c.model.needs_labels and visualize.class_grid(c.model, c.out_dir / "class_samples.png", seed=c.seed):
+        files["class_samples"] = "class_samples.png"
+    if not files:
+        raise NotApplicable("the data are not images")
+    return {"files": files}
+
+
+def part_interpolation(c):
+    labels = c.labels
+    # Two examples of different classes make the most telling path.
+    second = int(np.flatnonzero(labels != labels[0])[0]) if np.any(labels != labels[0]) else 1
+    label = int(labels[0]) if c.model.needs_labels else None
+    if not visualize.interpolation_strip(c.model, c.images[0], c.images[second], c.out_dir / "interpolation.png", label=label):
+        raise NotApplicable("the data are not images")
+    return {"files": {"interpolation": "interpolation.png"}, "from_index": 0, "to_index": second}
+
+
+def part_latent_map(c):
+    codes = latents.posterior_means(c.model, c.images, c.labels)
+    files = visualize.latent_maps(codes, c.labels, c.out_dir, seed=c.seed)
+    if codes.shape[1] == 2 and c.model.generative and not c.model.needs_labels:
+        visualize.traversal_2d(c.model, c.out_dir / "traversal.png")
+        files["traversal"] = "traversal.png"
+    return {"files": files, "examples": int(min(len(codes), 2000))}
+
+
+def part_anomaly(c):
+    held_out = list(c.data_spec.get("exclude_classes") or [])
+    if not held_out:
+        raise NotApplicable("the model was trained on every class; train with data.exclude_classes to hold one out")
+    images, labels = c.data.arrays["test"]
+    anomalous = np.isin(labels, held_out)
+    auroc = evaluation.anomaly_auroc(
+        c.model, images[~anomalous][: c.limit], images[anomalous][: c.limit],
+        labels[~anomalous][: c.limit], labels[anomalous][: c.limit], k=c.anomaly_k, seed=c.seed,
+    )
+    return {"auroc": auroc, "held_out_classes": held_out, "normal_examples": int(min((~anomalous).sum(), c.limit or 10**9)),
+            "anomalous_examples": int(min(anomalous.sum(), c.limit or 10**9)), "nll_k": c.anomaly_k,
+            "method": "test images of the held-out classes against the other test images; AUROC of each score"}
+
+
+def part_semi_supervised(c):
+    if c.data.num_classes < 2:
+        raise NotApplicable("the data set has no class labels")
+    return {**evaluation.semi_supervised(c.model, c.data, seed=c.seed),
+            "method": "M1 (Kingma et al., 2014): logistic regression on posterior means vs on raw pixels, n labels per class"}
+
+
+def part_disentanglement(c):
+    if c.data.name != "shapes":
+        raise NotApplicable("needs data with known factors: train on the 'shapes' data set")
+    from vae_zoo.datasets import shapes
+    from vae_zoo.disentanglement import beta_vae_score, mutual_information_gap
+
+    images, factors = shapes.generate()
+    images = (images[..., None] / 255.0).astype(np.float32)
+    if c.data.binarize != "none":
+        images = data_module.binarize_static(images, seed=c.seed)
+    codes = latents.posterior_means(c.model, images)
+    encode = lambda batch: latents.posterior_means(c.model, batch)
+    return {
+        "mig": mutual_information_gap(codes, factors),
+        "beta_vae_score": beta_vae_score(encode, images, factors, shapes.FACTOR_SIZES, shapes.index_of, seed=c.seed),
+        "factors": list(shapes.FACTOR_NAMES),
+        "method": "MIG (Chen et al., 2018), 20 bins, over all 6144 images; beta-VAE score (Higgins et al., 2017), batches of 64, 600/300 points",
+    }
+
+
+PARTS = {
+    "scores": part_scores,
+    "nll": part_nll,
+    "latents": part_latents,
+    "generation": part_generation,
+    "interpolation": part_interpolation,
+    "latent_map": part_latent_map,
+    "anomaly": part_anomaly,
+    "semi_supervised": part_semi_supervised,
+    "disentanglement": part_disentanglement,
+}
+
+
+def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly_k=100, limit=None, seed=0):
+    """Run the report's parts (all, or ``only``) and write ``report.json`` and the PNGs into ``out_dir``."""
+    for name in only or []:
+        if name not in PARTS:
+            raise unknown_name("report part", name, PARTS)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = {k_: v for k_, v in data_spec.items() if k_ != "limit"}
+    data = data_module.load(**spec)
+    context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed))
+    report = {"model": model.registered_name, "data": data.name, "binarize": data.binarize, "split": split,
+              "examples": int(len(context.images)), "seed": seed, "parts": {}}
+    for name, part in PARTS.items():
+        if only and name not in only:
+            continue
+        started = time.perf_counter()
+        try:
+            report["parts"][name] = {**part(context), "seconds": round(time.perf_counter() - started, 1)}
+        except NotApplicable as reason:
+            report["parts"][name] = {"skipped": str(reason)}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
