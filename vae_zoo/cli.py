@@ -1,4 +1,4 @@
-"""The ``vae-zoo`` command: list, info, train, evaluate, sample, export.
+"""The ``vae-zoo`` command: list, info, train, evaluate, sample, tune, export.
 
 Errors that come from the user's input (a bad name, recipe, path or file) are
 printed as one line and exit with status 2; anything else is a bug and keeps
@@ -97,6 +97,22 @@ def cmd_export(args):
     print(json.dumps({"exported": str(path), "inspect": f"saved_model_cli show --dir {path} --all"}, indent=2))
 
 
+def cmd_tune(args):
+    from vae_zoo import recipes, tuning
+
+    tuning.distributed_environment(args.chief, args.worker, args.oracle)
+    recipe = recipes.read(args.recipe, overrides=args.set, smoke=args.smoke)
+    tuning.search_options(recipe)  # fail on a bad search section before any data is loaded
+    out = args.out or str(recipes.default_out_dir(args.recipe, args.smoke)).replace("runs/", "runs/search_", 1)
+    summary = tuning.run(recipe, out, source=str(args.recipe), jit_compile=False if args.no_jit else None,
+                         verbose=2 if args.verbose else 0, overwrite=args.restart)
+    if "trials" in summary:
+        from vae_zoo.tuning import _format_table
+
+        print(_format_table(out, summary["direction"]))
+    print(json.dumps(summary, indent=2, default=str))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="vae-zoo", description="A model zoo of Variational Autoencoders for Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +153,19 @@ def build_parser():
     p.add_argument("--out", default="samples.png")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(run=cmd_sample)
+
+    p = commands.add_parser("tune", help="hyperparameter search from a recipe's search section (resumable)")
+    p.add_argument("recipe")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, e.g. search.max_trials=20")
+    p.add_argument("--smoke", action="store_true", help="a tiny search for a quick check")
+    p.add_argument("--out", help="folder for the search state and results; rerun the command to resume")
+    p.add_argument("--restart", action="store_true", help="discard a previous search in --out instead of resuming it")
+    p.add_argument("--no-jit", action="store_true", help="compile trials without XLA")
+    p.add_argument("--chief", action="store_true", help="run the oracle of a distributed search")
+    p.add_argument("--worker", metavar="NAME", help="run trials for a distributed search's chief")
+    p.add_argument("--oracle", metavar="HOST:PORT", help="the chief's address (or set KERASTUNER_ORACLE_IP/PORT)")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(run=cmd_tune)
 
     p = commands.add_parser("export", help="write a SavedModel with serving signatures")
     p.add_argument("dir", help="a saved zoo model folder")

@@ -25,7 +25,7 @@ import yaml
 from vae_zoo import data as data_module
 from vae_zoo.callbacks import make_callback
 from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
-from vae_zoo.registry import create_model
+from vae_zoo.registry import create_model, get_model_class
 
 SECTIONS = ("model", "data", "optimizer", "training", "callbacks", "search", "smoke")
 TRAINING_KEYS = ("epochs", "jit_compile", "monitor", "mode", "early_stopping", "seed", "steps_per_execution", "verbose")
@@ -127,7 +127,7 @@ def validate(recipe, source="recipe"):
     if not isinstance(model.get("name"), str):
         raise RecipeError(f"{source}: model.name is missing (the registered model to train)")
     try:
-        from vae_zoo.registry import get_model_class, hyperparameter_defaults
+        from vae_zoo.registry import hyperparameter_defaults
 
         accepted = hyperparameter_defaults(get_model_class(model["name"]))
     except VaeZooError as err:

@@ -1,0 +1,298 @@
+"""Hyperparameter search with keras-tuner, driven by a recipe's ``search:`` section.
+
+    search:
+      tuner: bayesian            # random | bayesian | hyperband
+      max_trials: 12
+      epochs: 10                 # per trial (hyperband: the most any trial gets)
+      objective: elbo            # elbo (validation ELBO, maximised) | nll (validation IS-NLL) | loss
+      nll_k: 20                  # importance samples for objective: nll
+      early_stopping: {patience: 3}
+      parameters:
+        beta:          {type: float, min: 0.1, max: 4.0}           # log scale
+        latent_dim:    {type: int, min: 2, max: 64, sampling: log}
+        learning_rate: {type: float, min: 1.0e-4, max: 3.0e-3}     # log scale
+        hidden_sizes:  {type: choice, values: [[256, 256], [400, 400]]}
+
+``learning_rate`` sets the optimizer's; every other name is a keyword argument
+of the recipe's model. ``beta`` and ``learning_rate`` are always sampled on a
+log scale. A search is resumable: run the same command again and finished
+trials are kept, the interrupted one is retried. With ``KERASTUNER_TUNER_ID``,
+``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set (``vae-zoo tune
+--chief`` / ``--worker``), keras-tuner's own distributed mode shares the
+trials of one search between machines.
+"""
+
+import copy
+import csv
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import yaml
+
+from vae_zoo import recipes
+from vae_zoo.errors import RecipeError, unknown_name
+from vae_zoo.registry import get_model_class, hyperparameter_defaults
+
+TUNERS = ("random", "bayesian", "hyperband")
+OBJECTIVES = {"elbo": ("val_elbo", "max"), "nll": ("val_nll", "min"), "loss": ("val_loss", "min")}
+LOG_SCALE = ("beta", "learning_rate")
+DEFAULT_SEARCH = {"tuner": "random", "max_trials": 10, "epochs": 10, "objective": "elbo", "nll_k": 20,
+                  "early_stopping": {"patience": 3}, "seed": 0, "jit_compile": True, "executions_per_trial": 1}
+SEARCH_KEYS = (*DEFAULT_SEARCH, "parameters", "hyperband_factor")
+
+
+def search_options(recipe):
+    """The recipe's search section with defaults, validated."""
+    section = recipe.get("search") or {}
+    for key in section:
+        if key not in SEARCH_KEYS:
+            raise RecipeError(f"search.{key}: {unknown_name('search option', key, SEARCH_KEYS)}")
+    options = {**DEFAULT_SEARCH, **section}
+    if options["tuner"] not in TUNERS:
+        raise RecipeError(f"search.tuner: {unknown_name('tuner', options['tuner'], TUNERS)}")
+    if options["objective"] not in OBJECTIVES:
+        raise RecipeError(f"search.objective: {unknown_name('objective', options['objective'], OBJECTIVES)}")
+    parameters = options.get("parameters") or {}
+    if not isinstance(parameters, dict) or not parameters:
+        raise RecipeError("search.parameters must map hyperparameter names to ranges, e.g. beta: {type: float, min: 0.1, max: 4}")
+    accepted = [*hyperparameter_defaults(get_model_class(recipe["model"]["name"])), "learning_rate"]
+    for name, spec in parameters.items():
+        if name not in accepted:
+            raise RecipeError(f"search.parameters.{name}: {unknown_name('hyperparameter of ' + recipe['model']['name'], name, accepted)}")
+        if not isinstance(spec, dict) or spec.get("type") not in ("float", "int", "choice"):
+            raise RecipeError(f"search.parameters.{name} needs type: float, int or choice")
+        if spec["type"] == "choice" and not spec.get("values"):
+            raise RecipeError(f"search.parameters.{name}: a choice needs values")
+        if spec["type"] != "choice" and not (isinstance(spec.get("min"), (int, float)) and isinstance(spec.get("max"), (int, float)) and spec["min"] < spec["max"]):
+            raise RecipeError(f"search.parameters.{name} needs numbers min < max")
+    options["parameters"] = parameters
+    return options
+
+
+def sample_hyperparameter(hp, name, spec):
+    """Draw one value from ``hp`` for a parameter spec."""
+    sampling = "log" if name in LOG_SCALE else spec.get("sampling", "linear")
+    if spec["type"] == "float":
+        return hp.Float(name, float(spec["min"]), float(spec["max"]), sampling=sampling)
+    if spec["type"] == "int":
+        return hp.Int(name, int(spec["min"]), int(spec["max"]), sampling=sampling)
+    # keras-tuner choices are scalars; lists (hidden sizes) travel as JSON text.
+    encoded = [json.dumps(v) for v in spec["values"]]
+    return json.loads(hp.Choice(name, encoded))
+
+
+def apply_values(recipe, values):
+    """A copy of ``recipe`` with searched values put in place (model kwargs, learning rate)."""
+    recipe = copy.deepcopy(recipe)
+    for name, value in values.items():
+        if name == "learning_rate":
+            recipe.setdefault("optimizer", {"name": "adam"})["learning_rate"] = value
+        else:
+            recipe["model"][name] = value
+    return recipe
+
+
+class ValidationNLL(keras.callbacks.Callback):
+    """Adds ``val_nll``, the importance-sampled negative log-likelihood of validation data, to the epoch logs."""
+
+    def __init__(self, images, labels=None, k=20, examples=1000):
+        super().__init__()
+        self.images, self.labels, self.k = images[:examples], None if labels is None else labels[:examples], int(k)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from vae_zoo.evaluation import log_likelihood
+
+        if logs is not None:
+            logs["val_nll"] = float(-log_likelihood(self.model, self.images, self.labels, k=self.k, seed=epoch).mean())
+
+
+class RecipeHyperModel(kt.HyperModel):
+    """Builds the recipe's model with hyperparameters drawn from its search space."""
+
+    def __init__(self, recipe, data_shape, jit_compile=True):
+        super().__init__(name=recipe["model"]["name"])
+        self.recipe, self.data_shape, self.jit_compile = recipe, data_shape, jit_compile
+        self.parameters = search_options(recipe)["parameters"]
+
+    def build(self, hp):
+        values = {name: sample_hyperparameter(hp, name, spec) for name, spec in self.parameters.items()}
+        recipe = apply_values(self.recipe, values)
+        recipe.setdefault("training", {})["jit_compile"] = self.jit_compile
+        return recipes.compile_model(recipes.build_model(recipe, self.data_shape), recipe)
+
+
+def _recording(tuner_class):
+    """``tuner_class`` that also lists the trials this process ran (workers report them)."""
+
+    class Recording(tuner_class):
+        def run_trial(self, trial, *args, **kwargs):
+            self.trials_run = [*getattr(self, "trials_run", []), trial.trial_id]
+            return super().run_trial(trial, *args, **kwargs)
+
+    Recording.__name__ = tuner_class.__name__
+    return Recording
+
+
+def make_tuner(recipe, data_shape, directory, project="search", jit_compile=None, overwrite=False):
+    """The keras-tuner tuner the recipe asks for, writing its state under ``directory/project``."""
+    options = search_options(recipe)
+    jit = options["jit_compile"] if jit_compile is None else jit_compile
+    hypermodel = RecipeHyperModel(recipe, data_shape, jit_compile=bool(jit))
+    if not recipes.get_model_class(recipe["model"]["name"]).has_elbo and options["objective"] != "loss":
+        raise RecipeError(f"{recipe['model']['name']} has no ELBO: use search.objective: loss")
+    metric, direction = OBJECTIVES[options["objective"]]
+    common = dict(objective=kt.Objective(metric, direction=direction), directory=str(directory), project_name=project,
+                  overwrite=overwrite, seed=int(options["seed"]), executions_per_trial=int(options["executions_per_trial"]))
+    if options["tuner"] == "hyperband":
+        return _recording(kt.Hyperband)(hypermodel, max_epochs=int(options["epochs"]), factor=int(options.get("hyperband_factor", 3)),
+                            max_consecutive_failed_trials=3, **common)
+    tuner_class = kt.BayesianOptimization if options["tuner"] == "bayesian" else kt.RandomSearch
+    return _recording(tuner_class)(hypermodel, max_trials=int(options["max_trials"]), max_consecutive_failed_trials=3, **common)
+
+
+def trial_table(tuner):
+    """One row per trial: id, status, objective, epochs and the searched values."""
+    rows = []
+    for trial in sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id):
+        row = {"trial": trial.trial_id, "status": str(trial.status), "objective": trial.score, "best_epoch": trial.best_step}
+        row.update({k: json.dumps(v) if isinstance(v, list) else v for k, v in trial.hyperparameters.values.items()})
+        rows.append(row)
+    return rows
+
+
+def _write_table(rows, out_dir):
+    (out_dir / "trials.json").write_text(json.dumps(rows, indent=2) + "\n")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(out_dir / "trials.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_objective(rows, parameters, objective, path):
+    """The objective against each searched hyperparameter, one panel each."""
+    from matplotlib.figure import Figure
+
+    done = [r for r in rows if r["objective"] is not None]
+    figure = Figure(figsize=(3.2 * len(parameters), 3.0))
+    for i, (name, spec) in enumerate(parameters.items()):
+        axes = figure.add_subplot(1, len(parameters), i + 1)
+        xs = [r[name] for r in done]
+        if spec["type"] == "choice":
+            labels = [json.dumps(v) for v in spec["values"]]
+            xs = [labels.index(x) if isinstance(x, str) else labels.index(json.dumps(x)) for x in xs]
+            axes.set_xticks(range(len(labels)), labels, rotation=30, fontsize=7)
+        elif name in LOG_SCALE or spec.get("sampling") == "log":
+            axes.set_xscale("log")
+        axes.scatter(xs, [r["objective"] for r in done], s=18)
+        axes.set_xlabel(name)
+        if i == 0:
+            axes.set_ylabel(objective)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def write_best_recipe(recipe, values, path, provenance):
+    best = apply_values(recipe, values)
+    best.pop("search", None)
+    header = "\n".join(f"# {line}" for line in provenance) + "\n"
+    path.write_text(header + yaml.safe_dump(best, sort_keys=False))
+    return best
+
+
+def run(recipe, out_dir, source="recipe", jit_compile=None, verbose=1, overwrite=False):
+    """Run (or resume) a search and write its results into ``out_dir``.
+
+    Results: ``trials.csv``/``trials.json``, ``best_recipe.yaml``,
+    ``objective.png`` and ``best_model/`` (a zoo folder whose card records the
+    search). Returns a summary dict. In a distributed search only the chief
+    writes results; workers just run trials.
+    """
+    from vae_zoo import saving
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = search_options(recipe)
+    keras.utils.set_random_seed(int(options["seed"]))
+    data = recipes.build_data(recipe)
+    tuner = make_tuner(recipe, data.data_shape, out_dir, jit_compile=jit_compile, overwrite=overwrite)
+    metric, direction = OBJECTIVES[options["objective"]]
+    callbacks = []
+    if options["objective"] == "nll":
+        callbacks.append(ValidationNLL(*data.arrays["validation"], k=options["nll_k"]))
+    if options["early_stopping"]:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=metric, mode=direction, **options["early_stopping"]))
+    started = time.perf_counter()
+    tuner.search(data.train, validation_data=data.validation, epochs=int(options["epochs"]), callbacks=callbacks,
+                 verbose=verbose, shuffle=False)
+    seconds = time.perf_counter() - started
+    role = os.environ.get("KERASTUNER_TUNER_ID")
+    if role and "chief" not in role:
+        return {"role": role, "trials_run": getattr(tuner, "trials_run", []), "seconds": round(seconds, 1)}
+
+    rows = trial_table(tuner)
+    _write_table(rows, out_dir)
+    plot_objective(rows, options["parameters"], metric, out_dir / "objective.png")
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    values = {name: (json.loads(v) if options["parameters"][name]["type"] == "choice" else v)
+              for name, v in best_trial.hyperparameters.values.items() if name in options["parameters"]}
+    provenance = [f"Best of {len(rows)} trials of a {options['tuner']} search over {', '.join(options['parameters'])}",
+                  f"from {source}; {metric} = {best_trial.score:.4f} at epoch {best_trial.best_step + 1}.",
+                  f"  vae-zoo train {out_dir / 'best_recipe.yaml'} --out runs/best"]
+    best_recipe = write_best_recipe(recipe, values, out_dir / "best_recipe.yaml", provenance)
+    summary = {"trials": len(rows), "trials_run_here": getattr(tuner, "trials_run", []), "best_trial": best_trial.trial_id, "best_values": values, "objective": metric, "direction": direction,
+               "best_objective": best_trial.score, "search_seconds": round(seconds, 1), "jit_compile": tuner.hypermodel.jit_compile}
+    with warnings.catch_warnings():
+        # The checkpoint holds Adam's state, which an unused, freshly built model does not need.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        best_models = tuner.get_best_models(1) if (Path(tuner.project_dir) / f"trial_{best_trial.trial_id}").exists() else []
+    if best_models:
+        from vae_zoo import evaluation
+
+        model = best_models[0]
+        card = {"recipe": best_recipe, "search": {**summary, "source": source, "trials_table": "trials.csv"},
+                "metrics": {"test": evaluation.score(model, *data.arrays["test"])}}
+        saving.save(model, out_dir / "best_model", card=card, overwrite=True)
+        summary["best_model"] = str(out_dir / "best_model")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def distributed_environment(chief=False, worker=None, oracle=None):
+    """Set keras-tuner's distribution variables from ``--chief``/``--worker``/``--oracle`` (host:port)."""
+    if not (chief or worker):
+        return
+    if oracle:
+        host, _, port = oracle.rpartition(":")
+        if not host or not port.isdigit():
+            raise RecipeError(f"--oracle must be HOST:PORT, got {oracle!r}")
+        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+    missing = [v for v in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT") if not os.environ.get(v)]
+    if missing:
+        raise RecipeError(f"a distributed search needs --oracle HOST:PORT (or {', '.join(missing)})")
+    os.environ["KERASTUNER_TUNER_ID"] = "chief" if chief else f"tuner-{worker}"
+
+
+def _format_table(out_dir, direction="max"):
+    """The trial table as aligned text, best first."""
+    rows = json.loads((Path(out_dir) / "trials.json").read_text())
+    sign = -1 if direction == "max" else 1
+    done = sorted((r for r in rows if r["objective"] is not None), key=lambda r: sign * r["objective"])
+    if not done:
+        return "no finished trials"
+    columns = list(done[0])
+    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in done)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(_cell(r.get(c)).ljust(widths[c]) for c in columns) for r in done]
+    return "\n".join(lines)
+
+
+def _cell(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
