@@ -19,6 +19,7 @@ from vae_zoo.errors import (
 )
 from vae_zoo.registry import create_model, describe, get_model_class, list_models, register
 from vae_zoo.export import export
+from vae_zoo.pretrained import list_pretrained, load_pretrained, pretrained_card
 from vae_zoo.saving import load, save
 
 __all__ = [
@@ -34,6 +35,9 @@ __all__ = [
     "describe",
     "get_model_class",
     "list_models",
+    "list_pretrained",
+    "load_pretrained",
+    "pretrained_card",
     "load",
     "register",
     "save",

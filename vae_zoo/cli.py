@@ -11,6 +11,12 @@ import os
 import sys
 
 
+def resolve(dir_or_name):
+    from vae_zoo.pretrained import resolve as resolve_pretrained
+
+    return resolve_pretrained(dir_or_name)
+
+
 def _quiet_tensorflow():
     # TensorFlow's C++ start-up chatter buries the command's own output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,6 +25,12 @@ def _quiet_tensorflow():
 def cmd_list(args):
     import vae_zoo
 
+    if args.pretrained:
+        for name in vae_zoo.list_pretrained(args.pattern):
+            test = vae_zoo.pretrained_card(name).get("metrics", {}).get("test", {})
+            figure = f"test ELBO {test['elbo']:.2f}" if "elbo" in test else ""
+            print(f"{name}  {figure}")
+        return
     names = vae_zoo.list_models(args.pattern)
     width = max((len(n) for n in names), default=0)
     for name in names:
@@ -54,6 +66,7 @@ def cmd_evaluate(args):
     from vae_zoo import data as data_module
     from vae_zoo.saving import read_card
 
+    args.dir = str(resolve(args.dir))
     model = vae_zoo.load(args.dir)
     spec = dict(read_card(args.dir).get("recipe", {}).get("data") or {})
     if args.data:
@@ -81,7 +94,7 @@ def cmd_sample(args):
     import vae_zoo
     from vae_zoo.plotting import save_image_grid
 
-    model = vae_zoo.load(args.dir)
+    model = vae_zoo.load(resolve(args.dir))
     images = model.sample(args.n, seed=args.seed)
     if not save_image_grid(images, args.out, title=f"{model.registered_name}: {args.n} samples"):
         raise vae_zoo.DataError(f"{model.registered_name} generates data of shape {model.data_shape}, which are not images")
@@ -92,8 +105,9 @@ def cmd_export(args):
     import vae_zoo
     from vae_zoo.saving import read_card
 
-    model = vae_zoo.load(args.dir)
-    path = vae_zoo.export(model, args.out, card=read_card(args.dir), overwrite=args.overwrite)
+    folder = resolve(args.dir)
+    model = vae_zoo.load(folder)
+    path = vae_zoo.export(model, args.out, card=read_card(folder), overwrite=args.overwrite)
     print(json.dumps({"exported": str(path), "inspect": f"saved_model_cli show --dir {path} --all"}, indent=2))
 
 
@@ -119,6 +133,7 @@ def build_parser():
 
     p = commands.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. '*vae*'")
+    p.add_argument("--pretrained", action="store_true", help="list the pretrained models instead")
     p.set_defaults(run=cmd_list)
 
     p = commands.add_parser("info", help="describe a model and its hyperparameters")
@@ -134,7 +149,7 @@ def build_parser():
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("evaluate", help="score a saved model on its data set; prints JSON")
-    p.add_argument("dir")
+    p.add_argument("dir", help="a saved model folder or a pretrained name (vae-zoo list --pretrained)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--data", help="data set name (default: the one on the model card)")
     p.add_argument("--data-dir", help="directory of local data files")
@@ -148,7 +163,7 @@ def build_parser():
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("sample", help="draw samples from a saved model into a PNG grid")
-    p.add_argument("dir")
+    p.add_argument("dir", help="a saved model folder or a pretrained name")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--out", default="samples.png")
     p.add_argument("--seed", type=int, default=None)
@@ -168,7 +183,7 @@ def build_parser():
     p.set_defaults(run=cmd_tune)
 
     p = commands.add_parser("export", help="write a SavedModel with serving signatures")
-    p.add_argument("dir", help="a saved zoo model folder")
+    p.add_argument("dir", help="a saved model folder or a pretrained name")
     p.add_argument("--out", required=True, help="folder for the SavedModel")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=cmd_export)

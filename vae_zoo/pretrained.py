@@ -1,0 +1,62 @@
+"""The pretrained zoo: ``saved_models/<arch>.<tag>/`` folders, loaded by name.
+
+    vae_zoo.list_pretrained()                 # ['vae.fashion_mnist', 'vae.mnist_mini', ...]
+    model = vae_zoo.load_pretrained("vae.fashion_mnist")
+
+Folders are looked for in ``$VAE_ZOO_PRETRAINED_DIR`` (a list separated by
+``os.pathsep``) and in the repository's ``saved_models/``. Each is a zoo model
+folder (``model.keras``, ``card.json``, ``samples.png``); loading runs no pickled code.
+"""
+
+import fnmatch
+import os
+from pathlib import Path
+
+from vae_zoo.errors import unknown_name
+from vae_zoo.saving import MODEL_FILE, load, read_card
+
+REPOSITORY_ZOO = Path(__file__).resolve().parent.parent / "saved_models"
+
+
+def search_paths():
+    extra = [Path(p) for p in os.environ.get("VAE_ZOO_PRETRAINED_DIR", "").split(os.pathsep) if p]
+    return [*extra, REPOSITORY_ZOO]
+
+
+def _folders():
+    found = {}
+    for root in search_paths():
+        if root.is_dir():
+            for folder in sorted(root.iterdir()):
+                if (folder / MODEL_FILE).is_file():
+                    found.setdefault(folder.name, folder)
+    return found
+
+
+def list_pretrained(pattern="*"):
+    """Names of the pretrained models, e.g. ``vae.fashion_mnist``, matching a wildcard."""
+    return sorted(n for n in _folders() if fnmatch.fnmatchcase(n, pattern))
+
+
+def pretrained_folder(name):
+    folders = _folders()
+    if name not in folders:
+        raise unknown_name("pretrained model", name, folders)
+    return folders[name]
+
+
+def load_pretrained(name):
+    """The pretrained model ``name``, ready to use (its card: ``pretrained_card(name)``)."""
+    return load(pretrained_folder(name))
+
+
+def pretrained_card(name):
+    return read_card(pretrained_folder(name))
+
+
+def resolve(dir_or_name):
+    """A model folder given a path or, if no such path exists, a pretrained model's name."""
+    path = Path(dir_or_name)
+    if path.exists() or os.sep in str(dir_or_name):
+        return path
+    return pretrained_folder(str(dir_or_name))
