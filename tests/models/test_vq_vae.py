@@ -53,5 +53,24 @@ def test_codebook_usage_after_a_short_fit():
     # At least 12 of the 32 codes in effective use (perplexity; about 18 measured with dead-code
     # restarts, under 10 without), and the learned prior is no longer uniform.
     assert history["val_perplexity"][-1] >= 12, history["val_perplexity"]
-    assert float(tf.math.reduce_std(model.prior_layer.logits)) > 0.01
+    assert float(tf.math.reduce_std(model.prior_layer.logits(model.encode_indices(data.arrays["test"][0][:32])))) > 0.01
     assert history["val_reconstruction"][-1] < history["val_reconstruction"][0]
+
+
+def test_autoregressive_prior_conditions_each_position_only_on_earlier_ones():
+    model = vae_zoo.create_model("vq_vae", data_shape=(8, 8, 1), conv_filters=[8], codebook_size=5, latent_dim=3)
+    prior = model.prior_layer
+    for position in (0, 5, 15):
+        codes = np.zeros((1, 4, 4), np.int32)
+        before = prior.logits(codes).numpy()
+        codes.reshape(-1)[position] = 3
+        changed = np.flatnonzero(np.abs(prior.logits(codes).numpy() - before).sum(-1).reshape(-1) > 0)
+        assert changed.size == 0 or changed.min() > position, (position, changed)
+    samples = model.prior().sample(4, seed=tf.constant([1, 2]))
+    assert samples.shape == (4, 4, 4) and samples.dtype == tf.int32
+    np.testing.assert_allclose(model.prior().log_prob(samples), model.prior().log_prob(samples))
+
+
+def test_categorical_prior_is_still_available():
+    model = vae_zoo.create_model("vq_vae", data_shape=(8, 8, 1), conv_filters=[8], codebook_size=5, latent_dim=3, prior="categorical")
+    assert tuple(model.sample(2, seed=1).shape) == (2, 8, 8, 1)

@@ -1,6 +1,9 @@
 """VQ-VAE: discrete latents through a learned codebook."""
 
+import math
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from vae_zoo import distributions
@@ -25,6 +28,57 @@ class CodePrior(keras.layers.Layer):
         return tfd.Independent(tfd.Categorical(logits=self.logits), reinterpreted_batch_ndims=len(self.grid))
 
 
+class MaskedDense(keras.layers.Layer):
+    """A dense layer whose kernel is multiplied by a fixed 0/1 mask (for MADE)."""
+
+    def __init__(self, mask, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.mask = tf.constant(mask, dtype="float32")
+        self.activation = keras.activations.get(activation)
+        self.kernel = self.add_weight(name="kernel", shape=mask.shape, initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(mask.shape[1],), initializer="zeros")
+
+    def call(self, inputs):
+        return self.activation(tf.matmul(inputs, self.kernel * self.mask) + self.bias)
+
+
+class AutoregressiveCodePrior(keras.layers.Layer):
+    """p(codes) = prod_i p(code_i | codes before i) over the flattened grid, by a MADE
+    (Germain et al., 2015) with one masked hidden layer, as TFP's ``tfd.Autoregressive``.
+
+    Position i's logits see only positions before it, so one pass gives every
+    conditional for log_prob, and sampling takes one pass per position.
+    """
+
+    factorized = False
+
+    def __init__(self, grid, codebook_size, hidden=512, **kwargs):
+        super().__init__(**kwargs)
+        self.grid, self.codebook_size = tuple(grid), int(codebook_size)
+        positions = math.prod(self.grid)
+        input_degrees = np.repeat(np.arange(1, positions + 1), self.codebook_size)
+        hidden_degrees = np.arange(int(hidden)) % max(1, positions - 1) + 1
+        self.positions = positions
+        self.hidden = MaskedDense((hidden_degrees[None, :] >= input_degrees[:, None]).astype("float32"), activation="relu", name="made_hidden")
+        self.out = MaskedDense((input_degrees[None, :] > hidden_degrees[:, None]).astype("float32"), name="made_logits")
+
+    def logits(self, codes):
+        flat = tf.reshape(tf.one_hot(tf.reshape(codes, [-1, self.positions]), self.codebook_size), [-1, self.positions * self.codebook_size])
+        logits = self.out(self.hidden(flat))
+        return tf.reshape(logits, [-1, *self.grid, self.codebook_size])
+
+    def distribution(self, model=None):
+        def conditionals(codes):
+            batch_shape = tf.shape(codes)[: tf.rank(codes) - len(self.grid)]
+            logits = tf.reshape(self.logits(codes), tf.concat([batch_shape, [*self.grid, self.codebook_size]], axis=0))
+            return tfd.Independent(tfd.Categorical(logits=logits), reinterpreted_batch_ndims=len(self.grid))
+
+        return tfd.Autoregressive(conditionals, sample0=tf.zeros(self.grid, tf.int32), num_steps=self.positions)
+
+
+CODE_PRIORS = {"categorical": CodePrior, "autoregressive": AutoregressiveCodePrior}
+
+
 @register("vq_vae")
 class VQVAE(VAE):
     """VQ-VAE (van den Oord et al., 2017): discrete codes from a codebook, straight-through gradients.
@@ -35,15 +89,16 @@ class VQVAE(VAE):
     loss is -log p(x|z_q) + ||sg[z_e] - e||^2 (codebook; replaced by an
     exponential-moving-average update when ``ema=True``) + beta ||z_e - sg[e]||^2
     (commitment; ``beta`` is the paper's commitment cost, 0.25) + -log p(codes)
-    under a learned categorical prior over the code grid, trained jointly so
-    that ``sample`` can generate. With a one-hot posterior, KL(q||p) is exactly
+    under a prior over the code grid, trained jointly (it gets no gradient
+    into the encoder) so that ``sample`` can generate: ``"autoregressive"`` (a
+    MADE over the grid, the default) or ``"categorical"`` (independent positions). With a one-hot posterior, KL(q||p) is exactly
     -log p(codes), which is reported as ``kl``; ``perplexity`` is the effective
     number of codes in use.
     """
 
     metric_names = ("loss", "elbo", "reconstruction", "kl", "codebook_loss", "commitment_loss", "perplexity")
 
-    def __init__(self, codebook_size=64, latent_dim=16, network="conv", beta=0.25, prior="categorical",
+    def __init__(self, codebook_size=64, latent_dim=16, network="conv", beta=0.25, prior="autoregressive",
                  ema=False, ema_decay=0.99, restart_dead_codes=True, mlp_positions=16, **kwargs):
         self.codebook_size = int(codebook_size)
         self.ema = bool(ema)
@@ -81,9 +136,7 @@ class VQVAE(VAE):
         return make_grid_decoder(self.network, self.grid, self.latent_dim, self.data_shape, channels, **self.network_options)
 
     def make_prior(self, prior):
-        if prior != "categorical":
-            raise ValueError(f"vq_vae learns a categorical prior over its codes; prior must be 'categorical', got {prior!r}")
-        return CodePrior(self.grid, self.codebook_size, name="code_prior")
+        return distributions.resolve(CODE_PRIORS, "code prior", prior, self.grid, self.codebook_size, name="code_prior")
 
     # ------------------------------------------------------------------ quantization
 
