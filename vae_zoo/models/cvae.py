@@ -1,5 +1,7 @@
 """Conditional VAE: encoder and decoder both see the label."""
 
+import math
+
 import tensorflow as tf
 
 from vae_zoo.errors import InputError
@@ -14,8 +16,8 @@ class ConditionalVAE(VAE):
     Inputs are ``(images, labels)`` with integer labels in ``[0, num_classes)``;
     ``fit`` takes labelled data (``fit(images, labels)`` or a data set of pairs)
     and ``sample(n, labels=...)`` generates the given classes. The label enters
-    the encoder as one-hot channels beside the image (so MLP and conv bodies
-    both work) and the decoder beside z.
+    the decoder beside z, and the encoder once beside the flattened image (MLP)
+    or as one-hot channels at every pixel (conv, where every position needs it).
     """
 
     needs_labels = True
@@ -30,6 +32,8 @@ class ConditionalVAE(VAE):
         super().__init__(**kwargs)
 
     def encoder_input_shape(self):
+        if self.network == "mlp":
+            return (math.prod(self.data_shape) + self.num_classes,)
         return (*self.data_shape[:-1], self.data_shape[-1] + self.num_classes)
 
     def decoder_input_dim(self):
@@ -53,6 +57,9 @@ class ConditionalVAE(VAE):
     def encoder_inputs(self, x, y=None):
         x = self.check_data(x)
         labels = self._require(y)
+        if self.network == "mlp":
+            # Once, beside the flattened image: tiled over 784 pixels it would swamp the first layer.
+            return tf.concat([tf.reshape(x, [tf.shape(x)[0], -1]), labels], axis=-1)
         # Broadcast the one-hot label over every position of the example, as extra channels.
         spatial = [1] * (len(self.data_shape) - 1)
         labels = tf.reshape(labels, [-1, *spatial, self.num_classes])
