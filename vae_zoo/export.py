@@ -58,17 +58,25 @@ def _assert_shape(tensor, expected, what):
     return tf.debugging.Assert(good, [f"{what} must have shape ({shown}); got shape", actual])
 
 
+def _label_checks(model, labels, batch_of=None):
+    """Checks of a conditional model's labels: a vector, as long as the batch, each a class index."""
+    name = model.registered_name
+    checks = [
+        _assert_shape(labels, (None,), f"{name}: labels"),
+        tf.debugging.assert_non_negative(labels, message=f"{name}: labels must be >= 0"),
+        tf.debugging.assert_less(labels, tf.cast(model.num_classes, labels.dtype), message=f"{name}: labels must be < {model.num_classes}"),
+    ]
+    if batch_of is not None:
+        checks.append(tf.debugging.assert_equal(tf.shape(labels)[0], tf.shape(batch_of)[0], message=f"{name}: the inputs and labels need the same batch size"))
+    return checks
+
+
 def _checked(model, x, labels=None):
     """In-graph checks that name the problem in a serving error instead of failing deep inside."""
     name = model.registered_name
     checks = [_assert_shape(x, (None, *model.data_shape), f"{name}: input x")]
     if labels is not None:
-        checks += [
-            _assert_shape(labels, (None,), f"{name}: labels"),
-            tf.debugging.assert_equal(tf.shape(labels)[0], tf.shape(x)[0], message=f"{name}: x and labels need the same batch size"),
-            tf.debugging.assert_non_negative(labels, message=f"{name}: labels must be >= 0"),
-            tf.debugging.assert_less(labels, tf.cast(model.num_classes, labels.dtype), message=f"{name}: labels must be < {model.num_classes}"),
-        ]
+        checks += _label_checks(model, labels, batch_of=x)
     with tf.control_dependencies(checks):
         x = tf.debugging.assert_all_finite(tf.identity(x), f"{name}: input x contains NaN or infinity")
         labels = None if labels is None else tf.identity(labels)
@@ -99,7 +107,7 @@ def _signatures(model):
         spec = model.decoder_input_spec()
         checks = [_assert_shape(z, tuple(spec.shape), f"{model.registered_name}: input {spec.name}")]
         if labels is not None:
-            checks.append(tf.debugging.assert_less(labels, model.num_classes, message=f"{model.registered_name}: labels must be < {model.num_classes}"))
+            checks += _label_checks(model, labels, batch_of=z)
         with tf.control_dependencies(checks):
             return {"mean": model.decoded_mean(tf.identity(z), labels)}
 
@@ -136,12 +144,7 @@ def _signatures(model):
     if model.generative:
         if model.needs_labels:
             def sample(labels, seed):
-                checks = [
-                    _assert_shape(labels, (None,), f"{model.registered_name}: labels"),
-                    tf.debugging.assert_non_negative(labels, message=f"{model.registered_name}: labels must be >= 0"),
-                    tf.debugging.assert_less(labels, model.num_classes, message=f"{model.registered_name}: labels must be < {model.num_classes}"),
-                ]
-                with tf.control_dependencies(checks):
+                with tf.control_dependencies(_label_checks(model, labels)):
                     labels = tf.identity(labels)
                 return {"samples": model.sample(tf.shape(labels)[0], seed=_seed_pair(seed), labels=labels)}
 
