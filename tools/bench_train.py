@@ -8,8 +8,12 @@ two are timed in alternating rounds in the same process, XLA on and off, and
 the script prints examples/s and the ratios. Only ratios from one run mean
 anything on a shared machine.
 
-    python tools/bench_train.py                   # about 2 minutes on 2 CPU cores
-    python tools/bench_train.py --rounds 7 --examples 16384
+    python tools/bench_train.py                   # about 3 minutes on 2 CPU cores
+    python tools/bench_train.py --ablate          # also: what the zoo's two departures from TFP's defaults buy
+
+``--ablate`` adds, with XLA, the zoo model with TFP's own ``q.sample()`` in
+place of its written-out reparameterization, and with TFP's plain Bernoulli
+``log_prob`` in place of the fused one.
 """
 
 import argparse
@@ -23,7 +27,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import tensorflow_probability as tfp
+
 import vae_zoo
+from vae_zoo import distributions
 
 BATCH = 128
 
@@ -65,10 +72,24 @@ class MinimalVAE:
         float(loss)  # wait for the last step
 
 
-def zoo_runner(data, jit_compile):
+def zoo_runner(data, jit_compile, tfp_sampling=False, tfp_bernoulli=False):
     model = vae_zoo.create_model("vae")  # the seed architecture is the default
+    if tfp_sampling or tfp_bernoulli:
+        model.loss_terms = lambda x, y=None, training=False, seed=None: ablated_terms(model, x, tfp_sampling, tfp_bernoulli)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
     return lambda: model.fit(data, epochs=1, verbose=0, shuffle=False)
+
+
+def ablated_terms(model, x, tfp_sampling, tfp_bernoulli):
+    """The zoo's loss terms with TFP's defaults put back where the zoo departs from them."""
+    q = model.encode(x, training=True)
+    z = q.sample() if tfp_sampling else distributions.reparameterized_sample(q)
+    logits = model.decoder(z, training=True)
+    bernoulli = tfp.distributions.Bernoulli if tfp_bernoulli else distributions.FusedBernoulli
+    likelihood = tfp.distributions.Independent(bernoulli(logits=logits, dtype=logits.dtype), reinterpreted_batch_ndims=3)
+    reconstruction = -likelihood.log_prob(x)
+    kl = distributions.kl_divergence(q, model.prior(), z)
+    return {"loss": reconstruction + model.kl_weight * kl, "elbo": -(reconstruction + kl), "reconstruction": reconstruction, "kl": kl}
 
 
 def timed(run, examples):
@@ -79,8 +100,9 @@ def timed(run, examples):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", type=int, default=12800, help="examples per timed epoch")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds per setting")
+    parser.add_argument("--examples", type=int, default=25600, help="examples per timed epoch")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating timed rounds per setting")
+    parser.add_argument("--ablate", action="store_true", help="also time the zoo with TFP's sampler / Bernoulli log_prob")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -89,24 +111,33 @@ def main():
     rows = []
     for jit_compile in (True, False):
         minimal = MinimalVAE(jit_compile)
-        zoo = zoo_runner(data, jit_compile)
-        minimal.epoch(data), zoo()  # compile and warm up both
-        zoo_rates, minimal_rates = [], []
+        runners = {"zoo": zoo_runner(data, jit_compile), "minimal": lambda: minimal.epoch(data)}
+        if args.ablate and jit_compile:
+            runners["zoo, TFP q.sample()"] = zoo_runner(data, True, tfp_sampling=True)
+            runners["zoo, TFP Bernoulli.log_prob"] = zoo_runner(data, True, tfp_bernoulli=True)
+        for run in runners.values():
+            run()  # compile and warm up
+        rates = {name: [] for name in runners}
         for _ in range(args.rounds):
-            zoo_rates.append(timed(zoo, args.examples))
-            minimal_rates.append(timed(lambda: minimal.epoch(data), args.examples))
-        ratios = [z / m for z, m in zip(zoo_rates, minimal_rates)]
-        rows.append((jit_compile, statistics.median(zoo_rates), statistics.median(minimal_rates), statistics.median(ratios), min(ratios), max(ratios)))
+            for name, run in runners.items():
+                rates[name].append(timed(run, args.examples))
+        for name in runners:
+            if name == "minimal":
+                continue
+            ratios = [a / b for a, b in zip(rates[name], rates["minimal"])]
+            rows.append((jit_compile, name, statistics.median(rates[name]), statistics.median(rates["minimal"]),
+                         statistics.median(ratios), min(ratios), max(ratios)))
 
     print(f"\nseed VAE 784-400-400-20, Bernoulli, batch {BATCH}, {args.examples} examples per epoch, "
           f"{args.rounds} alternating rounds, {os.cpu_count()} CPUs, TF {tf.__version__}, devices: "
           f"{', '.join(d.device_type for d in tf.config.list_logical_devices())}")
-    print("| XLA | zoo model.fit (ex/s) | minimal step (ex/s) | zoo / minimal (median) | range |")
-    print("|---|---|---|---|---|")
-    for jit, zoo_rate, minimal_rate, ratio, low, high in rows:
-        print(f"| {'on' if jit else 'off'} | {zoo_rate:,.0f} | {minimal_rate:,.0f} | {ratio:.3f} | {low:.3f}-{high:.3f} |")
-    on, off = rows
-    print(f"XLA speed-up (on / off): zoo {on[1] / off[1]:.2f}x, minimal {on[2] / off[2]:.2f}x")
+    print("| XLA | model.fit of | ex/s | minimal step (ex/s) | ratio to minimal (median of rounds) | range |")
+    print("|---|---|---|---|---|---|")
+    for jit, name, rate, minimal_rate, ratio, low, high in rows:
+        print(f"| {'on' if jit else 'off'} | {name} | {rate:,.0f} | {minimal_rate:,.0f} | {ratio:.3f} | {low:.3f}-{high:.3f} |")
+    zoo = {jit: rate for jit, name, rate, *_ in rows if name == "zoo"}
+    minimal = {jit: minimal_rate for jit, name, _, minimal_rate, *_ in rows if name == "zoo"}
+    print(f"XLA speed-up (on / off): zoo {zoo[True] / zoo[False]:.2f}x, minimal {minimal[True] / minimal[False]:.2f}x")
 
 
 if __name__ == "__main__":

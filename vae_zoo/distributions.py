@@ -53,11 +53,25 @@ class Likelihood:
         return tfd.Independent(distribution, reinterpreted_batch_ndims=self.event_ndims)
 
 
+class FusedBernoulli(tfd.Bernoulli):
+    """TFP's Bernoulli, with log_prob as one fused sigmoid cross-entropy.
+
+    TFP evaluates log p and log(1 - p) separately and combines them with two
+    multiply_no_nan ops; on a CPU that costs about 7% of a training step of the
+    seed's VAE (an ablation beside tools/bench_train.py). The value is the same:
+    x log sigmoid(l) + (1 - x) log sigmoid(-l), for binary or grey x.
+    """
+
+    def _log_prob(self, event):
+        logits = self._logits_parameter_no_checks()
+        return -tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(event, logits.dtype), logits=logits)
+
+
 class BernoulliLikelihood(Likelihood):
     """Bernoulli pixels parameterized by logits (for binary or [0, 1] data)."""
 
     def __call__(self, logits):
-        return self._independent(tfd.Bernoulli(logits=logits, dtype=logits.dtype))
+        return self._independent(FusedBernoulli(logits=logits, dtype=logits.dtype))
 
 
 class GaussianLikelihood(Likelihood):
@@ -209,6 +223,31 @@ def make_prior(spec, latent_dim, data_shape=None):
 def diagonal_gaussian(mean, log_variance):
     """q(z|x) = N(mean, exp(log_variance)) with independent dimensions (the seed's encoder)."""
     return tfd.Independent(tfd.Normal(mean, tf.exp(0.5 * log_variance)), reinterpreted_batch_ndims=1)
+
+
+def stateless_seed(seed):
+    """A [2] int32 stateless seed from an int or a [2] tensor."""
+    if isinstance(seed, int):
+        return tf.constant([seed, 0], tf.int32)
+    return tf.cast(seed, tf.int32)
+
+
+def reparameterized_sample(q, sample_shape=(), seed=None):
+    """z = mean + stddev * eps with eps ~ N(0, I): the reparameterization trick, for a diagonal Gaussian q.
+
+    Written out rather than ``q.sample()``: TFP turns every unseeded draw into a
+    salted stateless one, which costs about a quarter of a training step of the
+    seed's VAE on a CPU (measured beside tools/bench_train.py). Gradients flow to
+    the mean and the scale exactly as through TFP's sampler. With ``seed`` the
+    draw is reproducible.
+    """
+    mean, stddev = q.mean(), q.stddev()
+    shape = tf.concat([tf.reshape(tf.cast(sample_shape, tf.int32), [-1]), tf.shape(mean)], axis=0)
+    if seed is None:
+        noise = tf.random.normal(shape, dtype=mean.dtype)
+    else:
+        noise = tf.random.stateless_normal(shape, seed=stateless_seed(seed), dtype=mean.dtype)
+    return mean + stddev * noise
 
 
 def kl_divergence(q, p, z):

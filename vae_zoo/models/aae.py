@@ -45,7 +45,7 @@ class AdversarialAutoencoder(VAE):
     def loss_terms(self, x, y=None, training=False, seed=None):
         posterior_seed, prior_seed = split_seed(seed, 2)
         q = self.encode(x, y, training=training)
-        z = q.sample(seed=posterior_seed)
+        z = distributions.reparameterized_sample(q, seed=posterior_seed)
         reconstruction = -self.decode(z, y, training=training).log_prob(x)
         p = self.prior()
         kl = distributions.kl_divergence(q, p, z)

@@ -62,7 +62,7 @@ class LadderVAE(VAE):
 
         seeds = split_seed(seed, len(self.level_dims))
         q = distributions.diagonal_gaussian(*estimates[-1])
-        z = q.mean() if use_means else q.sample(seed=seeds[-1])
+        z = q.mean() if use_means else distributions.reparameterized_sample(q, seed=seeds[-1])
         levels = [(q, self.prior(), z)]
         for level in reversed(range(len(self.level_dims) - 1)):
             p = self._conditional_prior(level, z, training)
@@ -71,7 +71,7 @@ class LadderVAE(VAE):
             variance = 1.0 / (precision_up + precision_down)
             mean = (mean_up * precision_up + p.distribution.mean() * precision_down) * variance
             q = distributions.diagonal_gaussian(mean, tf.math.log(variance))
-            z = q.mean() if use_means else q.sample(seed=seeds[level])
+            z = q.mean() if use_means else distributions.reparameterized_sample(q, seed=seeds[level])
             levels.append((q, p, z))
         return levels[::-1]
 

@@ -213,12 +213,11 @@ class VAE(keras.Model):
         """Per-example tensors: ``loss`` (what is minimised), ``elbo``, ``reconstruction``, ``kl``.
 
         ``reconstruction`` is -log p(x|z) for one reparameterized sample
-        z = mean + sigma * eps (TFP's Normal samples that way, so gradients flow
-        to the encoder), ``kl`` is KL(q(z|x) || p(z)) in nats: in closed form where
+        z = mean + sigma * eps (so gradients flow to the encoder), ``kl`` is KL(q(z|x) || p(z)) in nats: in closed form where
         it has one, else estimated at the same z.
         """
         q = self.encode(x, y, training=training)
-        z = q.sample(seed=seed)
+        z = distributions.reparameterized_sample(q, seed=seed)
         reconstruction = -self.decode(z, y, training=training).log_prob(x)
         p = self.prior()
         kl = distributions.kl_divergence(q, p, z)
@@ -232,7 +231,7 @@ class VAE(keras.Model):
     def log_weight_terms(self, x, y=None, k=1, seed=None, training=False):
         """log p(x|z_i), log p(z_i) and log q(z_i|x) for k draws z_i ~ q(z|x); each (k, batch)."""
         q = self.encode(x, y, training=training)
-        z = q.sample(k, seed=seed)
+        z = distributions.reparameterized_sample(q, [k], seed=seed)
         labels = None if y is None else repeat_batch(y, k)
         x = repeat_batch(self.check_data(x), k)
         log_likelihood = self.decode(flatten_samples(z), labels, training=training).log_prob(x)
