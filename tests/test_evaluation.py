@@ -161,3 +161,21 @@ def test_anomaly_part_uses_the_held_out_class(tmp_path):
     assert anomaly["held_out_classes"] == [0] and anomaly["anomalous_examples"] > 10
     assert set(anomaly["auroc"]) == {"reconstruction_error", "negative_elbo", "negative_log_likelihood"}
     assert all(0.0 <= v <= 1.0 for v in anomaly["auroc"].values())
+
+
+def test_semi_supervised_binarizes_training_images_like_the_test_split(trained):
+    from unittest import mock
+
+    data = vae_zoo.data.load("digits", binarize="dynamic", labels=True)
+    assert len(np.unique(data.arrays["train"][0])) > 2 and set(np.unique(data.arrays["test"][0])) <= {0.0, 1.0}
+    seen = []
+    original = LogisticRegression.fit
+
+    def record(self, features, labels):
+        seen.append(np.unique(features).size)
+        return original(self, features, labels)
+
+    with mock.patch.object(LogisticRegression, "fit", record):
+        evaluation.semi_supervised(trained, data, labels_per_class=(10,), repeats=1)
+    # The pixel classifier (the second fit) was trained on binary pixels, like the test images.
+    assert seen[1] <= 2

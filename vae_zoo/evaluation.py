@@ -160,6 +160,12 @@ def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0):
     from vae_zoo.latents import posterior_means
 
     (train_x, train_y), (test_x, test_y) = data.arrays["train"], data.arrays["test"]
+    if data.binarize == "dynamic":
+        # The training arrays stay grey (the pipeline binarizes each batch); the test split is
+        # binarized once: give the classifiers training images of the same kind.
+        from vae_zoo.data import binarize_static
+
+        train_x = binarize_static(train_x, seed=seed)
     codes = {"latent": (posterior_means(model, train_x, train_y), posterior_means(model, test_x, test_y)),
              "pixels": (train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1))}
     rng = np.random.default_rng(seed)
