@@ -40,7 +40,7 @@ def save_image_grid(batch, path, ncols=None, title=None, scale=0.35):
     canvas = mosaic(images, ncols)
     nrows = math.ceil(len(images) / ncols)
     # A title needs room: narrow grids get a wider canvas rather than a clipped title.
-    min_width = 0.065 * len(title) if title else 2.0
+    min_width = 0.085 * len(title) if title else 2.0
     figure = Figure(figsize=(max(min_width, 2.0, ncols * scale * images.shape[2] / 28), max(2.0, nrows * scale * images.shape[1] / 28)))
     axes = figure.add_axes([0, 0, 1, 0.92 if title else 1])
     axes.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
