@@ -1,7 +1,6 @@
 import gzip
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from vae_zoo import data

@@ -1,6 +1,5 @@
 """Bad input gets a clear error that names the problem, and nothing saved is lost."""
 
-import json
 import zipfile
 
 import keras

@@ -110,10 +110,8 @@ def test_disentanglement_metrics_know_good_from_bad():
     mixed = perfect @ np.linalg.qr(rng.normal(size=(5, 5)))[0]
     assert disentanglement.mutual_information_gap(mixed, factors) < 0.5
 
-    encode_perfect = lambda batch: perfect[lookup(batch)]
-    lookup = {img.tobytes(): i for i, img in enumerate(images)}.__getitem__
-    lookup_batch = lambda batch: [lookup(img.tobytes()) for img in batch]
-    encode_perfect = lambda batch: perfect[lookup_batch(batch)]
+    row_of = {image.tobytes(): i for i, image in enumerate(images)}
+    encode_perfect = lambda batch: perfect[[row_of[image.tobytes()] for image in batch]]
     score = disentanglement.beta_vae_score(encode_perfect, images, factors, shapes.FACTOR_SIZES, shapes.index_of, train_points=200, test_points=100)
     assert score > 0.95
     encode_noise = lambda batch: rng.normal(size=(len(batch), 5))

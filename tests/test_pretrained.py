@@ -1,4 +1,3 @@
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +6,7 @@ import numpy as np
 import pytest
 
 import vae_zoo
-from vae_zoo import cli, pretrained
+from vae_zoo import cli
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Hyperparameter search: the search space, results, resuming and distribution."""
 
 import json
-import os
 import signal
 import socket
 import subprocess

@@ -9,12 +9,11 @@ report.json from ``vae-zoo evaluate --out`` are copied beside it.
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import vae_zoo
-from vae_zoo.saving import CARD_FILE, read_card
+from vae_zoo.saving import read_card
 
 ZOO = Path(__file__).resolve().parent.parent / "saved_models"
 

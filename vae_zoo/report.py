@@ -14,7 +14,7 @@ import numpy as np
 
 from vae_zoo import data as data_module
 from vae_zoo import evaluation, latents, visualize
-from vae_zoo.errors import VaeZooError, unknown_name
+from vae_zoo.errors import unknown_name
 
 
 class NotApplicable(Exception):

@@ -25,7 +25,6 @@ trials of one search between machines.
 import copy
 import csv
 import json
-import math
 import os
 import time
 import warnings
@@ -33,7 +32,6 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-import numpy as np
 import yaml
 
 from vae_zoo import recipes

@@ -1,6 +1,5 @@
 """The deterministic autoencoder: the baseline the seed compares VAEs against."""
 
-import tensorflow as tf
 
 from vae_zoo import distributions
 from vae_zoo.networks import make_encoder
