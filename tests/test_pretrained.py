@@ -26,7 +26,8 @@ def test_publish_then_load_by_name(zoo, capsys):
     published = subprocess.run([sys.executable, str(tool), str(tmp_path / "run"), "vae.tiny", "--zoo", str(env_zoo)],
                                capture_output=True, text=True, timeout=300)
     assert published.returncode == 0, published.stderr[-2000:]
-    assert vae_zoo.list_pretrained() == ["vae.tiny"]
+    assert "vae.tiny" in vae_zoo.list_pretrained()
+    assert vae_zoo.list_pretrained("*.tiny") == ["vae.tiny"]
     loaded = vae_zoo.load_pretrained("vae.tiny")
     x = np.random.default_rng(0).random((3, 8, 8, 1)).astype(np.float32)
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-5)
@@ -41,3 +42,15 @@ def test_publish_then_load_by_name(zoo, capsys):
 def test_unknown_pretrained_name_suggests(zoo):
     with pytest.raises(vae_zoo.UnknownNameError, match="unknown pretrained model 'vae.tinny'"):
         vae_zoo.load_pretrained("vae.tinny")
+
+
+@pytest.mark.parametrize("name", pretrained.list_pretrained())
+def test_every_shipped_pretrained_model_loads_and_runs(name):
+    model = vae_zoo.load_pretrained(name)
+    card = vae_zoo.pretrained_card(name)
+    assert card["model"] == model.registered_name and card["parameters"] == model.count_params()
+    x = (np.random.default_rng(0).random((2, *model.data_shape)) < 0.3).astype(np.float32)
+    inputs = (x, np.array([1, 7])) if model.needs_labels else x
+    assert np.all(np.isfinite(model(inputs)))
+    if model.generative:
+        assert np.all(np.isfinite(model.sample(2, seed=1)))
