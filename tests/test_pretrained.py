@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import vae_zoo
-from vae_zoo import cli
+from vae_zoo import cli, pretrained
 
 
 @pytest.fixture
