@@ -65,15 +65,15 @@ def test_bad_search_sections_are_named():
         tuning.search_options(recipe)
 
 
-def test_objectives_and_tuners():
+def test_objectives_and_tuners(tmp_path):
     recipe = recipes.parse(SEARCH_RECIPE)
     for name, cls in (("random", kt.RandomSearch), ("bayesian", kt.BayesianOptimization), ("hyperband", kt.Hyperband)):
         recipe["search"]["tuner"] = name
-        tuner = tuning.make_tuner(recipe, (8, 8, 1), "/tmp/unused-vae-zoo-tuner", overwrite=True)
+        tuner = tuning.make_tuner(recipe, (8, 8, 1), tmp_path, overwrite=True)
         assert isinstance(tuner, cls)
         assert tuner.oracle.objective.name == "val_elbo" and tuner.oracle.objective.direction == "max"
     recipe["search"]["objective"] = "nll"
-    assert tuning.make_tuner(recipe, (8, 8, 1), "/tmp/unused-vae-zoo-tuner", overwrite=True).oracle.objective.direction == "min"
+    assert tuning.make_tuner(recipe, (8, 8, 1), tmp_path, overwrite=True).oracle.objective.direction == "min"
 
 
 def test_search_writes_the_table_best_recipe_plot_and_model(tmp_path, capsys):

@@ -121,9 +121,9 @@ def cmd_tune(args):
     summary = tuning.run(recipe, out, source=str(args.recipe), jit_compile=False if args.no_jit else None,
                          verbose=2 if args.verbose else 0, overwrite=args.restart)
     if "trials" in summary:
-        from vae_zoo.tuning import _format_table
+        from vae_zoo.tuning import format_table
 
-        print(_format_table(out, summary["direction"]))
+        print(format_table(out, summary["direction"]))
     print(json.dumps(summary, indent=2, default=str))
 
 

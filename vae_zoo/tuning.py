@@ -278,7 +278,7 @@ def distributed_environment(chief=False, worker=None, oracle=None):
     os.environ["KERASTUNER_TUNER_ID"] = "chief" if chief else f"tuner-{worker}"
 
 
-def _format_table(out_dir, direction="max"):
+def format_table(out_dir, direction="max"):
     """The trial table as aligned text, best first."""
     rows = json.loads((Path(out_dir) / "trials.json").read_text())
     sign = -1 if direction == "max" else 1
