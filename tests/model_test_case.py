@@ -24,9 +24,23 @@ def example_batch(data_shape=SMALL_DATA_SHAPE, batch=6, seed=0):
 
 def fit_inputs(model, x):
     """What model.fit takes for this model: images, or (images, labels) for conditional variants."""
-    if getattr(model, "needs_labels", False):
+    if model.can("labels"):
         return x, np.arange(len(x)) % model.num_classes
     return x, None
+
+
+def check_contract(model):
+    """Every model declares known capabilities, and its input specs and signatures follow from them."""
+    from vae_zoo.models.base import CAPABILITIES, ZooModel
+
+    assert isinstance(model, ZooModel)
+    assert model.capabilities and set(model.capabilities) <= set(CAPABILITIES)
+    names = [spec.name for spec in model.input_specs()]
+    assert names == (["x", "labels"] if model.can("labels") else ["x"])
+    signatures = {name for name, _, _ in model.serving_signatures()}
+    assert {"serving_default", "encode", "decode", "anomaly_score"} <= signatures
+    assert ("sample" in signatures) == model.can("sample")
+    assert ({"elbo", "log_likelihood"} <= signatures) == model.can("elbo")
 
 
 def check_build(model):
@@ -46,10 +60,10 @@ def check_forward_shapes(model, x):
     assert tuple(reconstruction.shape) == x.shape
     assert np.all(np.isfinite(reconstruction))
     assert np.asarray(model.transform(model_args(model, x))).shape[0] == batch
-    if model.has_elbo:
+    if model.can("elbo"):
         elbo = model.elbo(model_args(model, x))
         assert tuple(elbo.shape) == (batch,) and np.all(np.isfinite(elbo))
-    if model.generative:
+    if model.can("sample"):
         samples = model.sample(3, seed=1)
         assert tuple(samples.shape) == (3, *x.shape[1:]) and np.all(np.isfinite(samples))
 
@@ -75,7 +89,8 @@ def check_keras_round_trip(model, x, tmp_path):
     loaded = vae_zoo.load(folder)
     assert type(loaded) is type(model)
     np.testing.assert_allclose(loaded(args), model(args), rtol=1e-5, atol=1e-6)
-    assert float(loaded.kl_weight) == float(model.kl_weight)
+    if hasattr(model, "kl_weight"):
+        assert float(loaded.kl_weight) == float(model.kl_weight)
     assert len(loaded.weights) == len(model.weights)
     for a, b in zip(loaded.weights, model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -95,6 +110,7 @@ def run_standard_checks(name, tmp_path, **kwargs):
     x = example_batch(model.data_shape)
     tf.random.set_seed(0)
     check_build(model)
+    check_contract(model)
     check_config_round_trip(model)
     check_forward_shapes(model, x)
     check_fit_step(model, x)

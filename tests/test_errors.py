@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import vae_zoo
-from vae_zoo import cli, data, recipes
+from vae_zoo import cli, data
+from vae_zoo.training import recipe as recipes
 
 
 @pytest.fixture

@@ -11,9 +11,11 @@ from sklearn.pipeline import make_pipeline
 
 import vae_zoo
 from test_math import D, SIGMA, exact_log_likelihood, ppca_model
-from vae_zoo import callbacks, cli, disentanglement, evaluation
-from vae_zoo.datasets import shapes
-from vae_zoo.pipeline import LatentTransformer
+from vae_zoo import cli
+from vae_zoo.evaluation import disentanglement, metrics as evaluation
+from vae_zoo.training import callbacks
+from vae_zoo.data import shapes
+from vae_zoo.evaluation.sklearn import LatentTransformer
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def test_elbo_is_below_the_importance_sampled_likelihood(trained, digits):
 
 
 def test_latent_diagnostics(trained, digits):
-    from vae_zoo import latents
+    from vae_zoo.evaluation import latents
 
     images = digits.arrays["test"][0]
     active, variances = latents.active_units(trained, images)
@@ -152,7 +154,7 @@ def test_anomaly_part_uses_the_held_out_class(tmp_path):
     model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[64])
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(data.train, epochs=10, verbose=0)
-    from vae_zoo import report
+    from vae_zoo.evaluation import report
 
     result = report.evaluate(model, {"name": "digits", "binarize": "static", "exclude_classes": [0]}, tmp_path, only=["anomaly"], anomaly_k=20)
     anomaly = result["parts"]["anomaly"]

@@ -26,10 +26,10 @@ def reference_outputs(model, inputs):
     reference = {"serving_default/reconstruction": model.reconstruction(x, labels)}
     reference.update({f"encode/{k}": v for k, v in model.encoded_outputs(x, labels).items()})
     reference["decode/mean"] = model.decoded_mean(inputs[model.decoder_input_spec().name], labels)
-    if model.has_elbo:
+    if model.can("elbo"):
         reference["elbo/elbo"] = model.loss_terms(x, labels, seed=seed)["elbo"]
         reference["log_likelihood/log_likelihood"] = evaluation.importance_log_likelihood(model, x, labels, k=int(inputs["k"]), seed=seed)
-    if model.generative:
+    if model.can("sample"):
         n = len(labels) if labels is not None else int(inputs["n"])
         reference["sample/samples"] = model.sample(n, seed=seed, labels=labels)
     return {k: np.asarray(v) for k, v in reference.items()}
@@ -84,9 +84,9 @@ def test_every_signature_matches_the_in_process_model(exports, name):
     recon = reference["serving_default/reconstruction"]
     np.testing.assert_allclose(error, ((inputs["x"] - recon) ** 2).reshape(len(error), -1).sum(1), rtol=1e-4, atol=1e-4)
     assert served["anomaly_score/score"].shape == error.shape
-    if model.generative:
+    if model.can("sample"):
         # Unseeded samples match the in-process model in distribution: the mean image.
-        ours = np.asarray(model.sample(400, labels=np.zeros(400, np.int32) if model.needs_labels else None))
+        ours = np.asarray(model.sample(400, labels=np.zeros(400, np.int32) if model.can("labels") else None))
         theirs = served["sample/random"]
         spread = np.sqrt(ours.var(0) / len(ours) + theirs.var(0) / len(theirs))
         assert np.mean(np.abs(ours.mean(0) - theirs.mean(0)) < 5 * spread + 1e-3) > 0.99

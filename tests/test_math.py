@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import vae_zoo
-from vae_zoo import distributions
+from vae_zoo.models import distributions
 
 tfd = tfp.distributions
 

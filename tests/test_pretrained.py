@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import vae_zoo
-from vae_zoo import cli, pretrained
+from vae_zoo import cli
+from vae_zoo.io import pretrained
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_every_shipped_pretrained_model_loads_and_runs(name):
     card = vae_zoo.pretrained_card(name)
     assert card["model"] == model.registered_name and card["parameters"] == model.count_params()
     x = (np.random.default_rng(0).random((2, *model.data_shape)) < 0.3).astype(np.float32)
-    inputs = (x, np.array([1, 7])) if model.needs_labels else x
+    inputs = (x, np.array([1, 7])) if model.can("labels") else x
     assert np.all(np.isfinite(model(inputs)))
-    if model.generative:
+    if model.can("sample"):
         assert np.all(np.isfinite(model.sample(2, seed=1)))

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 import vae_zoo
-from vae_zoo import cli, recipes
+from vae_zoo import cli
+from vae_zoo.training import recipe as recipes
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").rglob("*.yaml"))
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import vae_zoo
 from model_test_case import example_batch
-from vae_zoo import callbacks, recipes, schedules
+from vae_zoo.training import callbacks, recipe as recipes, schedules
 
 
 def test_sigmoid_schedule_is_the_seed_formula():

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import vae_zoo
-from vae_zoo import recipes, tuning
+from vae_zoo.training import recipe as recipes, tuning
 
 SEARCH_RECIPE = {
     "model": {"name": "vae", "hidden_sizes": [32], "latent_dim": 2},

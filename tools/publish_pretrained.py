@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import vae_zoo
-from vae_zoo.saving import read_card
+from vae_zoo.io.saving import read_card
 
 ZOO = Path(__file__).resolve().parent.parent / "saved_models"
 

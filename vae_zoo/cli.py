@@ -12,7 +12,7 @@ import sys
 
 
 def resolve(dir_or_name):
-    from vae_zoo.pretrained import resolve as resolve_pretrained
+    from vae_zoo.io.pretrained import resolve as resolve_pretrained
 
     return resolve_pretrained(dir_or_name)
 
@@ -52,7 +52,7 @@ def cmd_info(args):
 
 
 def cmd_train(args):
-    from vae_zoo import recipes
+    from vae_zoo.training import recipe as recipes
 
     recipe = recipes.read(args.recipe, overrides=args.set, smoke=args.smoke)
     out = args.out or recipes.default_out_dir(args.recipe, args.smoke)
@@ -62,9 +62,9 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     import vae_zoo
-    from vae_zoo import evaluation, report
+    from vae_zoo.evaluation import metrics as evaluation, report
     from vae_zoo import data as data_module
-    from vae_zoo.saving import read_card
+    from vae_zoo.io.saving import read_card
 
     args.dir = str(resolve(args.dir))
     model = vae_zoo.load(args.dir)
@@ -92,7 +92,7 @@ def cmd_evaluate(args):
 
 def cmd_sample(args):
     import vae_zoo
-    from vae_zoo.plotting import save_image_grid
+    from vae_zoo.evaluation.plotting import save_image_grid
 
     model = vae_zoo.load(resolve(args.dir))
     images = model.sample(args.n, seed=args.seed)
@@ -103,7 +103,7 @@ def cmd_sample(args):
 
 def cmd_export(args):
     import vae_zoo
-    from vae_zoo.saving import read_card
+    from vae_zoo.io.saving import read_card
 
     folder = resolve(args.dir)
     model = vae_zoo.load(folder)
@@ -112,7 +112,7 @@ def cmd_export(args):
 
 
 def cmd_tune(args):
-    from vae_zoo import recipes, tuning
+    from vae_zoo.training import recipe as recipes, tuning
 
     tuning.distributed_environment(args.chief, args.worker, args.oracle)
     recipe = recipes.read(args.recipe, overrides=args.set, smoke=args.smoke)
@@ -121,7 +121,7 @@ def cmd_tune(args):
     summary = tuning.run(recipe, out, source=str(args.recipe), jit_compile=False if args.no_jit else None,
                          verbose=2 if args.verbose else 0, overwrite=args.restart)
     if "trials" in summary:
-        from vae_zoo.tuning import format_table
+        from vae_zoo.training.tuning import format_table
 
         print(format_table(out, summary["direction"]))
     print(json.dumps(summary, indent=2, default=str))

@@ -10,6 +10,8 @@ class TestAutoencoder(ModelTestCase):
     def test_it_has_no_elbo_and_cannot_generate(self):
         model = self.make_model()
         assert model.metric_names == ("loss", "reconstruction")
+        assert not model.can("elbo") and not model.can("sample")
+        assert "VAE" not in [klass.__name__ for klass in type(model).__mro__], "the autoencoder is not a Gaussian VAE"
         terms = model.loss_terms(example_batch())
         assert set(terms) == {"loss", "reconstruction"}
         with pytest.raises(NotImplementedError, match="no ELBO"):

@@ -2,9 +2,12 @@
 
 import keras
 import tensorflow as tf
+from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
 
-from vae_zoo import distributions
-from vae_zoo.models.vae import VAE, split_seed
+from vae_zoo.models import distributions
+from vae_zoo.models.base import step_seed
+from vae_zoo.models.objectives import split_seed
+from vae_zoo.models.vae import VAE
 from vae_zoo.registry import register
 
 
@@ -35,7 +38,11 @@ class AdversarialAutoencoder(VAE):
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         if discriminator_optimizer is None:
             discriminator_optimizer = self.optimizer.__class__.from_config(self.optimizer.get_config())
-        self.discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
+        discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
+        if self.dtype_policy.name == "mixed_float16":
+            # Keras wraps the main optimizer itself; the second one needs the same loss scaling.
+            discriminator_optimizer = keras.optimizers.LossScaleOptimizer(discriminator_optimizer)
+        self.discriminator_optimizer = discriminator_optimizer
         self.discriminator_optimizer.build(self.discriminator.trainable_variables)
 
     def autoencoder_variables(self):
@@ -66,14 +73,22 @@ class AdversarialAutoencoder(VAE):
         }
 
     def train_step(self, data):
+        """Both phases in one step, each loss scaled for replicas and for mixed precision as Keras scales its own."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         autoencoder_variables = self.autoencoder_variables()
         discriminator_variables = self.discriminator.trainable_variables
         with tf.GradientTape(persistent=True) as tape:
-            terms = self.loss_terms(x, y, training=True)
-            loss = self._total_loss(terms, sample_weight)
-            discriminator_loss = tf.reduce_mean(terms["discriminator_loss"])
-        self.optimizer.apply(tape.gradient(loss, autoencoder_variables), autoencoder_variables)
-        self.discriminator_optimizer.apply(tape.gradient(discriminator_loss, discriminator_variables), discriminator_variables)
+            terms = self.loss_terms(x, y, training=True, seed=step_seed(self, self.noise_seed))
+            self.update_trackers(terms, sample_weight)
+            loss = scale_loss_for_distribution(self.batch_loss(terms, sample_weight))
+            for extra in self.losses:
+                loss += self._aggregate_additional_loss(extra)
+            discriminator_loss = scale_loss_for_distribution(tf.reduce_mean(terms["discriminator_loss"]))
+            scaled = self.optimizer.scale_loss(loss)
+            scaled_discriminator = self.discriminator_optimizer.scale_loss(discriminator_loss)
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, autoencoder_variables), autoencoder_variables))
+        self.discriminator_optimizer.apply_gradients(
+            zip(tape.gradient(scaled_discriminator, discriminator_variables), discriminator_variables))
         del tape
-        return {**self._update_metrics(terms, loss, sample_weight), "beta": tf.identity(self.kl_weight)}
+        self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
+        return self.step_results()

@@ -1,53 +1,68 @@
 """The deterministic autoencoder: the baseline the seed compares VAEs against."""
 
+import tensorflow as tf
 
-from vae_zoo import distributions
-from vae_zoo.networks import make_encoder
-from vae_zoo.models.vae import VAE
+from vae_zoo.models import distributions
+from vae_zoo.models.base import ZooModel
+from vae_zoo.networks.legacy import make_decoder, make_encoder
 from vae_zoo.registry import register
 
 
 @register("autoencoder")
-class Autoencoder(VAE):
+class Autoencoder(ZooModel):
     """Deterministic autoencoder: minimises reconstruction loss only; no prior, no ELBO, no sampling.
 
-    The encoder maps x to a single code z (a point mass), the decoder and its
-    likelihood are the VAE's, so ``reconstruction`` is directly comparable with a
-    VAE's. It cannot generate: there is no distribution over codes to sample.
+    The encoder maps x to a single code, the decoder and its likelihood are
+    built as a VAE's are, so ``reconstruction`` (-log p(x|code)) is directly
+    comparable with a VAE's. It cannot generate: there is no distribution over
+    codes to sample.
+
+    Args:
+        data_shape, latent_dim, network, hidden_sizes, conv_filters, activation,
+        batch_norm, likelihood: as for ``vae``.
     """
 
+    capabilities = frozenset({"reconstruct"})
     metric_names = ("loss", "reconstruction")
-    has_elbo = False
-    generative = False
 
-    def make_encoder(self):
-        return make_encoder(self.network, self.encoder_input_shape(), self.latent_dim, **self.network_options)
+    def __init__(self, data_shape=(28, 28, 1), latent_dim=20, network="mlp", hidden_sizes=(400, 400),
+                 conv_filters=(32, 64), activation="relu", batch_norm=False, likelihood="bernoulli", **kwargs):
+        super().__init__(data_shape=data_shape, **kwargs)
+        self.latent_dim = int(latent_dim)
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        options = dict(hidden_sizes=hidden_sizes, activation=activation, batch_norm=batch_norm, conv_filters=conv_filters)
+        self.likelihood = distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
+        self.encoder = make_encoder(network, self.data_shape, self.latent_dim, **options)
+        channels = self.data_shape[-1] * self.likelihood.params_per_channel
+        self.decoder = make_decoder(network, self.latent_dim, self.data_shape, channels, **options)
+        self.built = True
 
-    def make_prior(self, prior):
-        return None
+    def encode_code(self, x, training=False):
+        """The code of ``x``: (batch, latent_dim)."""
+        return tf.cast(self.encoder(self.check_data(x), training=training), tf.float32)
 
-    def encode(self, x, y=None, training=False):
-        code = self.encoder(self.encoder_inputs(x, y), training=training)
-        return distributions.tfd.Independent(distributions.tfd.Deterministic(code), reinterpreted_batch_ndims=1)
+    def decode(self, code, y=None, training=False):
+        """p(x | code)."""
+        return self.likelihood(tf.cast(self.decoder(code, training=training), tf.float32))
 
     def loss_terms(self, x, y=None, training=False, seed=None):
-        reconstruction = -self.decode(self.encode(x, training=training).mean(), training=training).log_prob(x)
+        reconstruction = -self.decode(self.encode_code(x, training), training=training).log_prob(self.check_data(x))
         return {"loss": reconstruction, "reconstruction": reconstruction}
 
-    def prior(self):
-        raise NotImplementedError("an autoencoder has no prior p(z); use a VAE to generate or score likelihoods")
+    def reconstruction(self, x, y=None, training=False):
+        return self.decode(self.encode_code(x, training), training=training).mean()
 
-    def log_weight_terms(self, *args, **kwargs):
-        raise NotImplementedError("an autoencoder defines no ELBO or likelihood: it has no prior or posterior")
-
-    def elbo(self, inputs, num_samples=1):
-        raise NotImplementedError("an autoencoder defines no ELBO: it has no prior or posterior")
-
-    def sample(self, n, seed=None, labels=None):
-        raise NotImplementedError("an autoencoder cannot generate: it has no prior to sample codes from")
-
-    def kl_by_dimension(self, x, y=None):
-        return None
+    def transform(self, inputs):
+        """The codes, for dimensionality reduction."""
+        x, _ = self.split_inputs(inputs)
+        return self.encode_code(x)
 
     def encoded_outputs(self, x, y=None):
-        return {"code": self.encode(x, y).mean()}
+        return {"code": self.encode_code(x)}
+
+    def decoder_input_spec(self):
+        return tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
+
+    def decoded_mean(self, code, y=None):
+        return self.decode(code).mean()

@@ -4,7 +4,7 @@ import keras
 import math
 import tensorflow as tf
 
-from vae_zoo import distributions
+from vae_zoo.models import distributions
 from vae_zoo.models.vae import VAE
 from vae_zoo.registry import register
 
@@ -25,6 +25,8 @@ class BayesianDense(keras.layers.Layer):
         self.units = int(units)
         self.activation = keras.activations.get(activation)
         self.prior_scale = float(prior_scale)
+        # A Keras seed generator keeps its state in a variable: checkpoints restore the weight noise too.
+        self.seed_generator = keras.random.SeedGenerator(0)
 
     def build(self, input_shape):
         fan_in = int(input_shape[-1])
@@ -39,7 +41,10 @@ class BayesianDense(keras.layers.Layer):
         return [tfd.Normal(self.kernel_loc, tf.nn.softplus(self.kernel_rho)), tfd.Normal(self.bias_loc, tf.nn.softplus(self.bias_rho))]
 
     def call(self, inputs, training=False):
-        kernel, bias = (q.sample() if training else q.mean() for q in self.posteriors())
+        kernel, bias = (
+            q.mean() + q.stddev() * keras.random.normal(q.batch_shape, seed=self.seed_generator) if training else q.mean()
+            for q in self.posteriors()
+        )
         return self.activation(tf.matmul(inputs, kernel) + bias)
 
     def kl(self):

@@ -20,7 +20,7 @@ class ConditionalVAE(VAE):
     or as one-hot channels at every pixel (conv, where every position needs it).
     """
 
-    needs_labels = True
+    capabilities = VAE.capabilities | {"labels"}
 
     def __init__(self, num_classes=10, **kwargs):
         self.num_classes = int(num_classes)
@@ -68,11 +68,6 @@ class ConditionalVAE(VAE):
 
     def decoder_inputs(self, z, y=None):
         return tf.concat([z, self._require(y)], axis=-1)
-
-    def split_inputs(self, inputs):
-        if not (isinstance(inputs, (tuple, list)) and len(inputs) == 2):
-            raise InputError("cvae is conditional: pass (images, labels)")
-        return inputs[0], inputs[1]
 
     def sample(self, n, seed=None, labels=None):
         """``n`` examples of the given classes (default: the classes in turn, 0, 1, 2, ...)."""

@@ -3,8 +3,9 @@
 import keras
 import tensorflow as tf
 
-from vae_zoo import distributions
-from vae_zoo.models.vae import VAE, repeat_batch, split_seed
+from vae_zoo.models import distributions
+from vae_zoo.models.objectives import repeat_batch, split_seed
+from vae_zoo.models.vae import VAE
 from vae_zoo.registry import register
 
 
@@ -50,14 +51,14 @@ class LadderVAE(VAE):
 
     def _conditional_prior(self, level, z_above, training=False):
         """p(z_level | z_{level+1}) as a diagonal Gaussian (levels counted from 0 at the bottom)."""
-        mean, log_variance = tf.split(self.top_down[level](z_above, training=training), 2, axis=-1)
+        mean, log_variance = tf.split(tf.cast(self.top_down[level](z_above, training=training), tf.float32), 2, axis=-1)
         return distributions.diagonal_gaussian(mean, log_variance)
 
     def infer(self, x, y=None, training=False, use_means=False, seed=None):
         """Bottom-up then top-down pass. Returns [(q_l, p_l, z_l)] from level 1 (bottom) to L (top)."""
-        bottom_up = [self.encoder(self.encoder_inputs(x, y), training=training)]
+        bottom_up = [tf.cast(self.encoder(self.encoder_inputs(x, y), training=training), tf.float32)]
         for network in self.bottom_up:
-            bottom_up.append(network(bottom_up[-1], training=training))
+            bottom_up.append(tf.cast(network(bottom_up[-1], training=training), tf.float32))
         estimates = [tf.split(h, 2, axis=-1) for h in bottom_up]
 
         seeds = split_seed(seed, len(self.level_dims))

@@ -1,13 +1,13 @@
-"""The base Variational Autoencoder; every variant in the zoo derives from it.
+"""The Gaussian-latent Variational Autoencoder, and the base of the variants that keep its latent space.
 
-A model is defined by three distributions (the contract every variant keeps):
+A VAE is defined by three distributions:
 
 * ``encode(x, y=None)`` -> q(z|x), the approximate posterior,
 * ``decode(z, y=None)`` -> p(x|z), the likelihood,
 * ``prior()``           -> p(z).
 
 (``y`` is the label, used only by conditional variants.) The ELBO, the
-importance weights, the training step, sampling and reconstruction are written
+importance weights, sampling and reconstruction are written
 once here on top of those three, so a variant overrides only what makes it
 different.
 
@@ -17,46 +17,16 @@ conditional variant.
 
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from vae_zoo import distributions
-from vae_zoo.errors import InputError
-from vae_zoo.networks import make_decoder, make_encoder
-from vae_zoo.registry import bound_hyperparameters, hyperparameter_defaults, register
-
-
-def _to_json(value):
-    """Tuples become lists so that a config equals its own JSON round trip."""
-    if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_json(v) for k, v in value.items()}
-    return value
-
-
-def split_seed(seed, n):
-    """``n`` independent seeds from one (None stays None: fresh randomness each call).
-
-    A step that draws several times must not reuse one stateless seed, or the
-    draws would share their noise.
-    """
-    if seed is None:
-        return [None] * n
-    return tf.unstack(tfp.random.split_seed(seed, n=n))
-
-
-def flatten_samples(tensor):
-    """(k, batch, ...) -> (k * batch, ...), so that sample axes go through networks as one batch."""
-    return tf.reshape(tensor, tf.concat([[-1], tf.shape(tensor)[2:]], axis=0))
-
-
-def repeat_batch(tensor, k):
-    """(batch, ...) -> (k * batch, ...), matching ``flatten_samples`` of k draws."""
-    return tf.reshape(tf.repeat(tensor[None], k, axis=0), tf.concat([[-1], tf.shape(tensor)[1:]], axis=0))
+from vae_zoo.models import distributions
+from vae_zoo.models.base import ZooModel
+from vae_zoo.models.objectives import flatten_samples, repeat_batch
+from vae_zoo.networks.legacy import make_decoder, make_encoder
+from vae_zoo.registry import register
 
 
 @register("vae")
-class VAE(keras.Model):
+class VAE(ZooModel):
     """Variational autoencoder with a Gaussian posterior, trained on the ELBO (Kingma & Welling, 2013).
 
     Args:
@@ -78,20 +48,9 @@ class VAE(keras.Model):
             pushing it lower. 0 turns it off.
     """
 
+    capabilities = frozenset({"elbo", "sample", "gaussian_posterior", "reconstruct"})
     # Per-example quantities reported as metrics by fit() and evaluate().
     metric_names = ("loss", "elbo", "reconstruction", "kl")
-    # Conditional variants take (images, labels).
-    needs_labels = False
-    # Whether the model defines an ELBO and can generate from a prior.
-    has_elbo = True
-    generative = True
-
-    def __new__(cls, *args, **kwargs):
-        # __new__ sees exactly the arguments of the outermost constructor call, which
-        # is what get_config() must return, whatever chain of super().__init__ follows.
-        instance = super().__new__(cls, *args, **kwargs)
-        object.__setattr__(instance, "_hyperparameters", bound_hyperparameters(cls, args, kwargs))
-        return instance
 
     def __init__(
         self,
@@ -108,11 +67,8 @@ class VAE(keras.Model):
         free_bits=0.0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.data_shape = tuple(int(d) for d in data_shape)
+        super().__init__(data_shape=data_shape, **kwargs)
         self.latent_dim = int(latent_dim)
-        if not self.data_shape or min(self.data_shape) < 1:
-            raise ValueError(f"data_shape must be a non-empty tuple of positive sizes, got {data_shape!r}")
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
         if not float(beta) >= 0:
@@ -133,7 +89,6 @@ class VAE(keras.Model):
         self.kl_weight = self.add_weight(
             name="kl_weight", shape=(), initializer=keras.initializers.Constant(float(beta)), trainable=False
         )
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         # Every sub-network is built above, so the model owns its weights from the start.
         self.built = True
 
@@ -170,13 +125,14 @@ class VAE(keras.Model):
 
     def encode(self, x, y=None, training=False):
         """The approximate posterior q(z|x), a diagonal Gaussian (the seed's mean and log-variance heads)."""
-        h = self.encoder(self.encoder_inputs(x, y), training=training)
+        h = tf.cast(self.encoder(self.encoder_inputs(x, y), training=training), tf.float32)
         mean, log_variance = tf.split(h, 2, axis=-1)
         return distributions.diagonal_gaussian(mean, log_variance)
 
     def decode(self, z, y=None, training=False):
         """The likelihood p(x|z) with event shape ``data_shape``."""
-        return self.likelihood(self.decoder(self.decoder_inputs(z, y), training=training))
+        # Distributions are computed in float32, whatever the layers' mixed-precision policy.
+        return self.likelihood(tf.cast(self.decoder(self.decoder_inputs(z, y), training=training), tf.float32))
 
     def prior(self):
         """The prior p(z)."""
@@ -260,14 +216,6 @@ class VAE(keras.Model):
         """The mean of p(x|z) at the posterior mean of z."""
         return self.decode(self.encode(x, y, training=training).mean(), y, training=training).mean()
 
-    def call(self, inputs, training=False):
-        """Reconstruction: the mean of p(x|z) at the posterior mean of z."""
-        x, y = self.split_inputs(inputs)
-        return self.reconstruction(x, y, training=training)
-
-    def reconstruct(self, inputs):
-        return self(inputs)
-
     def transform(self, inputs):
         """Latent codes (the posterior mean), for dimensionality reduction."""
         x, y = self.split_inputs(inputs)
@@ -289,95 +237,3 @@ class VAE(keras.Model):
     def sample(self, n, seed=None, labels=None):
         """``n`` new examples: z ~ p(z), then the mean of p(x|z)."""
         return self.decode(self.prior().sample(n, seed=seed)).mean()
-
-    # ------------------------------------------------------------------ input checks
-
-    def split_inputs(self, inputs):
-        """``(x, y)`` from a conditional model's inputs, ``(x, None)`` from anyone else's."""
-        if isinstance(inputs, (tuple, list)) and len(inputs) == 2 and not self.needs_labels:
-            raise InputError(f"{self.registered_name} is not conditional: pass images only, not (images, labels)")
-        return inputs, None
-
-    def check_data(self, x):
-        """Convert ``x`` to a float tensor of shape (batch, *data_shape), or raise a clear error."""
-        x = tf.convert_to_tensor(x)
-        if not x.dtype.is_floating:
-            raise InputError(
-                f"{self.registered_name} expects float pixels in [0, 1], got dtype {x.dtype.name}"
-                + (" (divide uint8 images by 255)" if x.dtype == tf.uint8 else "")
-            )
-        shape = tuple(x.shape)
-        if len(shape) != len(self.data_shape) + 1 or any(
-            s is not None and s != d for s, d in zip(shape[1:], self.data_shape)
-        ):
-            got = ", ".join("None" if s is None else str(s) for s in shape)
-            raise InputError(
-                f"{self.registered_name} expects inputs of shape (batch, {', '.join(map(str, self.data_shape))}), got ({got})"
-            )
-        if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(x))):
-            raise InputError(f"{self.registered_name} got input containing NaN or infinity")
-        return tf.cast(x, self.compute_dtype)
-
-    # ------------------------------------------------------------------ training with model.fit
-
-    def compile(self, optimizer="adam", jit_compile=True, **kwargs):
-        """Like ``keras.Model.compile``, with Adam and XLA by default. The loss is the model's own."""
-        if kwargs.get("loss") is not None:
-            raise ValueError(f"{self.registered_name} trains on its own loss (the negative ELBO); do not pass loss=")
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def _update_metrics(self, terms, total_loss, sample_weight):
-        # The loss is a batch mean: weight it by the batch's examples so that, like the
-        # per-example metrics, it averages over examples rather than over batches.
-        examples = tf.reduce_sum(sample_weight) if sample_weight is not None else tf.shape(terms["loss"])[0]
-        for name, tracker in self.trackers.items():
-            if name == "loss":
-                tracker.update_state(total_loss, sample_weight=tf.cast(examples, total_loss.dtype))
-            elif name in terms:
-                tracker.update_state(terms[name], sample_weight=sample_weight)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def _total_loss(self, terms, sample_weight):
-        per_example = terms["loss"]
-        if sample_weight is None:
-            loss = tf.reduce_mean(per_example)
-        else:
-            weight = tf.cast(tf.reshape(sample_weight, tf.shape(per_example)), per_example.dtype)
-            loss = tf.reduce_sum(per_example * weight) / tf.maximum(tf.reduce_sum(weight), 1e-12)
-        if self.losses:
-            loss += tf.add_n(self.losses)
-        return loss
-
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            terms = self.loss_terms(x, y, training=True)
-            loss = self._total_loss(terms, sample_weight)
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        # beta is logged so that annealing schedules show in the progress bar and TensorBoard.
-        return {**self._update_metrics(terms, loss, sample_weight), "beta": tf.identity(self.kl_weight)}
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        terms = self.loss_terms(x, y, training=False)
-        return self._update_metrics(terms, self._total_loss(terms, sample_weight), sample_weight)
-
-    # ------------------------------------------------------------------ config
-
-    def get_config(self):
-        """Exactly the constructor's keyword arguments (plus the Keras name), as JSON values."""
-        params = {**hyperparameter_defaults(type(self)), **self._hyperparameters}
-        return _to_json({"name": self.name, **params})
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def build_from_config(self, config):
-        # Built in __init__ already; nothing to do when Keras loads a .keras file.
-        pass

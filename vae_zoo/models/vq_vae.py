@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_zoo import distributions
-from vae_zoo.models.vae import VAE
-from vae_zoo.networks import grid_shape, make_grid_decoder, make_grid_encoder
+from vae_zoo.models import distributions
+from vae_zoo.models.base import ZooModel
+from vae_zoo.networks.legacy import grid_shape, make_grid_decoder, make_grid_encoder
 from vae_zoo.registry import register
 
 tfd = distributions.tfd
@@ -80,7 +80,7 @@ CODE_PRIORS = {"categorical": CodePrior, "autoregressive": AutoregressiveCodePri
 
 
 @register("vq_vae")
-class VQVAE(VAE):
+class VQVAE(ZooModel):
     """VQ-VAE (van den Oord et al., 2017): discrete codes from a codebook, straight-through gradients.
 
     The encoder emits a grid of ``latent_dim``-vectors (7x7 for 28x28 images
@@ -94,12 +94,25 @@ class VQVAE(VAE):
     MADE over the grid, the default) or ``"categorical"`` (independent positions). With a one-hot posterior, KL(q||p) is exactly
     -log p(codes), which is reported as ``kl``; ``perplexity`` is the effective
     number of codes in use.
+
+    Args:
+        data_shape, latent_dim (the size of a code vector), network, hidden_sizes,
+        conv_filters, activation, batch_norm, likelihood: as for ``vae``.
+        codebook_size: number of codes. beta: commitment cost. prior: the code prior.
+        ema, ema_decay: update the codebook by moving averages instead of gradients.
+        restart_dead_codes: move unused codes onto encoder outputs.
+        mlp_positions: number of codes per example with the MLP body.
     """
 
+    capabilities = frozenset({"elbo", "sample", "discrete_codes", "reconstruct"})
+    retired_arguments = ("free_bits",)
     metric_names = ("loss", "elbo", "reconstruction", "kl", "codebook_loss", "commitment_loss", "perplexity")
 
-    def __init__(self, codebook_size=64, latent_dim=16, network="conv", beta=0.25, prior="autoregressive",
-                 ema=False, ema_decay=0.99, restart_dead_codes=True, mlp_positions=16, **kwargs):
+    def __init__(self, data_shape=(28, 28, 1), codebook_size=64, latent_dim=16, network="conv", hidden_sizes=(400, 400),
+                 conv_filters=(32, 64), activation="relu", batch_norm=False, likelihood="bernoulli", beta=0.25,
+                 prior="autoregressive", ema=False, ema_decay=0.99, restart_dead_codes=True, mlp_positions=16, **kwargs):
+        super().__init__(data_shape=data_shape, **kwargs)
+        self.latent_dim = int(latent_dim)
         self.codebook_size = int(codebook_size)
         self.ema = bool(ema)
         self.restart_dead_codes = bool(restart_dead_codes)
@@ -107,13 +120,23 @@ class VQVAE(VAE):
         self.mlp_positions = int(mlp_positions)
         if self.codebook_size < 2 or not 0.0 < self.ema_decay < 1.0:
             raise ValueError("codebook_size must be >= 2 and ema_decay in (0, 1)")
-        super().__init__(latent_dim=latent_dim, network=network, beta=beta, prior=prior, **kwargs)
+        if self.latent_dim < 1 or not float(beta) >= 0:
+            raise ValueError(f"latent_dim must be >= 1 and beta >= 0, got {latent_dim!r} and {beta!r}")
+        self.network = network
+        self.network_options = dict(hidden_sizes=hidden_sizes, activation=activation, batch_norm=batch_norm, conv_filters=conv_filters)
+        self.likelihood = distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
+        self.encoder = make_grid_encoder(network, self.data_shape, self.grid, self.latent_dim, **self.network_options)
+        channels = self.data_shape[-1] * self.likelihood.params_per_channel
+        self.decoder = make_grid_decoder(network, self.grid, self.latent_dim, self.data_shape, channels, **self.network_options)
+        self.prior_layer = distributions.resolve(CODE_PRIORS, "code prior", prior, self.grid, self.codebook_size, name="code_prior", dtype="float32")
+        # The commitment cost, in the variable that callbacks and tuners set as every model's beta.
+        self.kl_weight = self.add_weight(name="kl_weight", shape=(), initializer=keras.initializers.Constant(float(beta)), trainable=False)
         # Small initial codes (+-1/K, as in the authors' Sonnet module): with codes far from the
         # encoder's first outputs, a few codes win every assignment and the rest never train.
         scale = 1.0 / self.codebook_size
         self.codebook = self.add_weight(
             name="codebook", shape=(self.codebook_size, self.latent_dim), trainable=not self.ema,
-            initializer=keras.initializers.RandomUniform(-scale, scale, seed=0),
+            initializer=keras.initializers.RandomUniform(-scale, scale, seed=0), dtype="float32",
         )
         # Running mean (over about ten batches) of how many vectors each code receives. It starts
         # at zero, so with restarts on, the first training step places every code on a real
@@ -123,24 +146,27 @@ class VQVAE(VAE):
             self.ema_counts = self.add_weight(name="ema_counts", shape=(self.codebook_size,), initializer="ones", trainable=False)
             self.ema_sums = self.add_weight(name="ema_sums", shape=(self.codebook_size, self.latent_dim), initializer="zeros", trainable=False)
             self.ema_sums.assign(self.codebook)
+        self.built = True
 
     @property
     def grid(self):
         return grid_shape(self.network, self.data_shape, self.network_options["conv_filters"], self.mlp_positions)
 
-    def make_encoder(self):
-        return make_grid_encoder(self.network, self.encoder_input_shape(), self.grid, self.latent_dim, **self.network_options)
-
-    def make_decoder(self):
-        channels = self.data_shape[-1] * self.likelihood.params_per_channel
-        return make_grid_decoder(self.network, self.grid, self.latent_dim, self.data_shape, channels, **self.network_options)
-
-    def make_prior(self, prior):
-        return distributions.resolve(CODE_PRIORS, "code prior", prior, self.grid, self.codebook_size, name="code_prior")
-
     # ------------------------------------------------------------------ quantization
 
-    def nearest_codes(self, z_e, training=False):
+    def encoded_grid(self, x, training=False):
+        """The encoder's continuous output z_e, (batch, *grid, latent_dim), in float32."""
+        return tf.cast(self.encoder(self.check_data(x), training=training), tf.float32)
+
+    def decode(self, z_q, y=None, training=False):
+        """p(x | z_q) for a grid of code vectors."""
+        return self.likelihood(tf.cast(self.decoder(z_q, training=training), tf.float32))
+
+    def prior(self):
+        """The prior over code grids."""
+        return self.prior_layer.distribution(self)
+
+    def nearest_codes(self, z_e, training=False, seed=None):
         """Nearest codebook vectors and their indices; updates an EMA codebook in training."""
         flat = tf.reshape(z_e, [-1, self.latent_dim])
         distances = (
@@ -150,19 +176,19 @@ class VQVAE(VAE):
         )
         indices = tf.argmin(distances, axis=1, output_type=tf.int32)
         if training:
-            self._track_usage(flat, indices)
+            self._track_usage(flat, indices, seed)
         z_q = tf.reshape(tf.gather(self.codebook, indices), tf.shape(z_e))
         return z_q, tf.reshape(indices, tf.shape(z_e)[:-1])
 
-    def _track_usage(self, flat, indices):
+    def _track_usage(self, flat, indices, seed=None):
         one_hot = tf.one_hot(indices, self.codebook_size, dtype=flat.dtype)
         self.code_usage.assign(0.9 * self.code_usage + 0.1 * tf.reduce_sum(one_hot, axis=0))
         if self.ema:
             self._ema_update(flat, one_hot)
         if self.restart_dead_codes:
-            self._restart_dead_codes(flat)
+            self._restart_dead_codes(flat, seed)
 
-    def _restart_dead_codes(self, flat):
+    def _restart_dead_codes(self, flat, seed=None):
         """Move codes that have gone unused onto random encoder outputs of this batch.
 
         A dead code gets no codebook gradient and no EMA update, so it would stay
@@ -170,7 +196,10 @@ class VQVAE(VAE):
         (Dhariwal et al., 2020, Jukebox, "random restarts").
         """
         dead = self.code_usage < 0.01
-        picks = tf.random.uniform([self.codebook_size], 0, tf.shape(flat)[0], dtype=tf.int32)
+        # Keyed by the step's seed, so that a resumed run restarts the same codes.
+        uniform = tf.random.uniform([self.codebook_size]) if seed is None else tf.random.stateless_uniform(
+            [self.codebook_size], seed=distributions.stateless_seed(seed))
+        picks = tf.cast(uniform * tf.cast(tf.shape(flat)[0], tf.float32), tf.int32)
         restarted = tf.stop_gradient(tf.gather(flat, picks))
         self.codebook.assign(tf.where(dead[:, None], restarted, self.codebook))
         self.code_usage.assign(tf.where(dead, tf.ones_like(self.code_usage), self.code_usage))
@@ -189,18 +218,19 @@ class VQVAE(VAE):
 
     def encode_indices(self, x, y=None):
         """The code index at every grid position, (batch, *grid)."""
-        return self.nearest_codes(self.encoder(self.encoder_inputs(x, y)))[1]
+        return self.nearest_codes(self.encoded_grid(x))[1]
 
     # ------------------------------------------------------------------ the contract
 
     def encode(self, x, y=None, training=False):
         """The posterior: a point mass on the quantized grid z_q (batch, *grid, latent_dim)."""
-        z_q, _ = self.nearest_codes(self.encoder(self.encoder_inputs(x, y), training=training))
+        z_q, _ = self.nearest_codes(self.encoded_grid(x, training))
         return tfd.Independent(tfd.Deterministic(z_q), reinterpreted_batch_ndims=len(self.grid) + 1)
 
     def loss_terms(self, x, y=None, training=False, seed=None):
-        z_e = self.encoder(self.encoder_inputs(x, y), training=training)
-        z_q, indices = self.nearest_codes(z_e, training=training)
+        x = self.check_data(x)
+        z_e = self.encoded_grid(x, training)
+        z_q, indices = self.nearest_codes(z_e, training=training, seed=seed)
         straight_through = z_e + tf.stop_gradient(z_q - z_e)
         reconstruction = -self.decode(straight_through, y, training=training).log_prob(x)
         axes = list(range(1, len(self.grid) + 2))
@@ -224,14 +254,24 @@ class VQVAE(VAE):
 
     def log_weight_terms(self, x, y=None, k=1, seed=None, training=False):
         # q is a point mass, so every draw is the same code grid and log q = 0: each weight is the ELBO.
-        z_q, indices = self.nearest_codes(self.encoder(self.encoder_inputs(x, y), training=training))
+        z_q, indices = self.nearest_codes(self.encoded_grid(x, training))
         log_likelihood = self.decode(z_q, y, training=training).log_prob(self.check_data(x))
         log_prior = self.prior().log_prob(indices)
         tile = lambda t: tf.repeat(t[None], k, axis=0)
         return tile(log_likelihood), tile(log_prior), tf.zeros_like(tile(log_prior))
 
-    def kl_by_dimension(self, x, y=None):
-        return None
+    def log_weights(self, x, y=None, k=1, seed=None):
+        log_likelihood, log_prior, log_posterior = self.log_weight_terms(x, y, k, seed)
+        return log_likelihood + log_prior - log_posterior
+
+    def elbo(self, inputs, num_samples=1):
+        """Per-example ELBO: -log p(x|z_q) - (-log p(codes)); exact, as q is a point mass."""
+        x, y = self.split_inputs(inputs)
+        return self.loss_terms(x, y)["elbo"]
+
+    def reconstruction(self, x, y=None, training=False):
+        """The mean of p(x | z_q) at the quantized code grid of x."""
+        return self.decode(self.encode(x, y, training=training).mean(), y, training=training).mean()
 
     def encoded_outputs(self, x, y=None):
         return {"codes": self.encode_indices(x, y)}

@@ -151,7 +151,7 @@ def _shuffled_split(x, y, sizes, seed=0):
 
 
 def _mnist_mini(data_dir=None):
-    with importlib.resources.files("vae_zoo.datasets").joinpath("mnist_mini.npz").open("rb") as handle:
+    with importlib.resources.files("vae_zoo.data").joinpath("bundled", "mnist_mini.npz").open("rb") as handle:
         bundle = np.load(handle)
         images, labels = bundle["images"], bundle["labels"]
     return _shuffled_split(images, labels, (8000, 1000))
@@ -171,10 +171,10 @@ def _cifar10(data_dir=None):
 
 
 def _shapes(data_dir=None):
-    from vae_zoo.datasets import shapes
+    from vae_zoo.data import shapes
 
     images, factors = shapes.generate()
-    # The label is the shape; the full factors are in vae_zoo.datasets.shapes.
+    # The label is the shape; the full factors are in vae_zoo.data.shapes.
     return _shuffled_split(images, factors[:, 0], (4916, 614))
 
 

@@ -23,7 +23,7 @@ import keras
 import yaml
 
 from vae_zoo import data as data_module
-from vae_zoo.callbacks import make_callback
+from vae_zoo.training.callbacks import make_callback
 from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
 from vae_zoo.registry import create_model, get_model_class
 
@@ -258,7 +258,8 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None):
     samples, logs) replaces ``out_dir`` only once the run has succeeded.
     Returns ``(folder, history, card)``.
     """
-    from vae_zoo import evaluation, saving
+    from vae_zoo import evaluation
+    from vae_zoo.io import saving
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:

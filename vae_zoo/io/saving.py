@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 
 from vae_zoo.errors import ModelFileError
-from vae_zoo.plotting import save_image_grid
+from vae_zoo.evaluation.plotting import save_image_grid
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
@@ -69,7 +69,7 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=N
     try:
         model.save(staging / MODEL_FILE)
         full_card = {**base_card(model), **(card or {})}
-        if samples and getattr(model, "generative", True):
+        if samples and model.can("sample"):
             drawn = save_image_grid(model.sample(samples, seed=seed), staging / SAMPLES_FILE, title=f"{model.registered_name}: samples from the prior")
             if drawn:
                 full_card["sample_image"] = SAMPLES_FILE

@@ -4,8 +4,8 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from vae_zoo.latents import model_inputs
-from vae_zoo.plotting import as_images, mosaic, save_image_grid
+from vae_zoo.evaluation.latents import model_inputs
+from vae_zoo.evaluation.plotting import as_images, mosaic, save_image_grid
 
 
 def sample_grid(model, path, n=64, seed=0):

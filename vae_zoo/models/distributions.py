@@ -214,7 +214,8 @@ PRIORS = {
 def make_prior(spec, latent_dim, data_shape=None):
     """Resolve a prior spec (name or dict) into a prior layer over ``latent_dim`` dimensions."""
     name = spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
-    return resolve(PRIORS, "prior", spec, latent_dim, data_shape=data_shape, name=f"{name}_prior")
+    # Priors compute in float32 whatever the mixed-precision policy: log-densities need the range.
+    return resolve(PRIORS, "prior", spec, latent_dim, data_shape=data_shape, name=f"{name}_prior", dtype="float32")
 
 
 # --------------------------------------------------------------------------- divergences
@@ -242,12 +243,33 @@ def reparameterized_sample(q, sample_shape=(), seed=None):
     draw is reproducible.
     """
     mean, stddev = q.mean(), q.stddev()
-    shape = tf.concat([tf.reshape(tf.cast(sample_shape, tf.int32), [-1]), tf.shape(mean)], axis=0)
+    sample_shape = tf.reshape(tf.cast(sample_shape, tf.int32), [-1])
+    shape = tf.concat([sample_shape, tf.shape(mean)], axis=0)
     if seed is None:
         noise = tf.random.normal(shape, dtype=mean.dtype)
     else:
-        noise = tf.random.stateless_normal(shape, seed=stateless_seed(seed), dtype=mean.dtype)
+        noise = replica_normal(shape, seed, batch_axis=int(sample_shape.shape[0]), dtype=mean.dtype)
     return mean + stddev * noise
+
+
+def replica_normal(shape, seed, batch_axis=0, dtype=tf.float32):
+    """Stateless N(0, 1) noise of ``shape`` whose rows are the same however the batch is split.
+
+    Inside a replica of a ``tf.distribute`` strategy the noise is drawn for the
+    global batch and this replica's rows are cut out of it, so that a run over
+    several replicas draws, example for example, what one process would draw
+    for the same global batch.
+    """
+    seed = stateless_seed(seed)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    context = tf.distribute.get_replica_context()
+    if replicas == 1 or context is None:
+        return tf.random.stateless_normal(shape, seed=seed, dtype=dtype)
+    local = shape[batch_axis]
+    global_shape = tf.tensor_scatter_nd_update(shape, [[batch_axis]], [local * replicas])
+    noise = tf.random.stateless_normal(global_shape, seed=seed, dtype=dtype)
+    begin = tf.tensor_scatter_nd_update(tf.zeros_like(shape), [[batch_axis]], [local * context.replica_id_in_sync_group])
+    return tf.slice(noise, begin, shape)
 
 
 def kl_divergence(q, p, z):

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from vae_zoo import distributions
+from vae_zoo.models.objectives import importance_log_likelihood  # noqa: F401  (public here too)
 
 
 def score(model, images, labels=None, batch_size=500, seed=0):
@@ -15,7 +15,7 @@ def score(model, images, labels=None, batch_size=500, seed=0):
     pixels, as in the seed's ||x - decoder(encoder(x))||^2. Models without an
     ELBO (the plain autoencoder) report the reconstruction terms only.
     """
-    from vae_zoo.latents import batches, model_inputs
+    from vae_zoo.evaluation.latents import batches, model_inputs
 
     tf.random.set_seed(seed)
     names = [n for n in ("elbo", "reconstruction", "kl") if n in model.metric_names]
@@ -27,37 +27,12 @@ def score(model, images, labels=None, batch_size=500, seed=0):
         return [tf.reduce_sum(terms[n]) for n in names] + [tf.reduce_sum(error)]
 
     totals = np.zeros(len(names) + 1)
-    for x, y in batches(model, images, labels if model.needs_labels else None, batch_size):
+    for x, y in batches(model, images, labels if model.can("labels") else None, batch_size):
         totals += [float(t) for t in batch_scores(tf.convert_to_tensor(x), None if y is None else tf.convert_to_tensor(y))]
     means = dict(zip([*names, "reconstruction_squared_error"], totals / len(images)))
     if "reconstruction" in means:
         means["reconstruction_nll"] = means.pop("reconstruction")
     return {**means, "examples": int(len(images))}
-
-
-def importance_log_likelihood(model, x, y=None, k=5000, chunk=500, seed=None):
-    """log p(x) estimated by importance sampling with k draws from q(z|x), per example.
-
-    log p(x) ~ log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al.,
-    2015). The k draws go in chunks of ``chunk`` so that k = 5000 fits in memory,
-    and the log-mean-exp is accumulated stably (running logsumexp). ``k`` may be a
-    tensor, so the same code serves the exported ``log_likelihood`` signature.
-    ``seed`` (a stateless [2] seed) makes the estimate reproducible; chunk i uses
-    seed + [0, i].
-    """
-    k = tf.cast(k, tf.int32)
-    chunk = tf.minimum(tf.cast(chunk, tf.int32), k)
-    batch = tf.shape(x)[0]
-
-    def body(done, total):
-        size = tf.minimum(chunk, k - done)
-        chunk_seed = None if seed is None else tf.cast(seed, tf.int32) + tf.stack([0, done])
-        log_weights = model.log_weights(x, y, k=size, seed=chunk_seed)
-        return done + size, tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_weights, axis=0)]), axis=0)
-
-    start = tf.fill([batch], tf.constant(-float("inf"), model.compute_dtype))
-    _, total = tf.while_loop(lambda done, _: done < k, body, (tf.constant(0), start))
-    return total - tf.math.log(tf.cast(k, total.dtype))
 
 
 def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100, seed=0):
@@ -67,7 +42,7 @@ def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100
     size, so each chunk runs as one XLA-compiled call (k = 5000 on 10,000 images
     is tens of billions of flops; compiled chunks keep it to minutes on a CPU).
     """
-    from vae_zoo.latents import batches
+    from vae_zoo.evaluation.latents import batches
 
     k, chunk = int(k), min(int(chunk), int(k))
     sizes = [chunk] * (k // chunk) + ([k % chunk] if k % chunk else [])
@@ -81,7 +56,7 @@ def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100
         return compiled[size]
 
     results = []
-    for index, (x, y) in enumerate(batches(model, images, labels if model.needs_labels else None, batch_size)):
+    for index, (x, y) in enumerate(batches(model, images, labels if model.can("labels") else None, batch_size)):
         x = tf.convert_to_tensor(x)
         y = None if y is None else tf.convert_to_tensor(y)
         parts = [chunk_logsumexp(size)(x, y, tf.constant([seed + index, i], tf.int32)) for i, size in enumerate(sizes)]
@@ -101,11 +76,11 @@ def mutual_information(model, images, labels=None, examples=1000, seed=0):
     estimator of Hoffman & Johnson, 2016, as used by He et al., 2019). The result
     is at most log N nats. None for models without a Gaussian posterior.
     """
-    x = tf.convert_to_tensor(images[:examples])
-    y = None if labels is None or not model.needs_labels else tf.convert_to_tensor(labels[:examples])
-    q = model.encode(x, y)
-    if not isinstance(getattr(q, "distribution", None), distributions.tfd.Normal):
+    if not model.can("gaussian_posterior"):
         return None
+    x = tf.convert_to_tensor(images[:examples])
+    y = None if labels is None or not model.can("labels") else tf.convert_to_tensor(labels[:examples])
+    q = model.encode(x, y)
     z = q.sample(seed=tf.constant([seed, 0]))
     log_conditional = q.log_prob(z)
     # log q(z_i | x_j) for every pair: broadcast each z_i against all N posteriors.
@@ -121,16 +96,16 @@ def anomaly_scores(model, images, labels=None, k=100, elbo_samples=10, batch_siz
     ``negative_elbo``: -ELBO, averaged over ``elbo_samples`` draws of z;
     ``negative_log_likelihood``: -log p(x), importance-sampled with ``k`` draws.
     """
-    from vae_zoo.latents import batches, model_inputs
+    from vae_zoo.evaluation.latents import batches, model_inputs
 
     errors, elbos = [], []
-    for x, y in batches(model, images, labels if model.needs_labels else None, batch_size):
+    for x, y in batches(model, images, labels if model.can("labels") else None, batch_size):
         reconstruction = np.asarray(model(model_inputs(model, x, y)))
         errors.append(((x - reconstruction) ** 2).reshape(len(x), -1).sum(axis=1))
-        if model.has_elbo:
+        if model.can("elbo"):
             elbos.append(np.asarray(tf.reduce_mean(model.log_weights(x, y, k=elbo_samples), axis=0)))
     scores = {"reconstruction_error": np.concatenate(errors)}
-    if model.has_elbo:
+    if model.can("elbo"):
         scores["negative_elbo"] = -np.concatenate(elbos)
         scores["negative_log_likelihood"] = -log_likelihood(model, images, labels, k=k, batch_size=batch_size, seed=seed)
     return scores
@@ -157,7 +132,7 @@ def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from vae_zoo.latents import posterior_means
+    from vae_zoo.evaluation.latents import posterior_means
 
     (train_x, train_y), (test_x, test_y) = data.arrays["train"], data.arrays["test"]
     if data.binarize == "dynamic":

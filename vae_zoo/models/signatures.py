@@ -1,35 +1,21 @@
-"""SavedModel export with named serving signatures that run in plain TensorFlow.
-
-    vae_zoo.export(model, "export/vae")      # or: vae-zoo export runs/fmnist --out export/vae
-
-The export needs neither vae_zoo nor TensorFlow Probability to serve: the TFP
-distributions are traced into ordinary TF ops. Signatures (those that apply to
-the variant):
+"""The serving signatures of a zoo model, built from what it declares it can do.
 
     serving_default(x)            -> reconstruction
-    encode(x)                     -> mean, stddev   (VQ-VAE: codes; autoencoder: code)
-    decode(z)                     -> mean           (VQ-VAE: z is a grid of code indices)
+    encode(x)                     -> mean, stddev   (discrete codes: codes; autoencoder: code)
+    decode(z)                     -> mean           (discrete codes: z is a grid of code indices)
     sample(n, seed)               -> samples        (seed < 0: a fresh random draw)
     elbo(x, seed)                 -> elbo           (single-sample ELBO, nats)
     log_likelihood(x, k, seed)    -> log_likelihood (importance-sampled, k draws)
     anomaly_score(x)              -> score, reconstruction_error
-    model_card()                  -> card           (the JSON card, also stored as an asset)
 
-Conditional models (the CVAE) take ``labels`` with every signature that sees x,
-and ``sample`` draws one example per label. Batch dimensions are dynamic.
+Conditional models take ``labels`` with every signature that sees x, and
+``sample`` draws one example per label. Every function checks its inputs in
+the graph, so a served model names a bad request instead of failing deep inside.
 """
 
-import json
-import shutil
-import tempfile
-import uuid
-from pathlib import Path
-
-import keras
 import tensorflow as tf
 
-from vae_zoo import evaluation, saving
-from vae_zoo.errors import ModelFileError
+from vae_zoo.models.objectives import importance_log_likelihood
 
 # anomaly_score is a deterministic function of x: its ELBO uses this fixed seed.
 ANOMALY_SEED = (20240, 7)
@@ -83,15 +69,15 @@ def _checked(model, x, labels=None):
     return x, labels
 
 
-def _signatures(model):
-    """(name, function, input specs) for every signature that applies to ``model``."""
-    x_spec = tf.TensorSpec([None, *model.data_shape], tf.float32, name="x")
-    label_specs = [tf.TensorSpec([None], tf.int32, name="labels")] if model.needs_labels else []
+def serving_signatures(model):
+    """(name, function, input specs) for every signature that applies to ``model``, from its capabilities."""
+    x_spec, *label_specs = model.input_specs()
     seed_spec = tf.TensorSpec([], tf.int32, name="seed")
+    conditional = model.can("labels")
 
     def with_labels(fn):
         # Conditional models take labels after x; unconditional ones never see the argument.
-        if model.needs_labels:
+        if conditional:
             return fn
         return lambda x, *rest: fn(x, None, *rest)
 
@@ -115,7 +101,7 @@ def _signatures(model):
         x, labels = _checked(model, x, labels)
         reconstruction = model.reconstruction(x, labels)
         error = tf.reduce_sum(tf.reshape(tf.square(x - reconstruction), [tf.shape(x)[0], -1]), axis=1)
-        if not model.has_elbo:
+        if not model.can("elbo"):
             return {"score": error, "reconstruction_error": error}
         elbo = model.loss_terms(x, labels, seed=tf.constant(ANOMALY_SEED))["elbo"]
         return {"score": -elbo, "reconstruction_error": error}
@@ -126,7 +112,7 @@ def _signatures(model):
         ("decode", with_labels(decode), [model.decoder_input_spec(), *label_specs]),
         ("anomaly_score", with_labels(anomaly_score), [x_spec, *label_specs]),
     ]
-    if model.has_elbo:
+    if model.can("elbo"):
         def elbo(x, labels, seed):
             x, labels = _checked(model, x, labels)
             return {"elbo": model.loss_terms(x, labels, seed=_seed_pair(seed))["elbo"]}
@@ -135,14 +121,14 @@ def _signatures(model):
             x, labels = _checked(model, x, labels)
             with tf.control_dependencies([tf.debugging.assert_positive(k, message="log_likelihood: k must be >= 1")]):
                 k = tf.identity(k)
-            return {"log_likelihood": evaluation.importance_log_likelihood(model, x, labels, k=k, seed=_seed_pair(seed))}
+            return {"log_likelihood": importance_log_likelihood(model, x, labels, k=k, seed=_seed_pair(seed))}
 
         signatures += [
             ("elbo", with_labels(elbo), [x_spec, *label_specs, seed_spec]),
             ("log_likelihood", with_labels(log_likelihood), [x_spec, *label_specs, tf.TensorSpec([], tf.int32, name="k"), seed_spec]),
         ]
-    if model.generative:
-        if model.needs_labels:
+    if model.can("sample"):
+        if conditional:
             def sample(labels, seed):
                 with tf.control_dependencies(_label_checks(model, labels)):
                     labels = tf.identity(labels)
@@ -157,47 +143,3 @@ def _signatures(model):
 
             signatures.append(("sample", sample, [tf.TensorSpec([], tf.int32, name="n"), seed_spec]))
     return signatures
-
-
-def export(model, path, card=None, overwrite=False):
-    """Write ``model`` as a SavedModel with named signatures, its card inside as an asset.
-
-    Like ``vae_zoo.save``, it writes into a staging folder and moves it into
-    place only when complete, and never replaces ``path`` without ``overwrite``.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ModelFileError(f"{path} already exists; choose another folder or pass overwrite=True")
-    card = {**saving.base_card(model), **(card or {}), "signatures": [name for name, _, _ in _signatures(model)]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as scratch:
-        card_file = Path(scratch) / "card.json"
-        text = json.dumps(card, indent=2)
-        card_file.write_text(text + "\n")
-        # A lookup table initialized from the file is the resource Keras' archive knows how to
-        # keep: the SavedModel then holds card.json as an asset and the table reads it back.
-        card_table = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                str(card_file), tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE
-            ),
-            default_value="",
-        )
-        lines = len(text.splitlines())
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.track(card_table)
-        for name, fn, specs in _signatures(model):
-            archive.add_endpoint(name, fn, input_signature=specs)
-        archive.add_endpoint(
-            "model_card",
-            lambda: {"card": tf.strings.reduce_join(card_table.lookup(tf.range(lines, dtype=tf.int64)), separator="\n")},
-            input_signature=[],
-        )
-        try:
-            archive.write_out(str(staging), verbose=False)
-            saving.move_into_place(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    return path

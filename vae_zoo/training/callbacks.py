@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_zoo import latents, schedules
+from vae_zoo.evaluation import latents
+from vae_zoo.training import schedules
 from vae_zoo.errors import RecipeError, unknown_name
 
 
@@ -103,13 +104,13 @@ class ImageLogger(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(str(log_dir))
 
     def on_epoch_end(self, epoch, logs=None):
-        from vae_zoo.visualize import image_summary
+        from vae_zoo.evaluation.visualize import image_summary
 
         if (epoch + 1) % self.every:
             return
         inputs = latents.model_inputs(self.model, self.images, self.labels)
         pictures = {"reconstructions": np.concatenate([self.images, np.asarray(self.model(inputs))])}
-        if self.model.generative:
+        if self.model.can("sample"):
             pictures["samples"] = np.asarray(self.model.sample(len(self.images), seed=self.seed, labels=self.labels))
         with self.writer.as_default(step=epoch + 1):
             for name, batch in pictures.items():

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 
 from vae_zoo.errors import unknown_name
-from vae_zoo.saving import MODEL_FILE, load, read_card
+from vae_zoo.io.saving import MODEL_FILE, load, read_card
 
-REPOSITORY_ZOO = Path(__file__).resolve().parent.parent / "saved_models"
+REPOSITORY_ZOO = Path(__file__).resolve().parents[2] / "saved_models"
 
 
 def search_paths():

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 def model_inputs(model, images, labels=None):
     """What the model's methods take: images, or (images, labels) for conditional variants."""
-    return (images, labels) if getattr(model, "needs_labels", False) else images
+    return (images, labels) if model.can("labels") else images
 
 
 def batches(model, images, labels=None, batch_size=500):

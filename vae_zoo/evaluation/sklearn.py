@@ -23,7 +23,7 @@ class LatentTransformer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        from vae_zoo.latents import posterior_means
+        from vae_zoo.evaluation.latents import posterior_means
 
         images = np.asarray(X, np.float32).reshape(-1, *self.model.data_shape)
         return posterior_means(self.model, images, batch_size=self.batch_size)

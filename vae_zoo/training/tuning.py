@@ -34,7 +34,7 @@ import keras
 import keras_tuner as kt
 import yaml
 
-from vae_zoo import recipes
+from vae_zoo.training import recipe as recipes
 from vae_zoo.errors import RecipeError, unknown_name
 from vae_zoo.registry import get_model_class, hyperparameter_defaults
 
@@ -105,7 +105,7 @@ class ValidationNLL(keras.callbacks.Callback):
         self.images, self.labels, self.k = images[:examples], None if labels is None else labels[:examples], int(k)
 
     def on_epoch_end(self, epoch, logs=None):
-        from vae_zoo.evaluation import log_likelihood
+        from vae_zoo.evaluation.metrics import log_likelihood
 
         if logs is not None:
             logs["val_nll"] = float(-log_likelihood(self.model, self.images, self.labels, k=self.k, seed=epoch).mean())
@@ -143,7 +143,7 @@ def make_tuner(recipe, data_shape, directory, project="search", jit_compile=None
     options = search_options(recipe)
     jit = options["jit_compile"] if jit_compile is None else jit_compile
     hypermodel = RecipeHyperModel(recipe, data_shape, jit_compile=bool(jit))
-    if not recipes.get_model_class(recipe["model"]["name"]).has_elbo and options["objective"] != "loss":
+    if "elbo" not in recipes.get_model_class(recipe["model"]["name"]).capabilities and options["objective"] != "loss":
         raise RecipeError(f"{recipe['model']['name']} has no ELBO: use search.objective: loss")
     metric, direction = OBJECTIVES[options["objective"]]
     common = dict(objective=kt.Objective(metric, direction=direction), directory=str(directory), project_name=project,
@@ -213,7 +213,7 @@ def run(recipe, out_dir, source="recipe", jit_compile=None, verbose=1, overwrite
     search). Returns a summary dict. In a distributed search only the chief
     writes results; workers just run trials.
     """
-    from vae_zoo import saving
+    from vae_zoo.io import saving
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vae_zoo import data as data_module
-from vae_zoo import evaluation, latents, visualize
+from vae_zoo.evaluation import latents, metrics as evaluation, visualize
 from vae_zoo.errors import unknown_name
 
 
@@ -50,7 +50,7 @@ def part_scores(c):
 
 
 def part_nll(c):
-    if not c.model.has_elbo:
+    if not c.model.can("elbo"):
         raise NotApplicable("the model defines no likelihood")
     log_p = evaluation.log_likelihood(c.model, c.images, c.labels, k=c.k, seed=c.seed)
     nll = float(-log_p.mean())
@@ -76,9 +76,9 @@ def part_generation(c):
     files = {}
     if visualize.reconstruction_grid(c.model, c.images, c.labels, c.out_dir / "reconstructions.png"):
         files["reconstructions"] = "reconstructions.png"
-    if c.model.generative and visualize.sample_grid(c.model, c.out_dir / "samples.png", seed=c.seed):
+    if c.model.can("sample") and visualize.sample_grid(c.model, c.out_dir / "samples.png", seed=c.seed):
         files["samples"] = "samples.png"
-    if c.model.needs_labels and visualize.class_grid(c.model, c.out_dir / "class_samples.png", seed=c.seed):
+    if c.model.can("labels") and visualize.class_grid(c.model, c.out_dir / "class_samples.png", seed=c.seed):
         files["class_samples"] = "class_samples.png"
     if not files:
         raise NotApplicable("the data are not images")
@@ -89,7 +89,7 @@ def part_interpolation(c):
     labels = c.labels
     # Two examples of different classes make the most telling path.
     second = int(np.flatnonzero(labels != labels[0])[0]) if np.any(labels != labels[0]) else 1
-    label = int(labels[0]) if c.model.needs_labels else None
+    label = int(labels[0]) if c.model.can("labels") else None
     if not visualize.interpolation_strip(c.model, c.images[0], c.images[second], c.out_dir / "interpolation.png", label=label):
         raise NotApplicable("the data are not images")
     return {"files": {"interpolation": "interpolation.png"}, "from_index": 0, "to_index": second}
@@ -98,7 +98,7 @@ def part_interpolation(c):
 def part_latent_map(c):
     codes = latents.posterior_means(c.model, c.images, c.labels)
     files = visualize.latent_maps(codes, c.labels, c.out_dir, seed=c.seed)
-    if codes.shape[1] == 2 and c.model.generative and not c.model.needs_labels:
+    if codes.shape[1] == 2 and c.model.can("sample") and not c.model.can("labels"):
         visualize.traversal_2d(c.model, c.out_dir / "traversal.png")
         files["traversal"] = "traversal.png"
     return {"files": files, "examples": int(min(len(codes), 2000))}
@@ -129,8 +129,8 @@ def part_semi_supervised(c):
 def part_disentanglement(c):
     if c.data.name != "shapes":
         raise NotApplicable("needs data with known factors: train on the 'shapes' data set")
-    from vae_zoo.datasets import shapes
-    from vae_zoo.disentanglement import beta_vae_score, mutual_information_gap
+    from vae_zoo.data import shapes
+    from vae_zoo.evaluation.disentanglement import beta_vae_score, mutual_information_gap
 
     images, factors = shapes.generate()
     images = (images[..., None] / 255.0).astype(np.float32)

@@ -1,1 +1,0 @@
-"""Data that ships with vae_zoo: the bundled MNIST subset and the procedural shapes."""

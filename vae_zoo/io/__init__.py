@@ -1,0 +1,1 @@
+"""Models on disk: zoo folders (``saving``), the pretrained index (``pretrained``), SavedModels (``export``)."""

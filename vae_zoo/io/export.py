@@ -1,0 +1,76 @@
+"""SavedModel export with named serving signatures that run in plain TensorFlow.
+
+    vae_zoo.export(model, "export/vae")      # or: vae-zoo export runs/fmnist --out export/vae
+
+The export needs neither vae_zoo nor TensorFlow Probability to serve: the TFP
+distributions are traced into ordinary TF ops. Signatures (those that apply to
+the variant):
+
+    serving_default(x)            -> reconstruction
+    encode(x)                     -> mean, stddev   (VQ-VAE: codes; autoencoder: code)
+    decode(z)                     -> mean           (VQ-VAE: z is a grid of code indices)
+    sample(n, seed)               -> samples        (seed < 0: a fresh random draw)
+    elbo(x, seed)                 -> elbo           (single-sample ELBO, nats)
+    log_likelihood(x, k, seed)    -> log_likelihood (importance-sampled, k draws)
+    anomaly_score(x)              -> score, reconstruction_error
+    model_card()                  -> card           (the JSON card, also stored as an asset)
+
+Conditional models (the CVAE) take ``labels`` with every signature that sees x,
+and ``sample`` draws one example per label. Batch dimensions are dynamic.
+"""
+
+import json
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from vae_zoo.io import saving
+from vae_zoo.errors import ModelFileError
+
+
+def export(model, path, card=None, overwrite=False):
+    """Write ``model`` as a SavedModel with named signatures, its card inside as an asset.
+
+    Like ``vae_zoo.save``, it writes into a staging folder and moves it into
+    place only when complete, and never replaces ``path`` without ``overwrite``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ModelFileError(f"{path} already exists; choose another folder or pass overwrite=True")
+    card = {**saving.base_card(model), **(card or {}), "signatures": [name for name, _, _ in model.serving_signatures()]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as scratch:
+        card_file = Path(scratch) / "card.json"
+        text = json.dumps(card, indent=2)
+        card_file.write_text(text + "\n")
+        # A lookup table initialized from the file is the resource Keras' archive knows how to
+        # keep: the SavedModel then holds card.json as an asset and the table reads it back.
+        card_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                str(card_file), tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE
+            ),
+            default_value="",
+        )
+        lines = len(text.splitlines())
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.track(card_table)
+        for name, fn, specs in model.serving_signatures():
+            archive.add_endpoint(name, fn, input_signature=specs)
+        archive.add_endpoint(
+            "model_card",
+            lambda: {"card": tf.strings.reduce_join(card_table.lookup(tf.range(lines, dtype=tf.int64)), separator="\n")},
+            input_signature=[],
+        )
+        try:
+            archive.write_out(str(staging), verbose=False)
+            saving.move_into_place(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return path

@@ -1,0 +1,261 @@
+"""The model contract: what every zoo model declares, and how it meets Keras.
+
+A zoo model is a Keras subclassed model that says what it can do instead of
+being inspected for it:
+
+* ``capabilities``: a frozenset drawn from ``CAPABILITIES`` (an ELBO, sampling,
+  labels, discrete codes, ...). Export, evaluation, callbacks and the CLI ask
+  ``model.can("sample")``; they never branch on a model's class.
+* ``modality`` and ``input_specs()``: the kind of data and the tensors a
+  model takes (images and, for conditional models, labels).
+* ``serving_signatures()``: the functions an export serves, built from the
+  capabilities (``vae_zoo.models.signatures``).
+* ``loss_terms(x, y, training, seed)``: per-example tensors, ``loss`` (what is
+  minimised) plus whatever the model reports (``metric_names``).
+
+Training goes through ``compute_loss``, which scales the loss for the number
+of replicas of a ``tf.distribute`` strategy exactly as Keras does; the step
+itself is Keras's (loss scaling for mixed precision included), with the forward
+pass inside ``compute_loss`` so that it runs once. Random draws in a training
+step are stateless and keyed by the optimizer's step counter, so a run that is
+restored from a checkpoint, or split over replicas, draws the same noise as
+one that never stopped.
+
+The config is the constructor: ``get_config()`` returns exactly the
+``__init__`` keyword arguments, captured in ``__new__``.
+"""
+
+import keras
+import tensorflow as tf
+from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
+
+from vae_zoo.errors import InputError
+from vae_zoo.registry import bound_hyperparameters, hyperparameter_defaults
+
+# What a model may declare that it can do.
+CAPABILITIES = {
+    "elbo": "defines an ELBO and an importance-sampled log-likelihood",
+    "sample": "generates new data from a prior",
+    "labels": "is conditional: takes (data, labels)",
+    "discrete_codes": "encodes to integer code indices (decode takes codes)",
+    "gaussian_posterior": "q(z|x) is a diagonal Gaussian (KL per dimension, mutual information)",
+    "reconstruct": "encodes and decodes data",
+}
+
+
+def to_json(value):
+    """Tuples become lists so that a config equals its own JSON round trip."""
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
+
+
+def step_seed(model, salt=0):
+    """A stateless [2] seed for this training step: (salt, optimizer step), identical on every replica."""
+    optimizer = getattr(model, "optimizer", None)
+    step = tf.cast(optimizer.iterations, tf.int32) if optimizer is not None else tf.constant(0, tf.int32)
+    return tf.stack([tf.constant(int(salt), tf.int32), step])
+
+
+class ZooModel(keras.Model):
+    """The thin base of every zoo model. Subclasses implement ``loss_terms`` and the methods their capabilities promise.
+
+    Args:
+        data_shape: the shape of one example, e.g. ``(28, 28, 1)``.
+    """
+
+    capabilities = frozenset({"reconstruct"})
+    modality = "image"
+    # Per-example quantities reported by fit() and evaluate(); "loss" is Keras's own tracker.
+    metric_names = ("loss",)
+    # Salt of the training step's stateless noise (the step counter is the other half).
+    noise_seed = 0
+    # Constructor arguments that earlier versions saved and this one ignores (from_config drops them).
+    retired_arguments = ()
+
+    def __new__(cls, *args, **kwargs):
+        # __new__ sees exactly the arguments of the outermost constructor call, which
+        # is what get_config() must return, whatever chain of super().__init__ follows.
+        instance = super().__new__(cls, *args, **kwargs)
+        object.__setattr__(instance, "_hyperparameters", bound_hyperparameters(cls, args, kwargs))
+        return instance
+
+    def __init__(self, data_shape=(28, 28, 1), **kwargs):
+        super().__init__(**kwargs)
+        self.data_shape = tuple(int(d) for d in data_shape)
+        if not self.data_shape or min(self.data_shape) < 1:
+            raise ValueError(f"data_shape must be a non-empty tuple of positive sizes, got {data_shape!r}")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names if name != "loss"}
+
+    # ------------------------------------------------------------------ what the model declares
+
+    def can(self, capability):
+        """Whether the model has ``capability`` (one of ``CAPABILITIES``)."""
+        if capability not in CAPABILITIES:
+            raise KeyError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}")
+        return capability in self.capabilities
+
+    def input_specs(self):
+        """The tensors the model takes: ``x`` and, for conditional models, ``labels``."""
+        specs = [tf.TensorSpec([None, *self.data_shape], tf.float32, name="x")]
+        if self.can("labels"):
+            specs.append(tf.TensorSpec([None], tf.int32, name="labels"))
+        return specs
+
+    def decoder_input_spec(self):
+        """What ``decoded_mean`` takes (a latent vector, or a grid of code indices)."""
+        raise NotImplementedError
+
+    def serving_signatures(self):
+        """(name, function, input specs) for every serving signature that applies to this model."""
+        from vae_zoo.models.signatures import serving_signatures
+
+        return serving_signatures(self)
+
+    # ------------------------------------------------------------------ inputs
+
+    def split_inputs(self, inputs):
+        """``(x, y)`` from a conditional model's inputs, ``(x, None)`` from anyone else's."""
+        name = self.registered_name
+        is_pair = isinstance(inputs, (tuple, list)) and len(inputs) == 2
+        if self.can("labels"):
+            if not is_pair:
+                raise InputError(f"{name} is conditional: pass (images, labels)")
+            return inputs[0], inputs[1]
+        if is_pair:
+            raise InputError(f"{name} is not conditional: pass images only, not (images, labels)")
+        return inputs, None
+
+    def check_data(self, x):
+        """Convert ``x`` to a float tensor of shape (batch, *data_shape), or raise a clear error."""
+        x = tf.convert_to_tensor(x)
+        if not x.dtype.is_floating:
+            raise InputError(
+                f"{self.registered_name} expects float pixels in [0, 1], got dtype {x.dtype.name}"
+                + (" (divide uint8 images by 255)" if x.dtype == tf.uint8 else "")
+            )
+        shape = tuple(x.shape)
+        if len(shape) != len(self.data_shape) + 1 or any(
+            s is not None and s != d for s, d in zip(shape[1:], self.data_shape)
+        ):
+            got = ", ".join("None" if s is None else str(s) for s in shape)
+            raise InputError(
+                f"{self.registered_name} expects inputs of shape (batch, {', '.join(map(str, self.data_shape))}), got ({got})"
+            )
+        if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(x))):
+            raise InputError(f"{self.registered_name} got input containing NaN or infinity")
+        # Distributions and losses are computed in float32, whatever the layers' mixed-precision policy.
+        return tf.cast(x, tf.float32)
+
+    # ------------------------------------------------------------------ using a trained model
+
+    def reconstruction(self, x, y=None, training=False):
+        raise NotImplementedError
+
+    def call(self, inputs, training=False):
+        """The reconstruction of ``inputs``."""
+        x, y = self.split_inputs(inputs)
+        return self.reconstruction(x, y, training=training)
+
+    def reconstruct(self, inputs):
+        return self(inputs)
+
+    # What a model without the capability says when asked anyway.
+    def elbo(self, inputs, num_samples=1):
+        raise NotImplementedError(f"{self.registered_name} defines no ELBO: it lacks the 'elbo' capability")
+
+    def log_weights(self, x, y=None, k=1, seed=None):
+        raise NotImplementedError(f"{self.registered_name} defines no likelihood: it lacks the 'elbo' capability")
+
+    def sample(self, n, seed=None, labels=None):
+        raise NotImplementedError(f"{self.registered_name} cannot generate: it lacks the 'sample' capability")
+
+    def kl_by_dimension(self, x, y=None):
+        """Per-example KL of every latent dimension, or None where the model has no factorized KL."""
+        return None
+
+    # ------------------------------------------------------------------ training with model.fit
+
+    def loss_terms(self, x, y=None, training=False, seed=None):
+        """Per-example tensors: ``loss`` and the reported ``metric_names``."""
+        raise NotImplementedError
+
+    def compile(self, optimizer="adam", jit_compile=True, **kwargs):
+        """Like ``keras.Model.compile``, with Adam and XLA by default. The loss is the model's own."""
+        if kwargs.get("loss") is not None:
+            raise ValueError(f"{self.registered_name} trains on its own loss; do not pass loss=")
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    @property
+    def metrics(self):
+        own = list(self.trackers.values())
+        return ([self._loss_tracker] if getattr(self, "_loss_tracker", None) is not None else []) + own
+
+    def batch_loss(self, terms, sample_weight=None):
+        """The mean of the per-example ``loss`` over this replica's batch (weighted if asked)."""
+        per_example = tf.cast(terms["loss"], tf.float32)
+        if sample_weight is None:
+            return tf.reduce_mean(per_example)
+        weight = tf.cast(tf.reshape(sample_weight, tf.shape(per_example)), tf.float32)
+        return tf.reduce_sum(per_example * weight) / tf.maximum(tf.reduce_sum(weight), 1e-12)
+
+    def update_trackers(self, terms, sample_weight=None):
+        for name, tracker in self.trackers.items():
+            if name in terms:
+                tracker.update_state(tf.cast(terms[name], tf.float32), sample_weight=sample_weight)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The forward pass of the objective and its loss, scaled for ``tf.distribute`` as Keras scales its own.
+
+        Each replica returns its batch mean divided by the number of replicas,
+        so that the gradients Keras sums over replicas are those of the global
+        batch mean. Layer losses (``self.losses``) are added the same way.
+        """
+        seed = step_seed(self, self.noise_seed) if training else None
+        terms = self.loss_terms(x, y, training=training, seed=seed)
+        self.update_trackers(terms, sample_weight)
+        loss = scale_loss_for_distribution(self.batch_loss(terms, sample_weight))
+        for extra in self.losses:
+            loss += self._aggregate_additional_loss(extra)
+        return loss
+
+    def train_step(self, data):
+        """Keras's own training step, with the forward pass inside ``compute_loss`` (so it runs once)."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x, y, sample_weight=sample_weight, training=True)
+            self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return self.step_results()
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        loss = self.compute_loss(x, y, sample_weight=sample_weight, training=False)
+        self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
+        return self.step_results()
+
+    def step_results(self):
+        """The logged metrics; beta too where the model has one, so that annealing shows in the logs."""
+        results = {metric.name: metric.result() for metric in self.metrics}
+        if hasattr(self, "kl_weight"):
+            results["beta"] = tf.identity(self.kl_weight)
+        return results
+
+    # ------------------------------------------------------------------ config
+
+    def get_config(self):
+        """Exactly the constructor's keyword arguments (plus the Keras name), as JSON values."""
+        params = {**hyperparameter_defaults(type(self)), **self._hyperparameters}
+        return to_json({"name": self.name, **params})
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{k: v for k, v in config.items() if k not in cls.retired_arguments})
+
+    def build_from_config(self, config):
+        # Built in __init__ already; nothing to do when Keras loads a .keras file.
+        pass
