@@ -28,21 +28,21 @@ def test_fashion_mnist_reads_idx_files_from_data_dir_and_holds_out_the_last_trai
     fake_idx_directory(tmp_path, rng, train=10_012)
     raw = data.read_idx_directory(tmp_path, "test")
     bundle = data.load("fashion_mnist", data_dir=tmp_path)
-    assert {k: len(v[0]) for k, v in bundle.arrays.items()} == {"train": 12, "validation": 10_000, "test": 5}
-    np.testing.assert_allclose(bundle.arrays["validation"][0][..., 0], raw["train"][0][12:] / 255.0)
+    assert {split: bundle.count(split) for split in data.SPLITS} == {"train": 12, "validation": 10_000, "test": 5}
+    np.testing.assert_allclose(bundle.take("validation")[0][..., 0], raw["train"][0][12:] / 255.0)
     assert bundle.data_shape == (28, 28, 1)
     monkeypatch.setenv("VAE_ZOO_FASHION_MNIST_DIR", str(tmp_path))
-    data._named_arrays.cache_clear()
-    assert len(data.load("fashion_mnist").arrays["test"][0]) == 5
+    data.clear_cache()
+    assert len(data.load("fashion_mnist").take("test")[0]) == 5
 
 
 def test_bundled_mnist_mini_is_real_and_split_in_fixed_parts():
     first = data.load("mnist_mini", labels=True)
     second = data.load("mnist_mini", labels=True)
-    sizes = {k: len(v[0]) for k, v in first.arrays.items()}
+    sizes = {split: first.count(split) for split in data.SPLITS}
     assert sizes == {"train": 8000, "validation": 1000, "test": 1000}
-    np.testing.assert_array_equal(first.arrays["test"][1], second.arrays["test"][1])
-    assert set(np.unique(first.arrays["train"][1])) == set(range(10))
+    np.testing.assert_array_equal(first.take("test")[1], second.take("test")[1])
+    assert set(np.unique(first.take("train")[1])) == set(range(10))
     x, y = next(iter(first.train))
     assert x.shape == (128, 28, 28, 1) and y.shape == (128,)
     assert 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
@@ -58,17 +58,17 @@ def test_binarization_modes():
     np.testing.assert_array_equal(v1, v2)
     assert set(np.unique(v1)) <= {0.0, 1.0}
     static = data.load("digits", binarize="static", batch_size=2000)
-    np.testing.assert_array_equal(static.arrays["train"][0], data.load("digits", binarize="static").arrays["train"][0])
+    np.testing.assert_array_equal(static.take("train")[0], data.load("digits", binarize="static").take("train")[0])
     grey = data.load("digits", binarize="none")
-    assert len(np.unique(grey.arrays["train"][0])) > 2
+    assert len(np.unique(grey.take("train")[0])) > 2
     # The binarized pixel is 1 with probability equal to the grey level.
-    grey_mean = grey.arrays["train"][0].mean()
-    assert abs(static.arrays["train"][0].mean() - grey_mean) < 0.01
+    grey_mean = grey.take("train")[0].mean()
+    assert abs(static.take("train")[0].mean() - grey_mean) < 0.01
 
 
 def test_limit_shrinks_every_split():
     bundle = data.load("digits", limit=50)
-    assert {k: len(v[0]) for k, v in bundle.arrays.items()} == {"train": 50, "validation": 50, "test": 50}
+    assert {split: bundle.count(split) for split in data.SPLITS} == {"train": 50, "validation": 50, "test": 50}
 
 
 def test_user_arrays_npz_and_image_folder(tmp_path, rng):
@@ -76,7 +76,7 @@ def test_user_arrays_npz_and_image_folder(tmp_path, rng):
     labels = rng.integers(0, 3, (40,))
     bundle = data.from_arrays(images, labels, batch_size=8)
     assert bundle.data_shape == (6, 6, 1)
-    assert sum(len(v[0]) for v in bundle.arrays.values()) == 40
+    assert sum(bundle.count(split) for split in data.SPLITS) == 40
     assert bundle.num_classes == 3
     x, y = next(iter(bundle.train))
     assert x.dtype == np.float32 and x.shape == (8, 6, 6, 1)
@@ -90,4 +90,4 @@ def test_user_arrays_npz_and_image_folder(tmp_path, rng):
             Image.fromarray(rng.integers(0, 256, (6, 6), dtype=np.uint8)).save(tmp_path / "folder" / label / f"{i}.png")
     folder = data.load("image_folder", path=tmp_path / "folder", labels=True, validation_split=0.2, test_split=0.2)
     assert folder.data_shape == (6, 6, 1)
-    assert sorted(np.concatenate([v[1] for v in folder.arrays.values()]).tolist()) == [0] * 5 + [1] * 5
+    assert sorted(np.concatenate([folder.take(split)[1] for split in data.SPLITS]).tolist()) == [0] * 5 + [1] * 5

@@ -52,7 +52,7 @@ def test_importance_sampled_likelihood_converges_to_the_exact_ppca_value(rng):
 
 
 def test_elbo_is_below_the_importance_sampled_likelihood(trained, digits):
-    images = digits.arrays["test"][0][:100]
+    images = digits.take("test")[0][:100]
     log_p = evaluation.log_likelihood(trained, images, k=500, seed=0)
     elbo = trained.elbo(images, num_samples=100).numpy()
     # E[IS_k] >= ELBO for every example; single-example estimates are noisy, their mean is not.
@@ -63,7 +63,7 @@ def test_elbo_is_below_the_importance_sampled_likelihood(trained, digits):
 def test_latent_diagnostics(trained, digits):
     from vae_zoo.evaluation import latents
 
-    images = digits.arrays["test"][0]
+    images = digits.take("test")[0]
     active, variances = latents.active_units(trained, images)
     assert 1 <= active <= 4 and variances.shape == (4,)
     per_dim = latents.kl_per_dimension(trained, images)
@@ -78,7 +78,7 @@ def test_latent_diagnostics(trained, digits):
 
 
 def test_anomaly_scores_separate_noise_from_digits(trained, digits):
-    normal = digits.arrays["test"][0][:100]
+    normal = digits.take("test")[0][:100]
     noise = (np.random.default_rng(0).random((100, 8, 8, 1)) < 0.5).astype(np.float32)
     auroc = evaluation.anomaly_auroc(trained, normal, noise, k=50)
     assert set(auroc) == {"reconstruction_error", "negative_elbo", "negative_log_likelihood"}
@@ -92,7 +92,7 @@ def test_semi_supervised_latents_beat_chance(trained, digits):
 
 
 def test_latent_transformer_drops_into_a_scikit_learn_pipeline(trained, digits):
-    (train_x, train_y), (test_x, test_y) = digits.arrays["train"], digits.arrays["test"]
+    (train_x, train_y), (test_x, test_y) = digits.take("train"), digits.take("test")
     pipeline = make_pipeline(LatentTransformer(trained), LogisticRegression(max_iter=2000))
     pipeline.fit(train_x.reshape(len(train_x), -1), train_y)
     assert pipeline.score(test_x.reshape(len(test_x), -1), test_y) > 0.5
@@ -123,7 +123,7 @@ def test_disentanglement_metrics_know_good_from_bad():
 def test_image_logger_writes_reconstructions_and_samples_to_tensorboard(tmp_path, trained, digits):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    logger = callbacks.ImageLogger(tmp_path, validation_images=digits.arrays["validation"][0], every=1, examples=8)
+    logger = callbacks.ImageLogger(tmp_path, validation_images=digits.take("validation")[0], every=1, examples=8)
     logger.set_model(trained)
     logger.on_epoch_end(0)
     events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
@@ -149,7 +149,7 @@ def test_evaluate_report_writes_every_applicable_part(tmp_path, trained, capsys)
 
 def test_anomaly_part_uses_the_held_out_class(tmp_path):
     data = vae_zoo.data.load("digits", binarize="static", exclude_classes=[0], batch_size=64)
-    assert 0 not in data.arrays["train"][1]
+    assert 0 not in data.take("train")[1]
     keras.utils.set_random_seed(0)
     model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[64])
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
@@ -167,7 +167,7 @@ def test_semi_supervised_binarizes_training_images_like_the_test_split(trained):
     from unittest import mock
 
     data = vae_zoo.data.load("digits", binarize="dynamic", labels=True)
-    assert len(np.unique(data.arrays["train"][0])) > 2 and set(np.unique(data.arrays["test"][0])) <= {0.0, 1.0}
+    assert len(np.unique(data.take("train")[0])) > 2 and set(np.unique(data.take("test")[0])) <= {0.0, 1.0}
     from sklearn.pipeline import Pipeline
 
     seen = []

@@ -67,7 +67,7 @@ def test_train_evaluate_sample_end_to_end_with_the_cli(tmp_path, capsys):
     untrained = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[64])
     from vae_zoo import data, evaluation
 
-    test_images = data.load("digits", binarize="dynamic").arrays["test"][0]
+    test_images = data.load("digits", binarize="dynamic").take("test")[0]
     assert summary["test"]["elbo"] > evaluation.score(untrained, test_images)["elbo"] + 10
 
     assert cli.main(["evaluate", str(out)]) == 0

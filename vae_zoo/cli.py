@@ -53,10 +53,18 @@ def cmd_info(args):
 
 def cmd_train(args):
     from vae_zoo.training import recipe as recipes
+    from vae_zoo.training import runner
 
-    recipe = recipes.read(args.recipe, overrides=args.set, smoke=args.smoke)
+    overrides = list(args.set)
+    if args.distribute:
+        overrides.append(f"training.distribute={args.distribute}")
+    if args.mixed_precision:
+        overrides.append(f"training.mixed_precision={args.mixed_precision}")
+    recipe = recipes.read(args.recipe, overrides=overrides, smoke=args.smoke)
     out = args.out or recipes.default_out_dir(args.recipe, args.smoke)
-    folder, _, card = recipes.train(recipe, out, overwrite=args.overwrite, source=str(args.recipe))
+    folder, _, card = runner.train(recipe, out, overwrite=args.overwrite, source=str(args.recipe), restart=args.restart)
+    if card is None:  # a worker of a multi-worker run: the chief saves the model
+        return
     print(json.dumps({"saved": str(folder), "test": card["metrics"]["test"], "training": card["training"]}, indent=2))
 
 
@@ -83,8 +91,7 @@ def cmd_evaluate(args):
         print(json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
         return
     data = data_module.load(**spec)
-    images, labels = data.arrays[args.split]
-    images, labels = images[: args.limit], labels[: args.limit]
+    images, labels = data.take(args.split, args.limit)
     result = {"model": args.dir, "data": data.name, "split": args.split, "binarize": data.binarize, "seed": args.seed,
               **evaluation.score(model, images, labels, seed=args.seed)}
     print(json.dumps(result, indent=2))
@@ -146,6 +153,10 @@ def build_parser():
     p.add_argument("--smoke", action="store_true", help="shrink data and epochs to a quick check")
     p.add_argument("--out", help="folder for the trained model (default: runs/<recipe>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (only once training succeeded)")
+    p.add_argument("--restart", action="store_true", help="discard an interrupted run of --out instead of resuming it")
+    p.add_argument("--distribute", choices=["none", "mirrored", "multi_worker"], help="training.distribute: tf.distribute strategy "
+                   "(multi_worker reads TF_CONFIG)")
+    p.add_argument("--mixed-precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], help="training.mixed_precision")
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("evaluate", help="score a saved model on its data set; prints JSON")

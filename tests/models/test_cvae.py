@@ -42,7 +42,7 @@ def test_class_conditional_samples_are_recognised_as_their_class():
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(data.train, epochs=30, verbose=0)
 
-    train_x, train_y = data.arrays["train"]
+    train_x, train_y = data.take("train")
     classifier = LogisticRegression(max_iter=3000).fit(train_x.reshape(len(train_x), -1), train_y)
     labels = np.repeat(np.arange(10), 30)
     samples = np.asarray(model.sample(len(labels), labels=labels, seed=0)).reshape(len(labels), -1)

@@ -53,7 +53,7 @@ def test_codebook_usage_after_a_short_fit():
     # At least 12 of the 32 codes in effective use (perplexity; about 18 measured with dead-code
     # restarts, under 10 without), and the learned prior is no longer uniform.
     assert history["val_perplexity"][-1] >= 12, history["val_perplexity"]
-    assert float(tf.math.reduce_std(model.prior_layer.logits(model.encode_indices(data.arrays["test"][0][:32])))) > 0.01
+    assert float(tf.math.reduce_std(model.prior_layer.logits(model.encode_indices(data.take("test")[0][:32])))) > 0.01
     assert history["val_reconstruction"][-1] < history["val_reconstruction"][0]
 
 

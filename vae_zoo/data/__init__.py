@@ -1,17 +1,21 @@
-"""Named data sets as ``tf.data`` pipelines, offline first (see ``images`` for the sources)."""
+"""Data sets as specs and ``tf.data`` streams (``base``), and the image sources (``images``)."""
 
-from vae_zoo.data.images import (  # noqa: F401
+from vae_zoo.data.base import (  # noqa: F401
     BINARIZATIONS,
-    DATASETS,
+    SOURCES,
     SPLITS,
     Data,
-    array_splits,
+    DataSpec,
     binarize_static,
-    from_arrays,
+    clear_cache,
     from_splits,
     list_datasets,
+    register_source,
+)
+from vae_zoo.data.images import (  # noqa: F401
+    array_splits,
+    from_arrays,
     load,
-    make_pipeline,
     read_idx,
     read_idx_directory,
     read_image_folder,

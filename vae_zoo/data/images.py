@@ -1,9 +1,9 @@
-"""Named data sets as ``tf.data`` pipelines, offline first.
+"""Image data sets: readers for IDX files, .npz files and image folders, and the registered image sources.
 
     data = vae_zoo.data.load("mnist_mini", binarize="dynamic", batch_size=128)
     model.fit(data.train, validation_data=data.validation)
 
-Every data set comes as three fixed splits (train, validation, test) of float32
+Every image source gives three fixed splits (train, validation, test) of
 images in [0, 1] with shape (height, width, channels), and integer labels.
 
 Binarization follows the likelihood-benchmark protocol: ``dynamic`` draws
@@ -13,8 +13,6 @@ comparable between epochs and runs; ``static`` binarizes every split once;
 ``none`` keeps grey levels.
 """
 
-import dataclasses
-import functools
 import gzip
 import importlib.resources
 import math
@@ -22,12 +20,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
+from vae_zoo.data.base import SOURCES, as_float_images, as_labels, from_splits, get_source, read_source, register_source
 from vae_zoo.errors import DataError, unknown_name
-
-SPLITS = ("train", "validation", "test")
-BINARIZATIONS = ("none", "static", "dynamic")
 
 # Where Debian's dataset-fashion-mnist package puts the original IDX files.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -35,25 +30,6 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-
-
-@dataclasses.dataclass
-class Data:
-    """Pipelines for the three splits, plus what a model needs to know about them."""
-
-    name: str
-    train: tf.data.Dataset
-    validation: tf.data.Dataset
-    test: tf.data.Dataset
-    data_shape: tuple
-    num_classes: int
-    arrays: dict  # split -> (images, labels) as numpy, after any static binarization
-    binarize: str
-
-    def split(self, name):
-        if name not in SPLITS:
-            raise unknown_name("split", name, SPLITS)
-        return getattr(self, name)
 
 
 # --------------------------------------------------------------------------- readers
@@ -150,6 +126,7 @@ def _shuffled_split(x, y, sizes, seed=0):
 # --------------------------------------------------------------------------- named data sets
 
 
+@register_source("mnist_mini", 10, "10,000 real MNIST digits bundled with vae_zoo (8000/1000/1000), offline")
 def _mnist_mini(data_dir=None):
     with importlib.resources.files("vae_zoo.data").joinpath("bundled", "mnist_mini.npz").open("rb") as handle:
         bundle = np.load(handle)
@@ -157,19 +134,23 @@ def _mnist_mini(data_dir=None):
     return _shuffled_split(images, labels, (8000, 1000))
 
 
+@register_source("fashion_mnist", 10, "Fashion-MNIST 50k/10k/10k: local IDX files (Debian's dataset-fashion-mnist) or tfds")
 def _fashion_mnist(data_dir=None):
     splits = _local_or_tfds("fashion_mnist", "Fashion-MNIST", data_dir, "VAE_ZOO_FASHION_MNIST_DIR", DEBIAN_FASHION_MNIST)
     return _hold_out_last(splits, 10000)
 
 
+@register_source("mnist", 10, "MNIST 50k/10k/10k: local IDX files (data_dir or $VAE_ZOO_MNIST_DIR) or tfds")
 def _mnist(data_dir=None):
     return _hold_out_last(_local_or_tfds("mnist", "MNIST", data_dir, "VAE_ZOO_MNIST_DIR"), 10000)
 
 
+@register_source("cifar10", 10, "CIFAR-10 45k/5k/10k through tfds (online)")
 def _cifar10(data_dir=None):
     return _hold_out_last(_tfds_splits("cifar10"), 5000)
 
 
+@register_source("shapes", 3, "6,144 procedural 32x32 shapes with known factors, dSprites-style (4916/614/614), offline")
 def _shapes(data_dir=None):
     from vae_zoo.data import shapes
 
@@ -178,6 +159,7 @@ def _shapes(data_dir=None):
     return _shuffled_split(images, factors[:, 0], (4916, 614))
 
 
+@register_source("digits", 10, "scikit-learn's 1,797 8x8 digits (1437/180/180), offline")
 def _digits(data_dir=None):
     from sklearn.datasets import load_digits
 
@@ -187,71 +169,14 @@ def _digits(data_dir=None):
     return _shuffled_split(images, digits.target, (1437, 180))
 
 
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-    loader: object
-    num_classes: int
-    description: str
-
-
-DATASETS = {
-    "mnist_mini": DatasetInfo(_mnist_mini, 10, "10,000 real MNIST digits bundled with vae_zoo (8000/1000/1000), offline"),
-    "fashion_mnist": DatasetInfo(_fashion_mnist, 10, "Fashion-MNIST 50k/10k/10k: local IDX files (Debian's dataset-fashion-mnist) or tfds"),
-    "mnist": DatasetInfo(_mnist, 10, "MNIST 50k/10k/10k: local IDX files (data_dir or $VAE_ZOO_MNIST_DIR) or tfds"),
-    "cifar10": DatasetInfo(_cifar10, 10, "CIFAR-10 45k/5k/10k through tfds (online)"),
-    "digits": DatasetInfo(_digits, 10, "scikit-learn's 1,797 8x8 digits (1437/180/180), offline"),
-    "shapes": DatasetInfo(_shapes, 3, "6,144 procedural 32x32 shapes with known factors, dSprites-style (4916/614/614), offline"),
-}
-
-
-def list_datasets():
-    return sorted(DATASETS)
-
-
-@functools.lru_cache(maxsize=8)
-def _named_arrays(name, data_dir):
-    if name not in DATASETS:
-        raise unknown_name("data set", name, DATASETS)
-    return DATASETS[name].loader(data_dir)
-
-
 # --------------------------------------------------------------------------- user data
-
-
-def _as_float_images(images, where):
-    """uint8 or float images -> float32 in [0, 1] with a channel axis; clear errors otherwise."""
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        images = images.astype(np.float32) / 255.0
-    elif np.issubdtype(images.dtype, np.floating):
-        images = images.astype(np.float32)
-        if not np.all(np.isfinite(images)):
-            raise DataError(f"{where} contains NaN or infinite values")
-        if images.size and (images.min() < 0.0 or images.max() > 1.0):
-            raise DataError(f"{where} must hold pixels in [0, 1] (or uint8 0..255); got values in [{images.min():g}, {images.max():g}]")
-    else:
-        raise DataError(f"{where} must be uint8 or floating point, got dtype {images.dtype}")
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim not in (2, 4):
-        raise DataError(f"{where} must have shape (n, height, width[, channels]) or (n, features); got {images.shape}")
-    return images
-
-
-def _as_labels(labels, count, where):
-    if labels is None:
-        return np.full((count,), -1, np.int64)
-    labels = np.asarray(labels)
-    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{where} labels must be {count} integers, got shape {labels.shape} and dtype {labels.dtype}")
-    return labels.astype(np.int64)
 
 
 def array_splits(images, labels=None, validation_split=0.1, test_split=0.1, seed=0):
     """Train/validation/test splits of user arrays, after a seeded shuffle."""
-    images = _as_float_images(images, "images")
+    images = as_float_images(images, "images")
     count = len(images)
-    labels = _as_labels(labels, count, "user")
+    labels = as_labels(labels, count, "user")
     n_val, n_test = int(round(count * validation_split)), int(round(count * test_split))
     if count - n_val - n_test < 1:
         raise DataError(f"{count} examples are too few for validation_split={validation_split} and test_split={test_split}")
@@ -309,67 +234,6 @@ def _first_image_size(folder):
     raise DataError(f"no images found in {folder}")
 
 
-# --------------------------------------------------------------------------- pipelines
-
-
-def binarize_static(images, seed):
-    """x ~ Bernoulli(pixel), drawn once with a fixed seed."""
-    rng = np.random.default_rng(seed)
-    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
-
-
-def _dynamic_binarize(batch, *rest):
-    binary = tf.cast(tf.random.uniform(tf.shape(batch)) < batch, batch.dtype)
-    return (binary, *rest) if rest else binary
-
-
-def make_pipeline(images, labels=None, batch_size=128, shuffle=False, dynamic=False, seed=0):
-    """A batched, cached, prefetched ``tf.data`` pipeline over in-memory arrays."""
-    elements = images if labels is None else (images, labels)
-    dataset = tf.data.Dataset.from_tensor_slices(elements).cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(int(batch_size))
-    if dynamic:
-        # After cache(): a fresh binarization every epoch, never stored.
-        dataset = dataset.map(_dynamic_binarize, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=False, limit=None, seed=0, num_classes=None,
-                exclude_classes=()):
-    """Turn split arrays (uint8 or [0, 1] floats) into a ``Data`` bundle.
-
-    ``exclude_classes`` drops those labels from the train and validation splits
-    (not from test): the protocol for anomaly detection on a held-out class.
-    """
-    if binarize not in BINARIZATIONS:
-        raise unknown_name("binarization", binarize, BINARIZATIONS)
-    if not int(batch_size) >= 1:
-        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
-    arrays, pipelines = {}, {}
-    for index, split in enumerate(SPLITS):
-        raw_images, raw_labels = splits[split]
-        images = _as_float_images(raw_images, f"{name} {split} images")
-        split_labels = _as_labels(raw_labels, len(images), f"{name} {split}")
-        if exclude_classes and split != "test":
-            keep = ~np.isin(split_labels, list(exclude_classes))
-            images, split_labels = images[keep], split_labels[keep]
-        if limit:
-            images, split_labels = images[: int(limit)], split_labels[: int(limit)]
-        if binarize == "static" or (binarize == "dynamic" and split != "train"):
-            images = binarize_static(images, seed=seed + 1 + index)
-        arrays[split] = (images, split_labels)
-        pipelines[split] = make_pipeline(
-            images, split_labels if labels else None, batch_size=batch_size,
-            shuffle=split == "train", dynamic=binarize == "dynamic" and split == "train", seed=seed,
-        )
-    if num_classes is None:
-        num_classes = int(max(arrays["train"][1].max(), -1) + 1)
-    return Data(name, pipelines["train"], pipelines["validation"], pipelines["test"],
-                tuple(arrays["train"][0].shape[1:]), num_classes, arrays, binarize)
-
-
 def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, limit=None, seed=0, exclude_classes=(),
          data_dir=None, path=None, validation_split=0.1, test_split=0.1, image_size=None, color_mode="grayscale"):
     """Load a data set by name as train/validation/test pipelines.
@@ -389,10 +253,10 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
         images, user_labels = read_npz(path) if name == "npz" else read_image_folder(path, image_size, color_mode)
         splits = array_splits(images, user_labels, validation_split, test_split, seed)
         return from_splits(splits, name, batch_size, binarize, labels, limit, seed, exclude_classes=exclude_classes)
-    if name not in DATASETS:
-        raise unknown_name("data set", name, [*DATASETS, "npz", "image_folder"])
-    splits = _named_arrays(name, str(data_dir) if data_dir else None)
-    return from_splits(splits, name, batch_size, binarize, labels, limit, seed, DATASETS[name].num_classes, exclude_classes)
+    if name not in SOURCES:
+        raise unknown_name("data set", name, [*SOURCES, "npz", "image_folder"])
+    splits = read_source(name, str(data_dir) if data_dir else None)
+    return from_splits(splits, name, batch_size, binarize, labels, limit, seed, get_source(name).num_classes, exclude_classes)
 
 
 def from_arrays(images, labels=None, *, batch_size=128, binarize="none", validation_split=0.1, test_split=0.1, seed=0):

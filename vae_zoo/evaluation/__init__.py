@@ -12,5 +12,6 @@ from vae_zoo.evaluation.metrics import (  # noqa: F401
     log_likelihood,
     mutual_information,
     score,
+    score_dataset,
     semi_supervised,
 )

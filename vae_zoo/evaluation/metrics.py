@@ -7,15 +7,26 @@ from vae_zoo.models.objectives import importance_log_likelihood  # noqa: F401  (
 
 
 def score(model, images, labels=None, batch_size=500, seed=0):
-    """Mean per-example ELBO, its two terms and the reconstruction error over ``images``.
+    """Mean per-example ELBO, its two terms and the reconstruction error over ``images`` (arrays).
 
-    One z is drawn from q(z|x) per image (the single-sample ELBO); the
+    The same as ``score_dataset`` over the arrays in batches of ``batch_size``.
+    """
+    labels = labels if model.can("labels") else None
+    elements = images if labels is None else (images, labels)
+    return score_dataset(model, tf.data.Dataset.from_tensor_slices(elements).batch(batch_size), seed=seed)
+
+
+def score_dataset(model, dataset, seed=0):
+    """Mean per-example ELBO, its two terms and the reconstruction error over a batched ``tf.data`` pipeline.
+
+    One z is drawn from q(z|x) per example (the single-sample ELBO); the
     reconstruction error is the squared error between x and the model's
     reconstruction (the likelihood mean at the posterior mean), summed over
     pixels, as in the seed's ||x - decoder(encoder(x))||^2. Models without an
-    ELBO (the plain autoencoder) report the reconstruction terms only.
+    ELBO (the plain autoencoder) report the reconstruction terms only. The
+    pipeline yields examples, or (examples, labels) for a conditional model.
     """
-    from vae_zoo.evaluation.latents import batches, model_inputs
+    from vae_zoo.evaluation.latents import model_inputs
 
     tf.random.set_seed(seed)
     names = [n for n in ("elbo", "reconstruction", "kl") if n in model.metric_names]
@@ -26,13 +37,18 @@ def score(model, images, labels=None, batch_size=500, seed=0):
         error = tf.reduce_sum(tf.reshape(tf.square(x - model(model_inputs(model, x, y))), [tf.shape(x)[0], -1]), axis=1)
         return [tf.reduce_sum(terms[n]) for n in names] + [tf.reduce_sum(error)]
 
-    totals = np.zeros(len(names) + 1)
-    for x, y in batches(model, images, labels if model.can("labels") else None, batch_size):
-        totals += [float(t) for t in batch_scores(tf.convert_to_tensor(x), None if y is None else tf.convert_to_tensor(y))]
-    means = dict(zip([*names, "reconstruction_squared_error"], totals / len(images)))
+    totals, examples = np.zeros(len(names) + 1), 0
+    for element in dataset:
+        x, y = element if isinstance(element, tuple) else (element, None)
+        y = y if model.can("labels") else None
+        totals += [float(t) for t in batch_scores(x, y)]
+        examples += int(x.shape[0])
+    if not examples:
+        raise ValueError("score_dataset got an empty pipeline")
+    means = dict(zip([*names, "reconstruction_squared_error"], totals / examples))
     if "reconstruction" in means:
         means["reconstruction_nll"] = means.pop("reconstruction")
-    return {**means, "examples": int(len(images))}
+    return {**means, "examples": examples}
 
 
 def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100, seed=0):
@@ -134,7 +150,7 @@ def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0):
 
     from vae_zoo.evaluation.latents import posterior_means
 
-    (train_x, train_y), (test_x, test_y) = data.arrays["train"], data.arrays["test"]
+    (train_x, train_y), (test_x, test_y) = data.take("train"), data.take("test")
     if data.binarize == "dynamic":
         # The training arrays stay grey (the pipeline binarizes each batch); the test split is
         # binarized once: give the classifiers training images of the same kind.

@@ -35,11 +35,11 @@ class Context:
 
     @property
     def images(self):
-        return self.data.arrays[self.split][0][: self.limit]
+        return self.data.take(self.split, self.limit)[0]
 
     @property
     def labels(self):
-        return self.data.arrays[self.split][1][: self.limit]
+        return self.data.take(self.split, self.limit)[1]
 
 
 def part_scores(c):
@@ -108,7 +108,7 @@ def part_anomaly(c):
     held_out = list(c.data_spec.get("exclude_classes") or [])
     if not held_out:
         raise NotApplicable("the model was trained on every class; train with data.exclude_classes to hold one out")
-    images, labels = c.data.arrays["test"]
+    images, labels = c.data.take("test")
     anomalous = np.isin(labels, held_out)
     auroc = evaluation.anomaly_auroc(
         c.model, images[~anomalous][: c.limit], images[anomalous][: c.limit],

@@ -236,12 +236,12 @@ class ZooModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         loss = self.compute_loss(x, y, sample_weight=sample_weight, training=False)
         self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
-        return self.step_results()
+        return self.step_results(training=False)
 
-    def step_results(self):
-        """The logged metrics; beta too where the model has one, so that annealing shows in the logs."""
+    def step_results(self, training=True):
+        """The logged metrics; in training beta too, where the model has one, so that annealing shows in the logs."""
         results = {metric.name: metric.result() for metric in self.metrics}
-        if hasattr(self, "kl_weight"):
+        if training and hasattr(self, "kl_weight"):
             results["beta"] = tf.identity(self.kl_weight)
         return results
 

@@ -19,8 +19,9 @@ class KLAnnealing(keras.callbacks.Callback):
     """Sets the model's KL weight (beta) before every training step from a schedule.
 
     ``schedule`` is ``sigmoid`` (the seed's), ``linear``, ``cyclical`` or
-    ``constant``; the other keyword arguments are the schedule's. The step
-    counter continues across ``fit`` calls (it starts from the optimizer's).
+    ``constant``; the other keyword arguments are the schedule's. The step is
+    the optimizer's own counter, so the schedule continues across ``fit``
+    calls and after a run is restored from a checkpoint.
     """
 
     def __init__(self, schedule="sigmoid", **options):
@@ -31,14 +32,9 @@ class KLAnnealing(keras.callbacks.Callback):
         except TypeError as err:
             raise RecipeError(f"bad options for the {schedule!r} schedule: {err}") from None
         self.schedule = lambda step: function(step, **options)
-        self.step = 0
-
-    def on_train_begin(self, logs=None):
-        self.step = int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.model.kl_weight.assign(self.schedule(self.step))
-        self.step += 1
+        self.model.kl_weight.assign(self.schedule(int(self.model.optimizer.iterations)))
 
 
 class PosteriorCollapseMonitor(keras.callbacks.Callback):

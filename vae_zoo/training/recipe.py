@@ -3,7 +3,8 @@
     model:     {name: vae, latent_dim: 20, ...}     # create_model(name, **kwargs)
     data:      {name: mnist_mini, binarize: dynamic, batch_size: 128}
     optimizer: {name: adam, learning_rate: 0.001}
-    training:  {epochs: 50, jit_compile: true, monitor: val_loss, early_stopping: {patience: 10}}
+    training:  {epochs: 50, jit_compile: true, monitor: val_loss, early_stopping: {patience: 10},
+                distribute: none, mixed_precision: float32}   # mirrored | multi_worker; mixed_bfloat16 | mixed_float16
     callbacks: [{name: ..., ...}]
     search:    {...}                                # hyperparameter search space (vae_zoo.tuning)
     smoke:     {training.epochs: 1, data.limit: 512} # dotted overrides applied by --smoke
@@ -14,9 +15,7 @@ Overrides use dotted paths: ``--set model.latent_dim=32``; values are parsed as 
 import copy
 import inspect
 import re
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import keras
@@ -28,10 +27,15 @@ from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
 from vae_zoo.registry import create_model, get_model_class
 
 SECTIONS = ("model", "data", "optimizer", "training", "callbacks", "search", "smoke")
-TRAINING_KEYS = ("epochs", "jit_compile", "monitor", "mode", "early_stopping", "seed", "steps_per_execution", "verbose")
+TRAINING_KEYS = ("epochs", "jit_compile", "monitor", "mode", "early_stopping", "seed", "steps_per_execution", "verbose",
+                 "distribute", "mixed_precision")
+# training.distribute: how the runner spreads a run (tf.distribute); none runs in this process on its default device.
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Metrics that improve upwards; every other monitored quantity (losses, KL, ...) improves downwards.
 HIGHER_IS_BETTER = ("elbo", "iwae_bound", "perplexity", "active_units", "accuracy", "auroc")
-DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": 1}
+DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": 1,
+                    "distribute": "none", "mixed_precision": "float32"}
 DEFAULT_SMOKE = {"training.epochs": 1, "data.limit": 512}
 
 
@@ -152,6 +156,9 @@ def validate(recipe, source="recipe"):
     for key in training:
         if key not in TRAINING_KEYS:
             raise RecipeError(f"{source}: training.{key}: {unknown_name('training option', key, TRAINING_KEYS)}")
+    for key, allowed in (("distribute", DISTRIBUTE), ("mixed_precision", PRECISIONS)):
+        if key in training and training[key] not in allowed:
+            raise RecipeError(f"{source}: training.{key}: {unknown_name(key.replace('_', ' ') + ' setting', training[key], allowed)}")
     epochs = training.get("epochs", DEFAULT_TRAINING["epochs"])
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise RecipeError(f"{source}: training.epochs must be a positive integer, got {epochs!r}")
@@ -221,26 +228,16 @@ def compile_model(model, recipe):
     return model
 
 
-def build_callbacks(recipe, work_dir=None, data=None):
-    """The recipe's callbacks, plus TensorBoard and best-checkpoint ones when ``work_dir`` is given."""
+def build_callbacks(recipe, data=None):
+    """The recipe's own callbacks and its early stopping (the runner adds checkpoints and logs)."""
     options = training_options(recipe)
-    images, labels = data.arrays["validation"] if data is not None else (None, None)
+    # Callbacks that watch validation data get a bounded sample of it.
+    images, labels = data.take("validation", 1000) if data is not None else (None, None)
     callbacks = [make_callback(spec, images, labels) for spec in recipe.get("callbacks") or []]
     if options["early_stopping"]:
         stopping = {"monitor": options["monitor"], "mode": options["mode"], **options["early_stopping"]}
         callbacks.append(make_callback({"name": "early_stopping", **stopping}))
-    if work_dir is not None:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(Path(work_dir) / "logs")))
-        callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                str(Path(work_dir) / "best.weights.h5"), monitor=options["monitor"], mode=options["mode"],
-                save_best_only=True, save_weights_only=True,
-            )
-        )
     return callbacks
-
-
-# --------------------------------------------------------------------------- running
 
 
 def default_out_dir(recipe_path, smoke=False):
@@ -248,79 +245,3 @@ def default_out_dir(recipe_path, smoke=False):
     parent = Path(recipe_path).parent.name
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{parent}_{stem}{'_smoke' if smoke else ''}-{stamp}"
-
-
-def train(recipe, out_dir, overwrite=False, verbose="auto", source=None):
-    """Train a validated recipe and save the best model as a zoo folder at ``out_dir``.
-
-    TensorBoard logs and the best checkpoint (on ``training.monitor``) are written
-    to a staging folder beside ``out_dir``; the finished folder (model, card,
-    samples, logs) replaces ``out_dir`` only once the run has succeeded.
-    Returns ``(folder, history, card)``.
-    """
-    from vae_zoo import evaluation
-    from vae_zoo.io import saving
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise RecipeError(f"{out_dir} already exists; choose another --out or pass --overwrite")
-    options = training_options(recipe)
-    keras.utils.set_random_seed(int(options["seed"]))
-    data = build_data(recipe)
-    model = compile_model(build_model(recipe, data.data_shape), recipe)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work_dir = out_dir.parent / f".{out_dir.name}.run-{uuid.uuid4().hex[:8]}"
-    work_dir.mkdir()
-    try:
-        started = time.perf_counter()
-        history = model.fit(
-            data.train, validation_data=data.validation, epochs=int(options["epochs"]),
-            callbacks=build_callbacks(recipe, work_dir, data), verbose=options.get("verbose", verbose),
-            shuffle=False,  # the training pipeline shuffles itself
-        )
-        seconds = time.perf_counter() - started
-        best = work_dir / "best.weights.h5"
-        if best.exists():
-            model.load_weights(best)
-            best.unlink()
-        card = _card(recipe, source, data, history, seconds, evaluation.score(model, *data.arrays["test"]))
-        saving.save(model, out_dir, card=card, overwrite=overwrite, attach={"logs": work_dir / "logs"})
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    return out_dir, history, card
-
-
-def _card(recipe, source, data, history, seconds, test_scores):
-    options = training_options(recipe)
-    monitor, pick = options["monitor"], (max if options["mode"] == "max" else min)
-    logged = history.history
-    best_epoch = int(pick(range(len(logged[monitor])), key=logged[monitor].__getitem__)) if monitor in logged else len(logged.get("loss", [])) - 1
-    train_examples = len(data.arrays["train"][0])
-    epochs_run = len(logged.get("loss", []))
-    return {
-        "recipe": recipe,
-        "recipe_file": source,
-        "data": {
-            "name": data.name,
-            "binarize": data.binarize,
-            "examples": {split: int(len(a[0])) for split, a in data.arrays.items()},
-        },
-        "metrics": {
-            "test": test_scores,
-            "validation_at_best_epoch": {k[4:]: float(v[best_epoch]) for k, v in logged.items() if k.startswith("val_")},
-        },
-        "how_measured": (
-            f"test: mean over the {test_scores['examples']} test images of "
-            + ("the single-sample ELBO (one z ~ q(z|x) per image), its reconstruction term -log p(x|z) and KL term, "
-               if "elbo" in test_scores else "the reconstruction term -log p(x|z), ")
-            + "in nats per image, and the squared error of the reconstruction summed over pixels"
-            + ("; test images binarized once with a fixed seed" if data.binarize != "none" else "")
-            + f". validation: the Keras validation metrics at the epoch with the best {monitor}."
-        ),
-        "training": {
-            "epochs_run": epochs_run,
-            "best_epoch": best_epoch + 1,
-            "seconds": round(seconds, 1),
-            "examples_per_second_wall": round(epochs_run * train_examples / seconds, 1),  # with validation and compilation
-        },
-    }

@@ -35,6 +35,7 @@ import keras_tuner as kt
 import yaml
 
 from vae_zoo.training import recipe as recipes
+from vae_zoo.training import runner
 from vae_zoo.errors import RecipeError, unknown_name
 from vae_zoo.registry import get_model_class, hyperparameter_defaults
 
@@ -112,18 +113,29 @@ class ValidationNLL(keras.callbacks.Callback):
 
 
 class RecipeHyperModel(kt.HyperModel):
-    """Builds the recipe's model with hyperparameters drawn from its search space."""
+    """Builds the recipe's model with hyperparameters drawn from its search space, and trains it
+    through the same runner as ``vae-zoo train`` (the recipe's callbacks, data stream and seeds)."""
 
-    def __init__(self, recipe, data_shape, jit_compile=True):
+    def __init__(self, recipe, data, jit_compile=True):
         super().__init__(name=recipe["model"]["name"])
-        self.recipe, self.data_shape, self.jit_compile = recipe, data_shape, jit_compile
+        self.recipe, self.data, self.jit_compile = recipe, data, jit_compile
         self.parameters = search_options(recipe)["parameters"]
 
-    def build(self, hp):
+    def trial_recipe(self, hp):
+        """The recipe with this trial's hyperparameters in place."""
         values = {name: sample_hyperparameter(hp, name, spec) for name, spec in self.parameters.items()}
         recipe = apply_values(self.recipe, values)
         recipe.setdefault("training", {})["jit_compile"] = self.jit_compile
-        return recipes.compile_model(recipes.build_model(recipe, self.data_shape), recipe)
+        return recipe
+
+    def build(self, hp):
+        recipe = self.trial_recipe(hp)
+        return recipes.compile_model(recipes.build_model(recipe, self.data.data_shape), recipe)
+
+    def fit(self, hp, model, *args, callbacks=(), epochs=None, verbose=0, **kwargs):
+        """Train one trial with the runner; the tuner's own callbacks (its checkpoint, early stopping) ride along."""
+        logs = runner.fit(model, self.data, self.trial_recipe(hp), list(callbacks), epochs=epochs, verbose=verbose)
+        return runner.as_history(logs)
 
 
 def _recording(tuner_class):
@@ -138,11 +150,11 @@ def _recording(tuner_class):
     return Recording
 
 
-def make_tuner(recipe, data_shape, directory, project="search", jit_compile=None, overwrite=False):
+def make_tuner(recipe, data, directory, project="search", jit_compile=None, overwrite=False):
     """The keras-tuner tuner the recipe asks for, writing its state under ``directory/project``."""
     options = search_options(recipe)
     jit = options["jit_compile"] if jit_compile is None else jit_compile
-    hypermodel = RecipeHyperModel(recipe, data_shape, jit_compile=bool(jit))
+    hypermodel = RecipeHyperModel(recipe, data, jit_compile=bool(jit))
     if "elbo" not in recipes.get_model_class(recipe["model"]["name"]).capabilities and options["objective"] != "loss":
         raise RecipeError(f"{recipe['model']['name']} has no ELBO: use search.objective: loss")
     metric, direction = OBJECTIVES[options["objective"]]
@@ -220,11 +232,11 @@ def run(recipe, out_dir, source="recipe", jit_compile=None, verbose=1, overwrite
     options = search_options(recipe)
     keras.utils.set_random_seed(int(options["seed"]))
     data = recipes.build_data(recipe)
-    tuner = make_tuner(recipe, data.data_shape, out_dir, jit_compile=jit_compile, overwrite=overwrite)
+    tuner = make_tuner(recipe, data, out_dir, jit_compile=jit_compile, overwrite=overwrite)
     metric, direction = OBJECTIVES[options["objective"]]
     callbacks = []
     if options["objective"] == "nll":
-        callbacks.append(ValidationNLL(*data.arrays["validation"], k=options["nll_k"]))
+        callbacks.append(ValidationNLL(*data.take("validation", 1000), k=options["nll_k"]))
     if options["early_stopping"]:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=metric, mode=direction, **options["early_stopping"]))
     started = time.perf_counter()
@@ -256,7 +268,7 @@ def run(recipe, out_dir, source="recipe", jit_compile=None, verbose=1, overwrite
 
         model = best_models[0]
         card = {"recipe": best_recipe, "search": {**summary, "source": source, "trials_table": "trials.csv"},
-                "metrics": {"test": evaluation.score(model, *data.arrays["test"])}}
+                "metrics": {"test": evaluation.score_dataset(model, data.test)}}
         saving.save(model, out_dir / "best_model", card=card, overwrite=True)
         summary["best_model"] = str(out_dir / "best_model")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")

@@ -1,0 +1,272 @@
+"""Data as specs and streams: what a data set is, where it comes from, and how it is read.
+
+* ``DataSpec``: the modality, the shape and dtype of one example, the classes
+  and the vocabulary (for token data).
+* Sources are registered by name (``register_source``); each returns the raw
+  train/validation/test splits, read once and cached.
+* ``Data`` serves the splits as batched ``tf.data`` pipelines. Consumers read
+  pipelines; a metric that needs arrays asks ``take(split, limit)`` for an
+  explicit, bounded sample.
+
+Training that must resume exactly reads ``training_stream(first_epoch)``: one
+endless pipeline whose order and binarization in epoch e are a function of
+(seed, e) alone, so that epoch 7 of a resumed run is epoch 7 of one that never
+stopped. ``train`` is the same data as an ordinary one-epoch pipeline for
+``model.fit(data.train, epochs=...)``.
+"""
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from vae_zoo.errors import DataError, unknown_name
+
+SPLITS = ("train", "validation", "test")
+BINARIZATIONS = ("none", "static", "dynamic")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """What one example of a data set is."""
+
+    name: str
+    modality: str  # "image" (text and audio sources declare theirs)
+    shape: tuple
+    dtype: str = "float32"
+    num_classes: int = 0
+    vocabulary: tuple = None
+
+    def element_spec(self, labels=False):
+        x = tf.TensorSpec([None, *self.shape], self.dtype)
+        return (x, tf.TensorSpec([None], tf.int64)) if labels else x
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A registered data source: ``loader(data_dir, **options)`` returns split -> (examples, labels)."""
+
+    loader: object
+    num_classes: int
+    description: str
+    modality: str = "image"
+    needs_path: bool = False
+
+
+SOURCES = {}
+
+
+def register_source(name, num_classes=0, description="", modality="image", needs_path=False):
+    """Decorator: make ``loader`` the data set ``name``."""
+
+    def decorator(loader):
+        if name in SOURCES:
+            raise ValueError(f"data source {name!r} is already registered")
+        SOURCES[name] = Source(loader, num_classes, description or (loader.__doc__ or "").strip().splitlines()[0], modality, needs_path)
+        return loader
+
+    return decorator
+
+
+def list_datasets():
+    return sorted(SOURCES)
+
+
+def get_source(name):
+    if name not in SOURCES:
+        raise unknown_name("data set", name, SOURCES)
+    return SOURCES[name]
+
+
+@functools.lru_cache(maxsize=8)
+def read_source(name, data_dir=None):
+    """The raw splits of a named source that needs no path, read once per process."""
+    return get_source(name).loader(data_dir)
+
+
+def clear_cache():
+    """Forget the splits read so far (after the files behind a source have changed)."""
+    read_source.cache_clear()
+
+
+# --------------------------------------------------------------------------- binarization
+
+
+def binarize_static(images, seed):
+    """x ~ Bernoulli(pixel), drawn once with a fixed seed."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+
+
+def _binarize(batch, seed=None):
+    uniform = tf.random.uniform(tf.shape(batch)) if seed is None else tf.random.stateless_uniform(tf.shape(batch), seed=seed)
+    return tf.cast(uniform < batch, batch.dtype)
+
+
+# --------------------------------------------------------------------------- the data bundle
+
+
+class Data:
+    """The train, validation and test splits of one data set, as ``tf.data`` pipelines.
+
+    ``train`` reshuffles (and, with dynamic binarization, redraws its pixels)
+    every time it is iterated; ``validation`` and ``test`` are the same every
+    time. ``labels=True`` makes the pipelines yield ``(examples, labels)``.
+    """
+
+    def __init__(self, spec, splits, binarize="none", batch_size=128, labels=False, seed=0):
+        self.spec, self.binarize, self.batch_size = spec, binarize, int(batch_size)
+        self.labels, self.seed = bool(labels), int(seed)
+        self._splits = splits
+
+    @property
+    def name(self):
+        return self.spec.name
+
+    @property
+    def data_shape(self):
+        return tuple(self.spec.shape)
+
+    @property
+    def num_classes(self):
+        return self.spec.num_classes
+
+    def count(self, split):
+        """Examples in ``split``."""
+        return len(self._splits[self._check_split(split)][0])
+
+    def take(self, split, limit=None):
+        """At most ``limit`` examples of ``split`` and their labels, as numpy (for metrics that need arrays)."""
+        examples, labels = self._splits[self._check_split(split)]
+        stop = None if limit is None else int(limit)
+        return examples[:stop], labels[:stop]
+
+    def split(self, name):
+        return getattr(self, self._check_split(name))
+
+    def _check_split(self, name):
+        if name not in SPLITS:
+            raise unknown_name("split", name, SPLITS)
+        return name
+
+    def _elements(self, split):
+        examples, labels = self._splits[split]
+        return tf.data.Dataset.from_tensor_slices((examples, labels) if self.labels else examples).cache()
+
+    @functools.cached_property
+    def train(self):
+        dataset = self._elements("train").shuffle(self.count("train"), seed=self.seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(self.batch_size)
+        if self.binarize == "dynamic":
+            # After cache(): a fresh binarization every epoch, never stored.
+            dataset = dataset.map(self._binarize_elements, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    @functools.cached_property
+    def validation(self):
+        return self._elements("validation").batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    @functools.cached_property
+    def test(self):
+        return self._elements("test").batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def _binarize_elements(self, elements, seed=None):
+        if self.labels:
+            return _binarize(elements[0], seed), elements[1]
+        return _binarize(elements, seed)
+
+    def steps_per_epoch(self, batch_size=None, drop_remainder=False):
+        count, size = self.count("train"), int(batch_size or self.batch_size)
+        return count // size if drop_remainder else math.ceil(count / size)
+
+    def training_stream(self, first_epoch=0, batch_size=None, drop_remainder=False):
+        """Epochs ``first_epoch``, ``first_epoch + 1``, ... of the training split, one after another, without end.
+
+        Epoch e's order and binarization depend on (seed, e) only, so a run
+        resumed at epoch e reads what an uninterrupted run read there. Use it
+        with ``steps_per_epoch(batch_size, drop_remainder)``.
+        """
+        size, count = int(batch_size or self.batch_size), self.count("train")
+        examples, labels = (tf.constant(a) for a in self._splits["train"])
+        salt = tf.constant(self.seed, tf.int64)
+
+        def epoch(e):
+            # A stateless permutation keyed by (seed, epoch), applied batch by batch.
+            order = tf.data.Dataset.range(count).map(
+                lambda i: tf.random.experimental.index_shuffle(i, tf.stack([salt, e]), count - 1))
+            batches = order.batch(size, drop_remainder=drop_remainder).enumerate()
+
+            def gather(i, indices):
+                batch = tf.gather(examples, indices)
+                if self.binarize == "dynamic":
+                    batch = _binarize(batch, seed=tf.stack([salt * 1_000_003 + e, i]))
+                return (batch, tf.gather(labels, indices)) if self.labels else batch
+
+            return batches.map(gather)
+
+        return tf.data.Dataset.range(int(first_epoch), 2**62).flat_map(epoch).prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------- building a bundle
+
+
+def as_float_images(images, where):
+    """uint8 or float images -> float32 in [0, 1] with a channel axis; clear errors otherwise."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    elif np.issubdtype(images.dtype, np.floating):
+        images = images.astype(np.float32)
+        if not np.all(np.isfinite(images)):
+            raise DataError(f"{where} contains NaN or infinite values")
+        if images.size and (images.min() < 0.0 or images.max() > 1.0):
+            raise DataError(f"{where} must hold pixels in [0, 1] (or uint8 0..255); got values in [{images.min():g}, {images.max():g}]")
+    else:
+        raise DataError(f"{where} must be uint8 or floating point, got dtype {images.dtype}")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim not in (2, 4):
+        raise DataError(f"{where} must have shape (n, height, width[, channels]) or (n, features); got {images.shape}")
+    return images
+
+
+def as_labels(labels, count, where):
+    if labels is None:
+        return np.full((count,), -1, np.int64)
+    labels = np.asarray(labels)
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where} labels must be {count} integers, got shape {labels.shape} and dtype {labels.dtype}")
+    return labels.astype(np.int64)
+
+
+def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=False, limit=None, seed=0, num_classes=None,
+                exclude_classes=(), modality="image"):
+    """Turn split arrays (uint8 or [0, 1] floats) into a ``Data`` bundle.
+
+    ``exclude_classes`` drops those labels from the train and validation splits
+    (not from test): the protocol for anomaly detection on a held-out class.
+    Validation and test are binarized once here, with fixed seeds.
+    """
+    if binarize not in BINARIZATIONS:
+        raise unknown_name("binarization", binarize, BINARIZATIONS)
+    if not int(batch_size) >= 1:
+        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
+    prepared = {}
+    for index, split in enumerate(SPLITS):
+        raw_examples, raw_labels = splits[split]
+        examples = as_float_images(raw_examples, f"{name} {split} images")
+        split_labels = as_labels(raw_labels, len(examples), f"{name} {split}")
+        if exclude_classes and split != "test":
+            keep = ~np.isin(split_labels, list(exclude_classes))
+            examples, split_labels = examples[keep], split_labels[keep]
+        if limit:
+            examples, split_labels = examples[: int(limit)], split_labels[: int(limit)]
+        if binarize == "static" or (binarize == "dynamic" and split != "train"):
+            examples = binarize_static(examples, seed=seed + 1 + index)
+        prepared[split] = (examples, split_labels)
+    if num_classes is None:
+        num_classes = int(max(prepared["train"][1].max(), -1) + 1)
+    spec = DataSpec(name, modality, tuple(prepared["train"][0].shape[1:]), num_classes=int(num_classes))
+    return Data(spec, prepared, binarize, batch_size, labels, seed)

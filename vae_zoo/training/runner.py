@@ -1,0 +1,306 @@
+"""The one runner behind ``vae-zoo train`` and every trial of ``vae-zoo tune``.
+
+It builds data, model and optimizer inside the recipe's distribution strategy
+and precision policy, applies the recipe's callbacks, checkpoints every epoch
+and resumes from the checkpoint after a crash or a kill:
+
+* ``RunBackup`` is Keras's ``BackupAndRestore`` (weights and optimizer state,
+  the step counter included, so the KL-annealing step and the step-keyed noise
+  continue) plus what it leaves out: the state of stateful callbacks (early
+  stopping, the best checkpoint, learning-rate plateaus) and the epoch logs.
+* The training data come from ``Data.training_stream(first_epoch)``, whose
+  epoch e is the same whichever process reads it.
+* The work folder (``.<out>.run`` beside ``--out``) is kept until the finished
+  model folder is in place; running the same command again resumes it.
+
+``training.distribute: mirrored`` trains with ``model.fit`` under
+``MirroredStrategy``; ``multi_worker`` under ``MultiWorkerMirroredStrategy``
+with the loop in ``training.distributed`` (Keras 3's ``fit`` does not run
+under it: keras-team/keras#20585).
+"""
+
+import contextlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from vae_zoo.errors import RecipeError
+from vae_zoo.training import recipe as recipes
+
+STATE_FILE = "run_state.json"
+RECIPE_FILE = "recipe.json"
+# The attributes that make these Keras callbacks stateful across epochs.
+RESUMABLE_ATTRIBUTES = (
+    (keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch")),
+    (keras.callbacks.ModelCheckpoint, ("best",)),
+    (keras.callbacks.ReduceLROnPlateau, ("wait", "best", "cooldown_counter")),
+)
+
+
+# --------------------------------------------------------------------------- strategy and precision
+
+
+def make_strategy(name):
+    """The ``tf.distribute`` strategy a recipe's ``training.distribute`` names."""
+    if name in (None, "none"):
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise RecipeError(f"unknown training.distribute {name!r}; use none, mirrored or multi_worker")
+
+
+def is_chief(strategy):
+    """Whether this process writes checkpoints, logs and the model (worker 0, or the only process)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0 and
+                                             "chief" not in resolver.cluster_spec().as_dict())
+
+
+@contextlib.contextmanager
+def precision(policy):
+    """Build and train under a Keras dtype policy (``mixed_bfloat16``, ...), then put the old one back."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy or "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _plain(value):
+    """A callback attribute as JSON (numpy scalars become floats; inf stays inf)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """Keras's ``BackupAndRestore`` every epoch, plus the state of stateful callbacks and the epoch logs.
+
+    ``write=False`` (every worker but the chief) restores and never writes.
+    ``history`` holds the logs of every epoch of the run, resumed or not.
+    """
+
+    def __init__(self, backup_dir, callbacks=(), write=True):
+        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True, delete_checkpoint=False)
+        self.folder, self.write = Path(backup_dir), write
+        self.tracked = [c for c in callbacks if self._attributes(c)]
+        self.history = []
+
+    @staticmethod
+    def _attributes(callback):
+        return next((names for kind, names in RESUMABLE_ATTRIBUTES if isinstance(callback, kind)), ())
+
+    @staticmethod
+    def saved_epoch(backup_dir):
+        """The number of epochs a checkpoint in ``backup_dir`` has finished (0 if there is none)."""
+        path = Path(backup_dir) / "training_metadata.json"
+        return int(json.loads(path.read_text())["epoch"]) if path.is_file() else 0
+
+    def _read_state(self):
+        path = self.folder / STATE_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        epoch = self.model._initial_epoch or 0
+        if not epoch:
+            return
+        # States are written before the weights: the entry for the restored epoch is always there.
+        entry = self._read_state().get(str(epoch))
+        if entry is None:
+            raise RecipeError(f"{self.folder} holds weights of epoch {epoch} but no run state for it; remove the folder to start again")
+        for callback, saved in zip(self.tracked, entry["callbacks"]):
+            for name, value in saved.items():
+                setattr(callback, name, value)
+        self.history = entry["history"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.append({k: float(v) for k, v in (logs or {}).items()})
+        if self.write:
+            state = self._read_state()
+            state[str(epoch + 1)] = {
+                "callbacks": [{n: _plain(getattr(c, n, None)) for n in self._attributes(c)} for c in self.tracked],
+                "history": self.history,
+            }
+            # The two newest entries: the restored epoch's is there even if the weights of the next are not.
+            state = {k: state[k] for k in sorted(state, key=int)[-2:]}
+            temporary = self.folder / f"{STATE_FILE}.tmp"
+            self.folder.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(state))
+            temporary.replace(self.folder / STATE_FILE)
+        super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        if self.write:
+            super()._save_model()
+
+
+class WorkFolder:
+    """``.<out>.run`` beside the output folder: checkpoints, logs and the recipe of a run in progress."""
+
+    def __init__(self, out_dir, recipe, restart=False):
+        out_dir = Path(out_dir)
+        self.path = out_dir.parent / f".{out_dir.name}.run"
+        recorded = self.path / RECIPE_FILE
+        if restart and self.path.exists():
+            shutil.rmtree(self.path)
+        if recorded.is_file() and json.loads(recorded.read_text()) != json.loads(json.dumps(recipe)):
+            raise RecipeError(
+                f"{self.path} holds an interrupted run of a different recipe; run that recipe again to resume it, "
+                "or pass --restart to discard it"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        recorded.write_text(json.dumps(recipe, indent=2))
+
+    @property
+    def backup(self):
+        return self.path / "backup"
+
+    @property
+    def best_weights(self):
+        return self.path / "best.weights.h5"
+
+    @property
+    def logs(self):
+        return self.path / "logs"
+
+    def remove(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose="auto", epochs=None):
+    """Train ``model`` on ``data`` as the recipe says, resuming from ``backup_dir`` when it holds a checkpoint.
+
+    Returns the logs of every epoch (resumed ones included) as a list of dicts.
+    """
+    options = recipes.training_options(recipe)
+    epochs = int(options["epochs"] if epochs is None else epochs)
+    model.noise_seed = int(options["seed"])
+    callbacks = [*recipes.build_callbacks(recipe, data), *callbacks]
+    backup = RunBackup(backup_dir, callbacks, write=write) if backup_dir is not None else None
+    first_epoch = RunBackup.saved_epoch(backup_dir) if backup_dir is not None else 0
+    if options["distribute"] == "multi_worker":
+        from vae_zoo.training.distributed import fit_multi_worker
+
+        history = fit_multi_worker(model, data, epochs, first_epoch, [*callbacks, *([backup] if backup else [])], verbose)
+    else:
+        history = model.fit(
+            data.training_stream(first_epoch), steps_per_epoch=data.steps_per_epoch(), epochs=epochs,
+            validation_data=data.validation, callbacks=[*callbacks, *([backup] if backup else [])], shuffle=False,
+            verbose=options.get("verbose", verbose),
+        )
+    if backup is None:
+        return [dict(zip(history.history, values)) for values in zip(*history.history.values())]
+    if (model._initial_epoch or 0) != first_epoch:
+        raise RecipeError(f"the checkpoint in {backup_dir} changed while the run started; run the command again")
+    return backup.history
+
+
+def as_history(logs):
+    """Per-epoch logs as a ``keras.callbacks.History`` (what keras-tuner reads a trial's results from)."""
+    history = keras.callbacks.History()
+    history.history = {name: [epoch.get(name) for epoch in logs] for name in dict.fromkeys(k for epoch in logs for k in epoch)}
+    return history
+
+
+def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart=False):
+    """Train a validated recipe and save the best model as a zoo folder at ``out_dir``.
+
+    Running the same command again after an interruption resumes at the last
+    finished epoch. Returns ``(folder, history, card)``; ``history`` maps each
+    logged name to its values per epoch.
+    """
+    from vae_zoo.evaluation.metrics import score_dataset
+    from vae_zoo.io import saving
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise RecipeError(f"{out_dir} already exists; choose another --out or pass --overwrite")
+    options = recipes.training_options(recipe)
+    with precision(options["mixed_precision"]):
+        strategy = make_strategy(options["distribute"])
+        chief = is_chief(strategy)
+        keras.utils.set_random_seed(int(options["seed"]))
+        data = recipes.build_data(recipe)
+        work = WorkFolder(out_dir, recipe, restart=restart)
+        with strategy.scope():
+            model = recipes.compile_model(recipes.build_model(recipe, data.data_shape), recipe)
+        own = []
+        if chief:
+            own = [keras.callbacks.TensorBoard(log_dir=str(work.logs)),
+                   keras.callbacks.ModelCheckpoint(str(work.best_weights), monitor=options["monitor"], mode=options["mode"],
+                                                   save_best_only=True, save_weights_only=True)]
+        resumed_from = RunBackup.saved_epoch(work.backup)
+        if resumed_from:
+            print(f"resuming {out_dir} after epoch {resumed_from} from {work.path}", flush=True)
+        started = time.perf_counter()
+        logs = fit(model, data, recipe, own, backup_dir=work.backup, write=chief, verbose=verbose)
+        seconds = time.perf_counter() - started
+        history = as_history(logs).history
+        if not chief:
+            return out_dir, history, None
+        if work.best_weights.exists():
+            model.load_weights(work.best_weights)
+        card = run_card(recipe, source, data, history, seconds, score_dataset(model, data.test), resumed_from)
+        saving.save(model, out_dir, card=card, overwrite=overwrite, attach={"logs": work.logs})
+        work.remove()
+    return out_dir, history, card
+
+
+def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0):
+    """What a trained folder's card says about its run."""
+    options = recipes.training_options(recipe)
+    monitor, pick = options["monitor"], (max if options["mode"] == "max" else min)
+    monitored = [v for v in history.get(monitor, []) if v is not None]
+    epochs_run = len(history.get("loss", []))
+    best_epoch = int(pick(range(len(monitored)), key=monitored.__getitem__)) if monitored else epochs_run - 1
+    return {
+        "recipe": recipe,
+        "recipe_file": source,
+        "data": {
+            "name": data.name,
+            "modality": data.spec.modality,
+            "binarize": data.binarize,
+            "examples": {split: data.count(split) for split in ("train", "validation", "test")},
+        },
+        "metrics": {
+            "test": test_scores,
+            "validation_at_best_epoch": {k[4:]: float(v[best_epoch]) for k, v in history.items() if k.startswith("val_") and v[best_epoch] is not None},
+        },
+        "how_measured": (
+            f"test: mean over the {test_scores['examples']} test examples of "
+            + ("the single-sample ELBO (one z ~ q(z|x) per example), its reconstruction term -log p(x|z) and KL term, "
+               if "elbo" in test_scores else "the reconstruction term -log p(x|z), ")
+            + "in nats per example, and the squared error of the reconstruction summed over dimensions"
+            + ("; test images binarized once with a fixed seed" if data.binarize != "none" else "")
+            + f". validation: the Keras validation metrics at the epoch with the best {monitor}."
+        ),
+        "training": {
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch + 1,
+            "seconds": round(seconds, 1),  # of the last sitting only, when the run was resumed
+            "resumed_after_epoch": resumed_from,
+            "distribute": options["distribute"],
+            "mixed_precision": options["mixed_precision"],
+            # With validation and compilation, over the epochs of the last sitting.
+            "examples_per_second_wall": round((epochs_run - resumed_from) * data.count("train") / seconds, 1),
+        },
+    }
