@@ -114,9 +114,21 @@ def completed_trials(out):
     return found
 
 
+def logged_beta(out):
+    """The last beta each completed trial logged, by trial id."""
+    found = {}
+    for file in sorted(Path(out).glob("search/trial_*/trial.json")):
+        trial = json.loads(file.read_text())
+        if trial["status"] == "COMPLETED":
+            found[trial["trial_id"]] = trial["metrics"]["metrics"]["beta"]["observations"][-1]["value"][0]
+    return found
+
+
 def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     recipe = json.loads(json.dumps(SEARCH_RECIPE))
     recipe["search"].update(max_trials=5, epochs=4)
+    # The recipe's callbacks run in every trial: this annealing holds beta far under the searched 0.5..2.
+    recipe["callbacks"] = [{"name": "kl_annealing", "schedule": "linear", "beta_final": 1.0, "warmup_steps": 10000}]
     path = write_recipe(tmp_path, recipe)
     out = tmp_path / "search"
     process = subprocess.Popen(vae_zoo_command("tune", str(path), "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -136,6 +148,8 @@ def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
         assert after[trial_id] == text, f"finished trial {trial_id} was run again"
     summary = json.loads((out / "summary.json").read_text())
     assert not set(summary["trials_run_here"]) & set(before), "the resumed run repeated a finished trial"
+    betas = logged_beta(out)
+    assert len(betas) == 5 and all(0 < beta < 0.05 for beta in betas.values()), f"KL annealing missing from a trial: {betas}"
 
 
 def free_port():

@@ -1,0 +1,84 @@
+"""The same recipe on one process, on two logical CPU devices (MirroredStrategy) and on two worker
+processes on 127.0.0.1 (MultiWorkerMirroredStrategy) learns the same weights.
+
+Each run is a subprocess of ``tests/run_worker.py``: a strategy must be chosen
+before TensorFlow starts, and the workers of a cluster are processes.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+WORKER = Path(__file__).with_name("run_worker.py")
+MODELS = ["vae", "iwae"]
+
+
+def run(out, model, distribute, env=None):
+    return subprocess.Popen([sys.executable, str(WORKER), str(out), model, distribute], env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process):
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+
+
+def weights(path):
+    saved = np.load(path)
+    return saved["loss"], [saved[f"w{i}"] for i in range(sum(k.startswith("w") for k in saved.files))], int(saved["replicas"])
+
+
+@pytest.fixture(scope="module")
+def single_process(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("single")
+    processes = {model: run(folder / f"{model}.npz", model, "none") for model in MODELS}
+    for process in processes.values():
+        finish(process)
+    return {model: weights(folder / f"{model}.npz") for model in MODELS}
+
+
+def assert_same_run(reference, other):
+    loss, params, _ = reference
+    other_loss, other_params, _ = other
+    np.testing.assert_allclose(other_loss, loss, rtol=1e-5)
+    assert len(other_params) == len(params)
+    for a, b in zip(params, other_params):
+        np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_mirrored_strategy_over_two_logical_cpus_matches_one_process(tmp_path, single_process, model):
+    process = run(tmp_path / "mirrored.npz", model, "mirrored")
+    finish(process)
+    result = weights(tmp_path / "mirrored.npz")
+    assert result[2] == 2, "the run did not use two replicas"
+    assert_same_run(single_process[model], result)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_two_workers_on_localhost_hold_identical_weights_that_match_one_process(tmp_path, single_process, model):
+    cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
+    processes = [
+        run(tmp_path / f"worker{i}.npz", model, "multi_worker",
+            env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
+        for i in range(2)
+    ]
+    for process in processes:
+        finish(process)
+    first, second = weights(tmp_path / "worker0.npz"), weights(tmp_path / "worker1.npz")
+    assert first[2] == second[2] == 2
+    for a, b in zip(first[1], second[1]):
+        np.testing.assert_array_equal(a, b)
+    assert_same_run(single_process[model], first)
