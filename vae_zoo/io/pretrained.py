@@ -4,7 +4,9 @@
     model = vae_zoo.load_pretrained("vae.fashion_mnist")
 
 Folders are looked for in ``$VAE_ZOO_PRETRAINED_DIR`` (a list separated by
-``os.pathsep``) and in the repository's ``saved_models/``. Each is a zoo model
+``os.pathsep``), then in ``vae_zoo/saved_models/`` of an installed wheel (the
+repository's ``saved_models/``, which setup.py ships inside the package),
+then in the ``saved_models/`` of the checkout vae_zoo runs from. Each is a zoo model
 folder (``model.keras``, ``card.json``, ``samples.png``); loading runs no pickled code.
 """
 
@@ -15,12 +17,14 @@ from pathlib import Path
 from vae_zoo.errors import unknown_name
 from vae_zoo.io.saving import MODEL_FILE, load, read_card
 
+# Inside an installed wheel (setup.py ships saved_models/ as vae_zoo/saved_models), and in a checkout.
+PACKAGED_ZOO = Path(__file__).resolve().parents[1] / "saved_models"
 REPOSITORY_ZOO = Path(__file__).resolve().parents[2] / "saved_models"
 
 
 def search_paths():
     extra = [Path(p) for p in os.environ.get("VAE_ZOO_PRETRAINED_DIR", "").split(os.pathsep) if p]
-    return [*extra, REPOSITORY_ZOO]
+    return [*extra, PACKAGED_ZOO, REPOSITORY_ZOO]
 
 
 def _folders():
