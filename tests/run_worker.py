@@ -27,8 +27,8 @@ from vae_zoo.training import recipe as recipes  # noqa: E402
 from vae_zoo.training import runner  # noqa: E402
 
 MODELS = {
-    "vae": {"name": "vae", "latent_dim": 4, "hidden_sizes": [32]},
-    "iwae": {"name": "iwae", "latent_dim": 4, "hidden_sizes": [32], "k": 3},
+    "vae": {"name": "vae", "latent_dim": 4, "encoder": {"name": "mlp", "hidden_sizes": [32]}},
+    "iwae": {"name": "iwae", "latent_dim": 4, "encoder": {"name": "mlp", "hidden_sizes": [32]}, "k": 3},
 }
 recipe = recipes.parse({
     "model": MODELS[model_name],

@@ -13,7 +13,7 @@ from vae_zoo.training import recipe as recipes
 
 @pytest.fixture
 def small_model():
-    return vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=2, hidden_sizes=[8])
+    return vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=2, encoder={"name": "mlp", "hidden_sizes": [8]})
 
 
 def test_unknown_model_name_suggests_the_closest():
@@ -34,7 +34,7 @@ def test_unknown_likelihood_prior_and_network_names():
     with pytest.raises(vae_zoo.UnknownNameError, match="unknown prior 'gauss'"):
         vae_zoo.create_model("vae", prior="gauss")
     with pytest.raises(vae_zoo.UnknownNameError, match="unknown network 'cnn'"):
-        vae_zoo.create_model("vae", network="cnn")
+        vae_zoo.create_model("vae", encoder={"name": "cnn"})
 
 
 def test_wrong_input_shape_names_expected_and_actual(small_model):

@@ -26,7 +26,7 @@ def digits():
 @pytest.fixture(scope="module")
 def trained(digits):
     keras.utils.set_random_seed(0)
-    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[128])
+    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, encoder={"name": "mlp", "hidden_sizes": [128]})
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(digits.train, epochs=25, verbose=0)
     return model
@@ -71,7 +71,7 @@ def test_latent_diagnostics(trained, digits):
     information = evaluation.mutual_information(trained, images)
     assert 0.5 < information <= np.log(len(images)) + 1e-6
     # A collapsed encoder (q(z|x) = p(z) for all x) carries no information about x.
-    collapsed = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[8])
+    collapsed = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, encoder={"name": "mlp", "hidden_sizes": [8]})
     layer = collapsed.encoder.get_layer("encoder_out")
     layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
     assert abs(evaluation.mutual_information(collapsed, images)) < 0.05
@@ -151,7 +151,7 @@ def test_anomaly_part_uses_the_held_out_class(tmp_path):
     data = vae_zoo.data.load("digits", binarize="static", exclude_classes=[0], batch_size=64)
     assert 0 not in data.take("train")[1]
     keras.utils.set_random_seed(0)
-    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[64])
+    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, encoder={"name": "mlp", "hidden_sizes": [64]})
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(data.train, epochs=10, verbose=0)
     from vae_zoo.evaluation import report

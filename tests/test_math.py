@@ -106,7 +106,7 @@ D, L, SIGMA = 6, 2, 0.5
 def ppca_model(rng, orthogonal):
     """A zoo VAE that is exactly PPCA: linear decoder, N(0, I) prior, fixed Gaussian noise."""
     model = vae_zoo.create_model(
-        "vae", data_shape=(D,), latent_dim=L, hidden_sizes=[],
+        "vae", data_shape=(D,), latent_dim=L, encoder={"name": "mlp", "hidden_sizes": []},
         likelihood={"name": "gaussian_fixed", "scale": SIGMA},
     )
     kernel = rng.normal(size=(L, D))

@@ -8,7 +8,7 @@ from vae_zoo.training import recipe as recipes
 from vae_zoo.training import runner
 
 RECIPE = recipes.parse({
-    "model": {"name": "vae", "latent_dim": 8, "hidden_sizes": [128, 128]},
+    "model": {"name": "vae", "latent_dim": 8, "encoder": {"name": "mlp", "hidden_sizes": [128, 128]}},
     "data": {"name": "digits", "binarize": "static", "batch_size": 64},
     "training": {"epochs": 8, "seed": 1, "verbose": 0},
 })

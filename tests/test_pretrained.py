@@ -13,7 +13,7 @@ from vae_zoo.io import pretrained
 @pytest.fixture
 def zoo(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_ZOO_PRETRAINED_DIR", str(tmp_path / "zoo"))
-    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=2, hidden_sizes=[8])
+    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=2, encoder={"name": "mlp", "hidden_sizes": [8]})
     model.compile()
     model.fit(np.zeros((4, 8, 8, 1), np.float32), epochs=1, verbose=0)
     vae_zoo.save(model, tmp_path / "run", card={"metrics": {"test": {"elbo": -12.5}}})

@@ -28,9 +28,9 @@ def test_every_shipped_recipe_is_valid_and_builds(path):
 def test_overrides_and_smoke(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("model: {name: vae, latent_dim: 4}\ndata: {name: digits}\ntraining: {epochs: 30}\nsmoke: {training.epochs: 2}\n")
-    recipe = recipes.read(path, overrides=["model.latent_dim=7", "model.hidden_sizes=[5, 6]", "optimizer.learning_rate=1e-2"], smoke=True)
+    recipe = recipes.read(path, overrides=["model.latent_dim=7", "model.encoder.hidden_sizes=[5, 6]", "optimizer.learning_rate=1e-2"], smoke=True)
     assert recipe["model"]["latent_dim"] == 7
-    assert recipe["model"]["hidden_sizes"] == [5, 6]
+    assert recipe["model"]["encoder"] == {"hidden_sizes": [5, 6]}
     assert recipe["optimizer"]["learning_rate"] == 0.01
     assert recipe["training"]["epochs"] == 2
     assert recipe["data"]["limit"] == recipes.DEFAULT_SMOKE["data.limit"]
@@ -47,7 +47,7 @@ def test_data_shape_mismatch_is_reported():
 def test_train_evaluate_sample_end_to_end_with_the_cli(tmp_path, capsys):
     recipe = tmp_path / "digits.yaml"
     recipe.write_text(
-        "model: {name: vae, latent_dim: 4, hidden_sizes: [64]}\n"
+        "model: {name: vae, latent_dim: 4, encoder: {name: mlp, hidden_sizes: [64]}}\n"
         "data: {name: digits, binarize: dynamic, batch_size: 64}\n"
         "optimizer: {name: adam, learning_rate: 0.003}\n"
         "training: {epochs: 8, verbose: 0, early_stopping: {patience: 3}}\n"
@@ -64,7 +64,7 @@ def test_train_evaluate_sample_end_to_end_with_the_cli(tmp_path, capsys):
     for key in ("tensorflow", "keras", "tensorflow_probability", "vae_zoo"):
         assert key in card["versions"]
     # Training learned something: the test ELBO beats an untrained model's by far.
-    untrained = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[64])
+    untrained = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, encoder={"name": "mlp", "hidden_sizes": [64]})
     from vae_zoo import data, evaluation
 
     test_images = data.load("digits", binarize="dynamic").take("test")[0]
@@ -92,4 +92,4 @@ def test_cli_list_and_info(capsys):
     assert "vae" in capsys.readouterr().out.split()
     assert cli.main(["info", "vae"]) == 0
     out = capsys.readouterr().out
-    assert "latent_dim = 20" in out and "hidden_sizes = [400, 400]" in out
+    assert "latent_dim = 20" in out and 'encoder = {"name": "mlp", "hidden_sizes": [400, 400]}' in out

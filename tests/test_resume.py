@@ -12,7 +12,7 @@ import yaml
 import vae_zoo
 
 RECIPE = {
-    "model": {"name": "vae", "latent_dim": 8, "hidden_sizes": [256, 256]},
+    "model": {"name": "vae", "latent_dim": 8, "encoder": {"name": "mlp", "hidden_sizes": [256, 256]}},
     "data": {"name": "mnist_mini", "binarize": "dynamic", "batch_size": 64, "limit": 4000},
     "optimizer": {"name": "adam", "learning_rate": 0.001},
     "training": {"epochs": 6, "seed": 7, "monitor": "val_elbo", "early_stopping": {"patience": 4}},

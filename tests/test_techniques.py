@@ -28,7 +28,7 @@ def test_linear_and_cyclical_schedules():
 
 
 def test_annealing_callback_sets_beta_every_step_and_it_is_logged():
-    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=2, hidden_sizes=[8])
+    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=2, encoder={"name": "mlp", "hidden_sizes": [8]})
     model.compile()
     schedule = dict(schedule="sigmoid", beta_final=2.0, t_threshold=5, rate=2)
     x = example_batch(batch=40)
@@ -41,7 +41,7 @@ def test_annealing_callback_sets_beta_every_step_and_it_is_logged():
 
 def collapsed_model(**kwargs):
     """q(z|x) = N(0, I) = p(z) for every x: the encoder's output layer is zeroed."""
-    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[8], **kwargs)
+    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=4, encoder={"name": "mlp", "hidden_sizes": [8]}, **kwargs)
     layer = model.encoder.get_layer("encoder_out")
     layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
     return model, layer

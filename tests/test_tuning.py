@@ -16,7 +16,7 @@ import vae_zoo
 from vae_zoo.training import recipe as recipes, tuning
 
 SEARCH_RECIPE = {
-    "model": {"name": "vae", "hidden_sizes": [32], "latent_dim": 2},
+    "model": {"name": "vae", "encoder": {"name": "mlp", "hidden_sizes": [32]}, "latent_dim": 2},
     "data": {"name": "digits", "binarize": "static", "batch_size": 128},
     "training": {"epochs": 1},
     "search": {
@@ -25,7 +25,7 @@ SEARCH_RECIPE = {
             "beta": {"type": "float", "min": 0.5, "max": 2.0},
             "latent_dim": {"type": "int", "min": 2, "max": 6},
             "learning_rate": {"type": "float", "min": 1e-3, "max": 1e-2},
-            "hidden_sizes": {"type": "choice", "values": [[16], [32, 32]]},
+            "encoder": {"type": "choice", "values": [{"name": "mlp", "hidden_sizes": [16]}, {"name": "mlp", "hidden_sizes": [32, 32]}]},
         },
     },
 }
@@ -44,7 +44,7 @@ def test_search_space_samples_log_scales_and_any_model_kwarg():
     assert model.latent_dim == hp.get("latent_dim")
     space = {p.name: p for p in hp.space}
     assert space["beta"].sampling == "log" and space["learning_rate"].sampling == "log"
-    assert json.loads(hp.get("hidden_sizes")) in ([16], [32, 32])
+    assert json.loads(hp.get("encoder"))["hidden_sizes"] in ([16], [32, 32])
     assert model.jit_compile
     assert float(model.optimizer.learning_rate) == pytest.approx(hp.get("learning_rate"))
 
@@ -92,7 +92,7 @@ def test_search_writes_the_table_best_recipe_plot_and_model(tmp_path, capsys):
     best_recipe = recipes.read(out / "best_recipe.yaml")
     assert best_recipe["model"]["latent_dim"] == best["latent_dim"]
     assert best_recipe["optimizer"]["learning_rate"] == pytest.approx(best["learning_rate"])
-    assert best_recipe["model"]["hidden_sizes"] == json.loads(best["hidden_sizes"])
+    assert best_recipe["model"]["encoder"] == json.loads(best["encoder"])
     assert "search" not in best_recipe and "vae-zoo train" in (out / "best_recipe.yaml").read_text()
     model = vae_zoo.load(out / "best_model")
     card = json.loads((out / "best_model" / "card.json").read_text())

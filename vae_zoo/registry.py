@@ -47,6 +47,27 @@ def bound_hyperparameters(cls, args, kwargs):
     return {k: v for k, v in params.items() if k not in _KERAS_KWARGS}
 
 
+def resolve(table, kind, spec, *args, **extra):
+    """Build ``table[name](*args, **options, **extra)`` from a spec: a name, or a dict with ``name`` and options.
+
+    Likelihoods, priors and network bodies are all chosen this way, so a
+    model's config stays plain JSON.
+    """
+    if isinstance(spec, str):
+        name, options = spec, {}
+    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        options = dict(spec)
+        name = options.pop("name")
+    else:
+        raise TypeError(f"a {kind} must be a name or a dict with a 'name' key, got {spec!r}")
+    if name not in table:
+        raise unknown_name(kind, name, table)
+    try:
+        return table[name](*args, **options, **extra)
+    except TypeError as err:
+        raise ValueError(f"bad options for {kind} {name!r}: {err}") from None
+
+
 def get_model_class(name):
     """The class registered under ``name``; a clear error with suggestions otherwise."""
     if not isinstance(name, str):

@@ -5,7 +5,7 @@ from model_test_case import ModelTestCase, example_batch
 
 class TestAAE(ModelTestCase):
     model_name = "aae"
-    model_kwargs = {"hidden_sizes": [16], "latent_dim": 2, "discriminator_sizes": [8]}
+    model_kwargs = {"encoder": {"name": "mlp", "hidden_sizes": [16]}, "latent_dim": 2, "discriminator_sizes": [8]}
 
     def test_two_optimizers_each_update_their_own_networks(self):
         model = self.make_model()
@@ -21,4 +21,4 @@ class TestAAE(ModelTestCase):
 
 class TestConvAAE(ModelTestCase):
     model_name = "aae"
-    model_kwargs = {"network": "conv", "conv_filters": [8], "hidden_sizes": [], "latent_dim": 2}
+    model_kwargs = {"encoder": {"name": "conv", "filters": [8]}, "latent_dim": 2}

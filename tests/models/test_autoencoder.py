@@ -5,7 +5,7 @@ from model_test_case import ModelTestCase, example_batch
 
 class TestAutoencoder(ModelTestCase):
     model_name = "autoencoder"
-    model_kwargs = {"hidden_sizes": [16], "latent_dim": 2}
+    model_kwargs = {"encoder": {"name": "mlp", "hidden_sizes": [16]}, "latent_dim": 2}
 
     def test_it_has_no_elbo_and_cannot_generate(self):
         model = self.make_model()

@@ -3,15 +3,16 @@ import pytest
 
 import vae_zoo
 from model_test_case import ModelTestCase, example_batch
-from vae_zoo.models.bayesian_vae import BayesianDense
+from vae_zoo.networks.bayesian_mlp import BayesianDense
 
 
 class TestBayesianVAE(ModelTestCase):
     model_name = "bayesian_vae"
-    model_kwargs = {"hidden_sizes": [16], "latent_dim": 2, "dataset_size": 100}
+    model_kwargs = {"encoder": {"name": "mlp", "hidden_sizes": [16]}, "decoder": {"name": "bayesian_mlp", "hidden_sizes": [16]},
+                    "latent_dim": 2, "dataset_size": 100}
 
     def test_weight_kl_matches_the_gaussian_formula(self):
-        model = self.make_model(weight_prior_scale=0.5)
+        model = self.make_model(decoder={"name": "bayesian_mlp", "hidden_sizes": [16], "prior_scale": 0.5})
         expected = 0.0
         for layer in model.decoder.layers:
             if isinstance(layer, BayesianDense):
@@ -34,6 +35,6 @@ class TestBayesianVAE(ModelTestCase):
         assert not np.allclose(model.decode_with_weight_samples(z).mean(), model.decode_with_weight_samples(z).mean())
 
 
-def test_bayesian_decoder_needs_the_mlp_network():
-    with pytest.raises(ValueError, match="network must be 'mlp'"):
-        vae_zoo.create_model("bayesian_vae", network="conv")
+def test_bayesian_decoder_needs_the_bayesian_mlp_body():
+    with pytest.raises(ValueError, match="needs a 'bayesian_mlp' decoder"):
+        vae_zoo.create_model("bayesian_vae", decoder={"name": "mlp"})

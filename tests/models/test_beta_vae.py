@@ -5,7 +5,7 @@ from model_test_case import ModelTestCase, example_batch
 
 class TestBetaVAE(ModelTestCase):
     model_name = "beta_vae"
-    model_kwargs = {"hidden_sizes": [16]}
+    model_kwargs = {"encoder": {"name": "mlp", "hidden_sizes": [16]}}
 
     def test_default_beta_weights_the_kl_above_one(self):
         model = self.make_model()
@@ -16,4 +16,4 @@ class TestBetaVAE(ModelTestCase):
 
 class TestConvBetaVAE(ModelTestCase):
     model_name = "beta_vae"
-    model_kwargs = {"network": "conv", "conv_filters": [8], "hidden_sizes": [], "latent_dim": 3}
+    model_kwargs = {"encoder": {"name": "conv", "filters": [8]}, "latent_dim": 3}

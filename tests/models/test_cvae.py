@@ -9,7 +9,7 @@ from model_test_case import ModelTestCase, example_batch
 
 class TestCVAE(ModelTestCase):
     model_name = "cvae"
-    model_kwargs = {"num_classes": 3, "hidden_sizes": [16], "latent_dim": 2}
+    model_kwargs = {"num_classes": 3, "encoder": {"name": "mlp", "hidden_sizes": [16]}, "latent_dim": 2}
 
     def test_labels_are_required_and_checked(self):
         model = self.make_model()
@@ -32,13 +32,13 @@ class TestCVAE(ModelTestCase):
 
 class TestConvCVAE(ModelTestCase):
     model_name = "cvae"
-    model_kwargs = {"num_classes": 4, "network": "conv", "conv_filters": [8], "hidden_sizes": [], "latent_dim": 2}
+    model_kwargs = {"num_classes": 4, "encoder": {"name": "conv", "filters": [8]}, "latent_dim": 2}
 
 
 def test_class_conditional_samples_are_recognised_as_their_class():
     data = vae_zoo.data.load("digits", labels=True, batch_size=64)
     keras.utils.set_random_seed(0)
-    model = vae_zoo.create_model("cvae", data_shape=(8, 8, 1), latent_dim=4, hidden_sizes=[128])
+    model = vae_zoo.create_model("cvae", data_shape=(8, 8, 1), latent_dim=4, encoder={"name": "mlp", "hidden_sizes": [128]})
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(data.train, epochs=30, verbose=0)
 

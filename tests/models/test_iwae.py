@@ -9,17 +9,17 @@ from model_test_case import ModelTestCase, example_batch
 
 class TestIWAE(ModelTestCase):
     model_name = "iwae"
-    model_kwargs = {"k": 3, "hidden_sizes": [16], "latent_dim": 2}
+    model_kwargs = {"k": 3, "encoder": {"name": "mlp", "hidden_sizes": [16]}, "latent_dim": 2}
 
 
 class TestConvIWAE(ModelTestCase):
     model_name = "iwae"
-    model_kwargs = {"k": 2, "network": "conv", "conv_filters": [8], "hidden_sizes": [], "latent_dim": 2}
+    model_kwargs = {"k": 2, "encoder": {"name": "conv", "filters": [8]}, "latent_dim": 2}
 
 
 def twins(**kwargs):
     """A VAE and an IWAE(k=1) with the same weights."""
-    common = dict(data_shape=(8, 8, 1), latent_dim=3, hidden_sizes=[16], **kwargs)
+    common = dict(data_shape=(8, 8, 1), latent_dim=3, encoder={"name": "mlp", "hidden_sizes": [16]}, **kwargs)
     vae = vae_zoo.create_model("vae", **common)
     iwae = vae_zoo.create_model("iwae", k=1, **common)
     iwae.set_weights(vae.get_weights())
@@ -47,7 +47,7 @@ def test_k1_bound_equals_the_vae_elbo_in_expectation_with_a_closed_form_kl():
 
 
 def test_bound_does_not_decrease_as_k_grows():
-    model = vae_zoo.create_model("iwae", data_shape=(8, 8, 1), latent_dim=3, hidden_sizes=[16])
+    model = vae_zoo.create_model("iwae", data_shape=(8, 8, 1), latent_dim=3, encoder={"name": "mlp", "hidden_sizes": [16]})
     x = np.repeat(example_batch(batch=20), 50, axis=0)
     bounds = []
     for k in (1, 5, 50):

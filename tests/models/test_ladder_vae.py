@@ -5,7 +5,7 @@ from model_test_case import ModelTestCase, example_batch
 
 class TestLadderVAE(ModelTestCase):
     model_name = "ladder_vae"
-    model_kwargs = {"latent_dim": 4, "upper_latent_dims": [3, 2], "hidden_sizes": [16], "ladder_hidden": [8]}
+    model_kwargs = {"latent_dim": 4, "upper_latent_dims": [3, 2], "encoder": {"name": "mlp", "hidden_sizes": [16]}, "ladder_hidden": [8]}
 
     def test_reports_the_kl_of_every_layer_and_they_sum_to_the_kl(self):
         model = self.make_model()
@@ -27,4 +27,4 @@ class TestLadderVAE(ModelTestCase):
 
 class TestConvLadderVAE(ModelTestCase):
     model_name = "ladder_vae"
-    model_kwargs = {"network": "conv", "conv_filters": [8], "hidden_sizes": [], "latent_dim": 3, "upper_latent_dims": [2]}
+    model_kwargs = {"encoder": {"name": "conv", "filters": [8]}, "latent_dim": 3, "upper_latent_dims": [2]}

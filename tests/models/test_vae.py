@@ -6,7 +6,7 @@ from model_test_case import ModelTestCase, example_batch
 
 class TestVAE(ModelTestCase):
     model_name = "vae"
-    model_kwargs = {"latent_dim": 3, "hidden_sizes": [32]}
+    model_kwargs = {"latent_dim": 3, "encoder": {"name": "mlp", "hidden_sizes": [32]}}
 
     def test_seed_architecture_is_the_default(self):
         import vae_zoo
@@ -29,12 +29,12 @@ class TestVAE(ModelTestCase):
 
 class TestConvVAE(ModelTestCase):
     model_name = "vae"
-    model_kwargs = {"network": "conv", "conv_filters": [8, 16], "hidden_sizes": [], "latent_dim": 2}
+    model_kwargs = {"encoder": {"name": "conv", "filters": [8, 16]}, "latent_dim": 2}
 
 
 class TestGaussianVAEWithBatchNorm(ModelTestCase):
     model_name = "vae"
-    model_kwargs = {"likelihood": "gaussian", "batch_norm": True, "hidden_sizes": [16, 16], "latent_dim": 2}
+    model_kwargs = {"likelihood": "gaussian", "encoder": {"name": "mlp", "hidden_sizes": [16, 16], "batch_norm": True}, "latent_dim": 2}
 
 
 class TestFixedGaussianMixturePriorVAE(ModelTestCase):
@@ -42,7 +42,7 @@ class TestFixedGaussianMixturePriorVAE(ModelTestCase):
     model_kwargs = {
         "likelihood": {"name": "gaussian_fixed", "scale": 0.2},
         "prior": {"name": "mixture", "components": 3},
-        "hidden_sizes": [16],
+        "encoder": {"name": "mlp", "hidden_sizes": [16]},
         "latent_dim": 2,
     }
 
@@ -56,4 +56,4 @@ def test_conv_network_rejects_sizes_it_cannot_halve():
     import vae_zoo
 
     with pytest.raises(ValueError, match="divisible by 4"):
-        vae_zoo.create_model("vae", data_shape=(10, 10, 1), network="conv", conv_filters=[8, 8])
+        vae_zoo.create_model("vae", data_shape=(10, 10, 1), encoder={"name": "conv", "filters": [8, 8]})

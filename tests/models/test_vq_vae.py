@@ -8,7 +8,7 @@ from model_test_case import ModelTestCase, example_batch
 
 class TestVQVAE(ModelTestCase):
     model_name = "vq_vae"
-    model_kwargs = {"conv_filters": [8], "codebook_size": 8, "latent_dim": 4}
+    model_kwargs = {"encoder": {"name": "conv", "filters": [8]}, "codebook_size": 8, "latent_dim": 4}
 
     def test_straight_through_gradients_reach_the_encoder(self):
         model = self.make_model()
@@ -28,12 +28,12 @@ class TestVQVAE(ModelTestCase):
 
 class TestMLPVQVAE(ModelTestCase):
     model_name = "vq_vae"
-    model_kwargs = {"network": "mlp", "hidden_sizes": [16], "mlp_positions": 4, "codebook_size": 8, "latent_dim": 3}
+    model_kwargs = {"encoder": {"name": "mlp", "hidden_sizes": [16]}, "mlp_positions": 4, "codebook_size": 8, "latent_dim": 3}
 
 
 class TestEMAVQVAE(ModelTestCase):
     model_name = "vq_vae"
-    model_kwargs = {"conv_filters": [8], "codebook_size": 8, "latent_dim": 4, "ema": True}
+    model_kwargs = {"encoder": {"name": "conv", "filters": [8]}, "codebook_size": 8, "latent_dim": 4, "ema": True}
 
     def test_ema_codebook_is_updated_without_gradients(self):
         model = self.make_model()
@@ -47,7 +47,7 @@ class TestEMAVQVAE(ModelTestCase):
 def test_codebook_usage_after_a_short_fit():
     data = vae_zoo.data.load("digits", binarize="static", batch_size=64)
     keras.utils.set_random_seed(0)
-    model = vae_zoo.create_model("vq_vae", data_shape=(8, 8, 1), conv_filters=[32], codebook_size=32, latent_dim=8)
+    model = vae_zoo.create_model("vq_vae", data_shape=(8, 8, 1), encoder={"name": "conv", "filters": [32]}, codebook_size=32, latent_dim=8)
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
     history = model.fit(data.train, validation_data=data.validation, epochs=10, verbose=0).history
     # At least 12 of the 32 codes in effective use (perplexity; about 18 measured with dead-code
@@ -58,7 +58,7 @@ def test_codebook_usage_after_a_short_fit():
 
 
 def test_autoregressive_prior_conditions_each_position_only_on_earlier_ones():
-    model = vae_zoo.create_model("vq_vae", data_shape=(8, 8, 1), conv_filters=[8], codebook_size=5, latent_dim=3)
+    model = vae_zoo.create_model("vq_vae", data_shape=(8, 8, 1), encoder={"name": "conv", "filters": [8]}, codebook_size=5, latent_dim=3)
     prior = model.prior_layer
     for position in (0, 5, 15):
         codes = np.zeros((1, 4, 4), np.int32)
@@ -72,5 +72,5 @@ def test_autoregressive_prior_conditions_each_position_only_on_earlier_ones():
 
 
 def test_categorical_prior_is_still_available():
-    model = vae_zoo.create_model("vq_vae", data_shape=(8, 8, 1), conv_filters=[8], codebook_size=5, latent_dim=3, prior="categorical")
+    model = vae_zoo.create_model("vq_vae", data_shape=(8, 8, 1), encoder={"name": "conv", "filters": [8]}, codebook_size=5, latent_dim=3, prior="categorical")
     assert tuple(model.sample(2, seed=1).shape) == (2, 8, 8, 1)

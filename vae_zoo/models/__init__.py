@@ -2,7 +2,7 @@
 
 from vae_zoo.models.aae import AdversarialAutoencoder
 from vae_zoo.models.autoencoder import Autoencoder
-from vae_zoo.models.bayesian_vae import BayesianDense, BayesianVAE
+from vae_zoo.models.bayesian_vae import BayesianVAE
 from vae_zoo.models.beta_vae import BetaVAE
 from vae_zoo.models.cvae import ConditionalVAE
 from vae_zoo.models.iwae import IWAE
@@ -13,7 +13,6 @@ from vae_zoo.models.vq_vae import VQVAE
 __all__ = [
     "AdversarialAutoencoder",
     "Autoencoder",
-    "BayesianDense",
     "BayesianVAE",
     "BetaVAE",
     "ConditionalVAE",

@@ -8,6 +8,7 @@ from vae_zoo.models import distributions
 from vae_zoo.models.base import step_seed
 from vae_zoo.models.objectives import split_seed
 from vae_zoo.models.vae import VAE
+from vae_zoo.networks.mlp import make_mlp
 from vae_zoo.registry import register
 
 
@@ -28,9 +29,7 @@ class AdversarialAutoencoder(VAE):
 
     def __init__(self, discriminator_sizes=(256, 256), **kwargs):
         super().__init__(**kwargs)
-        layers = [keras.layers.Dense(int(h), activation="relu", name=f"discriminator_dense_{i}") for i, h in enumerate(discriminator_sizes)]
-        self.discriminator = keras.Sequential(layers + [keras.layers.Dense(1, name="discriminator_logit")], name="discriminator")
-        self.discriminator.build((None, self.latent_dim))
+        self.discriminator = make_mlp(discriminator_sizes, 1, self.latent_dim, "relu", name="discriminator")
         self.discriminator_optimizer = None
 
     def compile(self, optimizer="adam", discriminator_optimizer=None, jit_compile=True, **kwargs):

@@ -4,7 +4,8 @@ import tensorflow as tf
 
 from vae_zoo.models import distributions
 from vae_zoo.models.base import ZooModel
-from vae_zoo.networks.legacy import make_decoder, make_encoder
+from vae_zoo import networks
+from vae_zoo.models.vae import DEFAULT_ENCODER
 from vae_zoo.registry import register
 
 
@@ -18,24 +19,22 @@ class Autoencoder(ZooModel):
     codes to sample.
 
     Args:
-        data_shape, latent_dim, network, hidden_sizes, conv_filters, activation,
-        batch_norm, likelihood: as for ``vae``.
+        data_shape, latent_dim, encoder, decoder, likelihood: as for ``vae``.
     """
 
     capabilities = frozenset({"reconstruct"})
     metric_names = ("loss", "reconstruction")
 
-    def __init__(self, data_shape=(28, 28, 1), latent_dim=20, network="mlp", hidden_sizes=(400, 400),
-                 conv_filters=(32, 64), activation="relu", batch_norm=False, likelihood="bernoulli", **kwargs):
+    def __init__(self, data_shape=(28, 28, 1), latent_dim=20, encoder=DEFAULT_ENCODER, decoder=None, likelihood="bernoulli",
+                 **kwargs):
         super().__init__(data_shape=data_shape, **kwargs)
         self.latent_dim = int(latent_dim)
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
-        options = dict(hidden_sizes=hidden_sizes, activation=activation, batch_norm=batch_norm, conv_filters=conv_filters)
         self.likelihood = distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
-        self.encoder = make_encoder(network, self.data_shape, self.latent_dim, **options)
+        self.encoder = networks.make_encoder(encoder, self.data_shape, self.latent_dim)
         channels = self.data_shape[-1] * self.likelihood.params_per_channel
-        self.decoder = make_decoder(network, self.latent_dim, self.data_shape, channels, **options)
+        self.decoder = networks.make_decoder(encoder if decoder is None else decoder, self.latent_dim, self.data_shape, channels)
         self.built = True
 
     def encode_code(self, x, training=False):

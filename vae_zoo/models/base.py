@@ -59,6 +59,24 @@ def step_seed(model, salt=0):
     return tf.stack([tf.constant(int(salt), tf.int32), step])
 
 
+# Network options that vae_zoo 0.1 saved as flat constructor arguments.
+FLAT_NETWORK_OPTIONS = ("network", "hidden_sizes", "conv_filters", "activation", "batch_norm")
+
+
+def upgrade_network_options(config):
+    """A config saved with ``network``, ``hidden_sizes``, ... (vae_zoo 0.1) with an ``encoder`` spec instead."""
+    if "network" not in config:
+        return config
+    config = dict(config)
+    flat = {key: config.pop(key) for key in FLAT_NETWORK_OPTIONS if key in config}
+    spec = {"name": flat.get("network", "mlp"), "hidden_sizes": flat.get("hidden_sizes", [400, 400]),
+            "activation": flat.get("activation", "relu"), "batch_norm": flat.get("batch_norm", False)}
+    if spec["name"] == "conv":
+        spec["filters"] = flat.get("conv_filters", [32, 64])
+    config["encoder"] = spec
+    return config
+
+
 class ZooModel(keras.Model):
     """The thin base of every zoo model. Subclasses implement ``loss_terms`` and the methods their capabilities promise.
 
@@ -254,6 +272,7 @@ class ZooModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
+        config = upgrade_network_options(config)
         return cls(**{k: v for k, v in config.items() if k not in cls.retired_arguments})
 
     def build_from_config(self, config):

@@ -4,6 +4,7 @@ import math
 
 import tensorflow as tf
 
+from vae_zoo import networks
 from vae_zoo.errors import InputError
 from vae_zoo.models.vae import VAE
 from vae_zoo.registry import register
@@ -31,8 +32,13 @@ class ConditionalVAE(VAE):
             raise ValueError("the VampPrior is defined through an unconditional encoder; cvae does not support it")
         super().__init__(**kwargs)
 
+    @property
+    def label_as_channels(self):
+        """Whether the encoder keeps the spatial layout (conv): the label then enters as channels at every position."""
+        return networks.network_body(self.encoder_spec).spatial
+
     def encoder_input_shape(self):
-        if self.network == "mlp":
+        if not self.label_as_channels:
             return (math.prod(self.data_shape) + self.num_classes,)
         return (*self.data_shape[:-1], self.data_shape[-1] + self.num_classes)
 
@@ -57,7 +63,7 @@ class ConditionalVAE(VAE):
     def encoder_inputs(self, x, y=None):
         x = self.check_data(x)
         labels = self._require(y)
-        if self.network == "mlp":
+        if not self.label_as_channels:
             # Once, beside the flattened image: tiled over 784 pixels it would swamp the first layer.
             return tf.concat([tf.reshape(x, [tf.shape(x)[0], -1]), labels], axis=-1)
         # Broadcast the one-hot label over every position of the example, as extra channels.

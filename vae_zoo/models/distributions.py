@@ -9,26 +9,9 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from vae_zoo.errors import unknown_name
+from vae_zoo.registry import resolve
 
 tfd = tfp.distributions
-
-
-def resolve(table, kind, spec, *args, **extra):
-    """Build ``table[name](*args, **options, **extra)`` from a spec: a name, or a dict with ``name`` and options."""
-    if isinstance(spec, str):
-        name, options = spec, {}
-    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
-        options = dict(spec)
-        name = options.pop("name")
-    else:
-        raise TypeError(f"a {kind} must be a name or a dict with a 'name' key, got {spec!r}")
-    if name not in table:
-        raise unknown_name(kind, name, table)
-    try:
-        return table[name](*args, **options, **extra)
-    except TypeError as err:
-        raise ValueError(f"bad options for {kind} {name!r}: {err}") from None
 
 
 # --------------------------------------------------------------------------- likelihoods

@@ -1,19 +1,13 @@
 """Ladder VAE: a hierarchy of Gaussian latents with top-down inference."""
 
-import keras
 import tensorflow as tf
 
+from vae_zoo import networks
 from vae_zoo.models import distributions
+from vae_zoo.networks.mlp import make_mlp
 from vae_zoo.models.objectives import repeat_batch, split_seed
 from vae_zoo.models.vae import VAE
 from vae_zoo.registry import register
-
-
-def _mlp(hidden, out_units, activation, input_units, name):
-    layers = [keras.layers.Dense(int(h), activation=activation, name=f"{name}_dense_{i}") for i, h in enumerate(hidden)]
-    stack = keras.Sequential(layers + [keras.layers.Dense(out_units, name=f"{name}_out")], name=name)
-    stack.build((None, input_units))
-    return stack
 
 
 @register("ladder_vae")
@@ -36,10 +30,11 @@ class LadderVAE(VAE):
             raise ValueError("a ladder VAE needs at least one upper layer: give upper_latent_dims")
         self.metric_names = VAE.metric_names + tuple(f"kl_{i + 1}" for i in range(len(self.level_dims)))
         super().__init__(latent_dim=latent_dim, **kwargs)
-        activation = self.network_options["activation"]
+        # The levels' small MLPs use the encoder body's activation.
+        activation = getattr(networks.network_body(self.encoder_spec), "activation", "relu")
         dims = self.level_dims
-        self.bottom_up = [_mlp(ladder_hidden, 2 * dims[i + 1], activation, 2 * dims[i], f"bottom_up_{i + 2}") for i in range(len(dims) - 1)]
-        self.top_down = [_mlp(ladder_hidden, 2 * dims[i], activation, dims[i + 1], f"top_down_{i + 1}") for i in range(len(dims) - 1)]
+        self.bottom_up = [make_mlp(ladder_hidden, 2 * dims[i + 1], 2 * dims[i], activation, f"bottom_up_{i + 2}") for i in range(len(dims) - 1)]
+        self.top_down = [make_mlp(ladder_hidden, 2 * dims[i], dims[i + 1], activation, f"top_down_{i + 1}") for i in range(len(dims) - 1)]
 
     def make_prior(self, prior):
         layer = distributions.make_prior(prior, self.level_dims[-1], data_shape=self.data_shape)

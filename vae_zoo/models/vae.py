@@ -21,8 +21,11 @@ import tensorflow as tf
 from vae_zoo.models import distributions
 from vae_zoo.models.base import ZooModel
 from vae_zoo.models.objectives import flatten_samples, repeat_batch
-from vae_zoo.networks.legacy import make_decoder, make_encoder
+from vae_zoo import networks
 from vae_zoo.registry import register
+
+# The seed's encoder: 784-400-400, ReLU.
+DEFAULT_ENCODER = {"name": "mlp", "hidden_sizes": [400, 400]}
 
 
 @register("vae")
@@ -32,11 +35,10 @@ class VAE(ZooModel):
     Args:
         data_shape: shape of one example, e.g. ``(28, 28, 1)``.
         latent_dim: number of latent dimensions.
-        network: ``"mlp"`` or ``"conv"`` encoder/decoder bodies.
-        hidden_sizes: widths of the encoder's hidden dense layers (the decoder mirrors them).
-        conv_filters: filters of the stride-2 conv layers (``network="conv"`` only).
-        activation: activation of hidden layers.
-        batch_norm: batch normalization after each hidden layer.
+        encoder: the encoder body, a network spec: a name or a dict with ``name`` and
+            options, e.g. ``{"name": "mlp", "hidden_sizes": [400, 400]}`` or
+            ``{"name": "conv", "filters": [32, 64]}`` (``vae_zoo.networks``).
+        decoder: the decoder body's spec; None mirrors the encoder's.
         likelihood: ``"bernoulli"``, ``"gaussian"`` (learned per-pixel variance) or
             ``"gaussian_fixed"``; a name or a dict with ``name`` and options.
         prior: ``"normal"``, ``"mixture"`` or ``"vamp"``; a name or a dict with ``name`` and options.
@@ -56,11 +58,8 @@ class VAE(ZooModel):
         self,
         data_shape=(28, 28, 1),
         latent_dim=20,
-        network="mlp",
-        hidden_sizes=(400, 400),
-        conv_filters=(32, 64),
-        activation="relu",
-        batch_norm=False,
+        encoder=DEFAULT_ENCODER,
+        decoder=None,
         likelihood="bernoulli",
         prior="normal",
         beta=1.0,
@@ -76,10 +75,8 @@ class VAE(ZooModel):
         if not float(free_bits) >= 0:
             raise ValueError(f"free_bits must be >= 0 nats, got {free_bits!r}")
         self.free_bits = float(free_bits)
-        self.network = network
-        self.network_options = dict(
-            hidden_sizes=hidden_sizes, activation=activation, batch_norm=batch_norm, conv_filters=conv_filters
-        )
+        self.encoder_spec = encoder
+        self.decoder_spec = encoder if decoder is None else decoder
         self.likelihood = distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
         self.encoder = self.make_encoder()
         self.decoder = self.make_decoder()
@@ -102,12 +99,12 @@ class VAE(ZooModel):
 
     def make_encoder(self):
         """The encoder body: data -> the parameters of q(z|x) (here a mean and a log-variance)."""
-        return make_encoder(self.network, self.encoder_input_shape(), 2 * self.latent_dim, **self.network_options)
+        return networks.make_encoder(self.encoder_spec, self.encoder_input_shape(), 2 * self.latent_dim)
 
     def make_decoder(self):
         """The decoder body: z -> the parameters of p(x|z)."""
         channels = self.data_shape[-1] * self.likelihood.params_per_channel
-        return make_decoder(self.network, self.decoder_input_dim(), self.data_shape, channels, **self.network_options)
+        return networks.make_decoder(self.decoder_spec, self.decoder_input_dim(), self.data_shape, channels)
 
     def make_prior(self, prior):
         """The prior layer, from the ``prior`` spec."""

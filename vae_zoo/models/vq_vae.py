@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from vae_zoo.models import distributions
 from vae_zoo.models.base import ZooModel
-from vae_zoo.networks.legacy import grid_shape, make_grid_decoder, make_grid_encoder
+from vae_zoo import networks
 from vae_zoo.registry import register
 
 tfd = distributions.tfd
@@ -77,6 +77,8 @@ class AutoregressiveCodePrior(keras.layers.Layer):
 
 
 CODE_PRIORS = {"categorical": CodePrior, "autoregressive": AutoregressiveCodePrior}
+# Strided convolutions give the 7x7 grid of codes of the paper's 28x28 experiments.
+DEFAULT_ENCODER = {"name": "conv", "filters": [32, 64]}
 
 
 @register("vq_vae")
@@ -96,8 +98,9 @@ class VQVAE(ZooModel):
     number of codes in use.
 
     Args:
-        data_shape, latent_dim (the size of a code vector), network, hidden_sizes,
-        conv_filters, activation, batch_norm, likelihood: as for ``vae``.
+        data_shape, encoder, decoder, likelihood: as for ``vae``; the encoder emits a
+        grid of codes (a conv body keeps the image's layout, an MLP gives ``mlp_positions`` codes).
+        latent_dim: the size of a code vector.
         codebook_size: number of codes. beta: commitment cost. prior: the code prior.
         ema, ema_decay: update the codebook by moving averages instead of gradients.
         restart_dead_codes: move unused codes onto encoder outputs.
@@ -108,8 +111,8 @@ class VQVAE(ZooModel):
     retired_arguments = ("free_bits",)
     metric_names = ("loss", "elbo", "reconstruction", "kl", "codebook_loss", "commitment_loss", "perplexity")
 
-    def __init__(self, data_shape=(28, 28, 1), codebook_size=64, latent_dim=16, network="conv", hidden_sizes=(400, 400),
-                 conv_filters=(32, 64), activation="relu", batch_norm=False, likelihood="bernoulli", beta=0.25,
+    def __init__(self, data_shape=(28, 28, 1), codebook_size=64, latent_dim=16, encoder=DEFAULT_ENCODER, decoder=None,
+                 likelihood="bernoulli", beta=0.25,
                  prior="autoregressive", ema=False, ema_decay=0.99, restart_dead_codes=True, mlp_positions=16, **kwargs):
         super().__init__(data_shape=data_shape, **kwargs)
         self.latent_dim = int(latent_dim)
@@ -122,12 +125,12 @@ class VQVAE(ZooModel):
             raise ValueError("codebook_size must be >= 2 and ema_decay in (0, 1)")
         if self.latent_dim < 1 or not float(beta) >= 0:
             raise ValueError(f"latent_dim must be >= 1 and beta >= 0, got {latent_dim!r} and {beta!r}")
-        self.network = network
-        self.network_options = dict(hidden_sizes=hidden_sizes, activation=activation, batch_norm=batch_norm, conv_filters=conv_filters)
+        self.grid = networks.grid_shape(encoder, self.data_shape, self.mlp_positions)
         self.likelihood = distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
-        self.encoder = make_grid_encoder(network, self.data_shape, self.grid, self.latent_dim, **self.network_options)
+        self.encoder = networks.make_grid_encoder(encoder, self.data_shape, self.grid, self.latent_dim)
         channels = self.data_shape[-1] * self.likelihood.params_per_channel
-        self.decoder = make_grid_decoder(network, self.grid, self.latent_dim, self.data_shape, channels, **self.network_options)
+        self.decoder = networks.make_grid_decoder(encoder if decoder is None else decoder, self.grid, self.latent_dim,
+                                                  self.data_shape, channels)
         self.prior_layer = distributions.resolve(CODE_PRIORS, "code prior", prior, self.grid, self.codebook_size, name="code_prior", dtype="float32")
         # The commitment cost, in the variable that callbacks and tuners set as every model's beta.
         self.kl_weight = self.add_weight(name="kl_weight", shape=(), initializer=keras.initializers.Constant(float(beta)), trainable=False)
@@ -147,10 +150,6 @@ class VQVAE(ZooModel):
             self.ema_sums = self.add_weight(name="ema_sums", shape=(self.codebook_size, self.latent_dim), initializer="zeros", trainable=False)
             self.ema_sums.assign(self.codebook)
         self.built = True
-
-    @property
-    def grid(self):
-        return grid_shape(self.network, self.data_shape, self.network_options["conv_filters"], self.mlp_positions)
 
     # ------------------------------------------------------------------ quantization
 

@@ -1,0 +1,52 @@
+"""Network bodies are specs resolved by a registry; a new body is one registered class."""
+
+import keras
+import numpy as np
+import pytest
+
+import vae_zoo
+from vae_zoo import networks
+from vae_zoo.networks import register_network
+
+
+@pytest.mark.parametrize("spec", [{"name": "mlp", "hidden_sizes": [8]}, {"name": "conv", "filters": [4, 8], "hidden_sizes": [8]}])
+def test_encoder_and_decoder_shapes(spec):
+    encoder = networks.make_encoder(spec, (8, 8, 1), 6)
+    decoder = networks.make_decoder(spec, 3, (8, 8, 1), 2)
+    assert encoder.output_shape == (None, 6)
+    assert decoder.output_shape == (None, 8, 8, 2)
+    grid = networks.grid_shape(spec, (8, 8, 1), positions=5)
+    assert networks.make_grid_encoder(spec, (8, 8, 1), grid, 3).output_shape == (None, *grid, 3)
+    assert networks.make_grid_decoder(spec, grid, 3, (8, 8, 1), 1).output_shape == (None, 8, 8, 1)
+
+
+def test_bad_specs_are_named():
+    with pytest.raises(vae_zoo.UnknownNameError, match="unknown network 'resnet'"):
+        networks.make_encoder({"name": "resnet"}, (8, 8, 1), 4)
+    with pytest.raises(ValueError, match="bad options for network 'mlp'"):
+        networks.make_encoder({"name": "mlp", "filters": [4]}, (8, 8, 1), 4)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        networks.make_encoder({"name": "conv", "filters": [4, 4]}, (10, 10, 1), 4)
+
+
+def test_a_new_body_is_one_registered_class_and_every_model_can_use_it():
+    @register_network("test_linear")
+    class Linear:
+        """No hidden layer: one dense map each way."""
+
+        spatial = False
+
+        def encoder_layers(self, data_shape, output_units):
+            return [keras.layers.Flatten(), keras.layers.Dense(output_units)]
+
+        def decoder_layers(self, data_shape, output_channels):
+            return [keras.layers.Dense(int(np.prod(data_shape[:-1])) * output_channels),
+                    keras.layers.Reshape((*data_shape[:-1], output_channels))]
+
+    try:
+        for name in ("vae", "cvae", "autoencoder", "iwae"):
+            model = vae_zoo.create_model(name, data_shape=(4, 4, 1), latent_dim=2, encoder="test_linear")
+            assert len(model.encoder.layers) == 2
+            assert model.count_params() > 0
+    finally:
+        del networks.NETWORKS["test_linear"]

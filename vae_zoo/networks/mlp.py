@@ -1,0 +1,76 @@
+"""The multilayer perceptron body: dense layers on the flattened example (the seed's 784-400-400 network)."""
+
+import math
+
+import keras
+
+from vae_zoo.networks import register_network
+
+
+def dense_block(units, activation, batch_norm, name):
+    if not batch_norm:
+        return [keras.layers.Dense(units, activation=activation, name=name)]
+    # Normalise before the non-linearity, as in Ioffe & Szegedy (2015).
+    return [
+        keras.layers.Dense(units, use_bias=False, name=name),
+        keras.layers.BatchNormalization(name=f"{name}_bn"),
+        keras.layers.Activation(activation, name=f"{name}_act"),
+    ]
+
+
+def dense_stack(hidden_sizes, activation="relu", batch_norm=False, prefix="dense"):
+    layers = []
+    for i, units in enumerate(hidden_sizes):
+        layers += dense_block(int(units), activation, batch_norm, f"{prefix}_dense_{i}")
+    return layers
+
+
+def make_mlp(hidden_sizes, output_units, input_units, activation="relu", name="mlp"):
+    """A small built MLP head from vectors to ``output_units`` numbers (ladder levels, discriminators)."""
+    layers = [keras.layers.Dense(int(h), activation=activation, name=f"{name}_dense_{i}") for i, h in enumerate(hidden_sizes)]
+    stack = keras.Sequential(layers + [keras.layers.Dense(int(output_units), name=f"{name}_out")], name=name)
+    stack.build((None, int(input_units)))
+    return stack
+
+
+@register_network("mlp")
+class MLP:
+    """Dense layers of ``hidden_sizes`` on the flattened example; the decoder mirrors them in reverse.
+
+    Options: ``hidden_sizes``, ``activation``, ``batch_norm``.
+    """
+
+    # The encoder sees the example flattened: a conditional model appends its label once.
+    spatial = False
+
+    def __init__(self, hidden_sizes=(400, 400), activation="relu", batch_norm=False):
+        if isinstance(hidden_sizes, (str, bytes)) or not all(int(h) >= 1 for h in hidden_sizes):
+            raise ValueError(f"hidden_sizes must be a list of positive layer widths, got {hidden_sizes!r}")
+        self.hidden_sizes = [int(h) for h in hidden_sizes]
+        self.activation, self.batch_norm = activation, bool(batch_norm)
+
+    def encoder_layers(self, data_shape, output_units):
+        layers = [keras.layers.Flatten(name="flatten")]
+        layers += dense_stack(self.hidden_sizes, self.activation, self.batch_norm, "encoder")
+        layers.append(keras.layers.Dense(output_units, name="encoder_out"))
+        return layers
+
+    def decoder_layers(self, data_shape, output_channels):
+        layers = dense_stack(self.hidden_sizes[::-1], self.activation, self.batch_norm, "decoder")
+        out_shape = (*data_shape[:-1], output_channels)
+        layers.append(keras.layers.Dense(math.prod(out_shape), name="decoder_out"))
+        layers.append(keras.layers.Reshape(out_shape, name="to_data_shape"))
+        return layers
+
+    def grid(self, data_shape, positions):
+        return (positions,)
+
+    def grid_encoder_layers(self, data_shape, grid, channels):
+        layers = [keras.layers.Flatten(name="flatten")]
+        layers += dense_stack(self.hidden_sizes, self.activation, self.batch_norm, "encoder")
+        layers.append(keras.layers.Dense(math.prod(grid) * channels, name="encoder_out"))
+        layers.append(keras.layers.Reshape((*grid, channels), name="to_grid"))
+        return layers
+
+    def grid_decoder_layers(self, data_shape, output_channels):
+        return [keras.layers.Flatten(name="flatten"), *self.decoder_layers(data_shape, output_channels)]
