@@ -39,7 +39,8 @@ def write_recipe(tmp_path, recipe=SEARCH_RECIPE, name="search.yaml"):
 
 def test_search_space_samples_log_scales_and_any_model_kwarg():
     hp = kt.HyperParameters()
-    model = tuning.RecipeHyperModel(recipes.parse(SEARCH_RECIPE), (8, 8, 1)).build(hp)
+    recipe = recipes.parse(SEARCH_RECIPE)
+    model = tuning.RecipeHyperModel(recipe, recipes.build_data(recipe)).build(hp)
     assert hp.get("beta") == pytest.approx(float(model.kl_weight))
     assert model.latent_dim == hp.get("latent_dim")
     space = {p.name: p for p in hp.space}
@@ -67,13 +68,14 @@ def test_bad_search_sections_are_named():
 
 def test_objectives_and_tuners(tmp_path):
     recipe = recipes.parse(SEARCH_RECIPE)
+    data = recipes.build_data(recipe)
     for name, cls in (("random", kt.RandomSearch), ("bayesian", kt.BayesianOptimization), ("hyperband", kt.Hyperband)):
         recipe["search"]["tuner"] = name
-        tuner = tuning.make_tuner(recipe, (8, 8, 1), tmp_path, overwrite=True)
+        tuner = tuning.make_tuner(recipe, data, tmp_path, overwrite=True)
         assert isinstance(tuner, cls)
         assert tuner.oracle.objective.name == "val_elbo" and tuner.oracle.objective.direction == "max"
     recipe["search"]["objective"] = "nll"
-    assert tuning.make_tuner(recipe, (8, 8, 1), tmp_path, overwrite=True).oracle.objective.direction == "min"
+    assert tuning.make_tuner(recipe, data, tmp_path, overwrite=True).oracle.objective.direction == "min"
 
 
 def test_search_writes_the_table_best_recipe_plot_and_model(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """A non-editable install finds the shipped pretrained models, from any directory."""
 
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,13 @@ print(json.dumps({"names": names, "shape": list(samples.shape), "finite": bool((
 def test_pip_install_of_the_package_lists_and_loads_the_pretrained_models(tmp_path):
     source = tmp_path / "source"
     shutil.copytree(REPOSITORY, source, ignore=IGNORED)
-    # TensorFlow and the other dependencies come from this environment; the package itself from the wheel.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp_path / "venv")], check=True)
+    # TensorFlow and the other dependencies come from this environment (a .pth file lists its site
+    # folders after the venv's own); the package itself comes from the wheel.
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
     python = tmp_path / "venv" / "bin" / "python"
+    venv_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    Path(venv_site, "outer_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     built = subprocess.run([str(python), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
                             str(source)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-3000:]

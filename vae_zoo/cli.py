@@ -90,10 +90,12 @@ def cmd_evaluate(args):
                                  anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed)
         print(json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
         return
-    data = data_module.load(**spec)
-    images, labels = data.take(args.split, args.limit)
+    data = data_module.load(**{**spec, "labels": model.can("labels")})
+    dataset = data.split(args.split)
+    if args.limit is not None:
+        dataset = dataset.unbatch().take(args.limit).batch(data.batch_size)
     result = {"model": args.dir, "data": data.name, "split": args.split, "binarize": data.binarize, "seed": args.seed,
-              **evaluation.score(model, images, labels, seed=args.seed)}
+              **evaluation.score_dataset(model, dataset, seed=args.seed)}
     print(json.dumps(result, indent=2))
 
 

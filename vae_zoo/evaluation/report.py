@@ -33,6 +33,11 @@ class Context:
     limit: int = None
     seed: int = 0
 
+    def pipeline(self):
+        """The split as batches, at most ``limit`` examples: for parts that stream over it."""
+        dataset = self.data.split(self.split)
+        return dataset if self.limit is None else dataset.unbatch().take(self.limit).batch(self.data.batch_size)
+
     @property
     def images(self):
         return self.data.take(self.split, self.limit)[0]
@@ -43,7 +48,7 @@ class Context:
 
 
 def part_scores(c):
-    scores = evaluation.score(c.model, c.images, c.labels, seed=c.seed)
+    scores = evaluation.score_dataset(c.model, c.pipeline(), seed=c.seed)
     if "elbo" in scores:
         scores["negative_elbo_bits_per_dim"] = evaluation.bits_per_dimension(-scores["elbo"], c.model.data_shape)
     return {**scores, "method": "single-sample ELBO: one z ~ q(z|x) per example, mean over the split"}
@@ -166,7 +171,8 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
             raise unknown_name("report part", name, PARTS)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    spec = {k_: v for k_, v in data_spec.items() if k_ != "limit"}
+    # Conditional models read (examples, labels) pairs; the others examples alone.
+    spec = {**{k_: v for k_, v in data_spec.items() if k_ != "limit"}, "labels": model.can("labels")}
     data = data_module.load(**spec)
     context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed))
     report = {"model": model.registered_name, "data": data.name, "binarize": data.binarize, "split": split,

@@ -158,8 +158,14 @@ def make_tuner(recipe, data, directory, project="search", jit_compile=None, over
     if "elbo" not in recipes.get_model_class(recipe["model"]["name"]).capabilities and options["objective"] != "loss":
         raise RecipeError(f"{recipe['model']['name']} has no ELBO: use search.objective: loss")
     metric, direction = OBJECTIVES[options["objective"]]
+    distribute = recipes.training_options(recipe)["distribute"]
+    if distribute == "multi_worker":
+        raise RecipeError("a search spreads its trials over machines with --chief/--worker; use training.distribute: "
+                          "none or mirrored for each trial")
     common = dict(objective=kt.Objective(metric, direction=direction), directory=str(directory), project_name=project,
-                  overwrite=overwrite, seed=int(options["seed"]), executions_per_trial=int(options["executions_per_trial"]))
+                  overwrite=overwrite, seed=int(options["seed"]), executions_per_trial=int(options["executions_per_trial"]),
+                  # keras-tuner builds each trial's model inside this strategy's scope.
+                  distribution_strategy=None if distribute == "none" else runner.make_strategy(distribute))
     if options["tuner"] == "hyperband":
         return _recording(kt.Hyperband)(hypermodel, max_epochs=int(options["epochs"]), factor=int(options.get("hyperband_factor", 3)),
                             max_consecutive_failed_trials=3, **common)
@@ -223,14 +229,20 @@ def run(recipe, out_dir, source="recipe", jit_compile=None, verbose=1, overwrite
     Results: ``trials.csv``/``trials.json``, ``best_recipe.yaml``,
     ``objective.png`` and ``best_model/`` (a zoo folder whose card records the
     search). Returns a summary dict. In a distributed search only the chief
-    writes results; workers just run trials.
+    writes results; workers just run trials. Trials build and train under the
+    recipe's ``training.distribute`` (none or mirrored) and ``mixed_precision``.
     """
-    from vae_zoo.io import saving
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = search_options(recipe)
     keras.utils.set_random_seed(int(options["seed"]))
+    with runner.precision(recipes.training_options(recipe)["mixed_precision"]):
+        return _search(recipe, out_dir, options, source, jit_compile, verbose, overwrite)
+
+
+def _search(recipe, out_dir, options, source, jit_compile, verbose, overwrite):
+    from vae_zoo.io import saving
+
     data = recipes.build_data(recipe)
     tuner = make_tuner(recipe, data, out_dir, jit_compile=jit_compile, overwrite=overwrite)
     metric, direction = OBJECTIVES[options["objective"]]
