@@ -193,10 +193,9 @@ class Data:
         salt = tf.constant(self.seed, tf.int64)
 
         def epoch(e):
-            # A stateless permutation keyed by (seed, epoch), applied batch by batch.
-            order = tf.data.Dataset.range(count).map(
-                lambda i: tf.random.experimental.index_shuffle(i, tf.stack([salt, e]), count - 1))
-            batches = order.batch(size, drop_remainder=drop_remainder).enumerate()
+            # A stateless permutation keyed by (seed, epoch), drawn whole, applied batch by batch.
+            order = tf.argsort(tf.random.stateless_uniform([count], seed=tf.stack([salt, e])))
+            batches = tf.data.Dataset.from_tensor_slices(order).batch(size, drop_remainder=drop_remainder).enumerate()
 
             def gather(i, indices):
                 batch = tf.gather(examples, indices)

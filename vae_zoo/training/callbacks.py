@@ -34,7 +34,8 @@ class KLAnnealing(keras.callbacks.Callback):
         self.schedule = lambda step: function(step, **options)
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.model.kl_weight.assign(self.schedule(int(self.model.optimizer.iterations)))
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))  # also a MirroredVariable
+        self.model.kl_weight.assign(self.schedule(step))
 
 
 class PosteriorCollapseMonitor(keras.callbacks.Callback):

@@ -66,6 +66,10 @@ def fit_multi_worker(model, data, epochs, first_epoch, callbacks, verbose="auto"
         callbacks, add_history=True, add_progbar=verbose not in (0, "0"), model=model, epochs=epochs, steps=steps,
         verbose=1 if verbose == "auto" else verbose)
     model.stop_training = False
+    if not model.optimizer.built:
+        # Its slots must be mirrored variables: restoring a checkpoint builds it otherwise, outside the scope.
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
     callback_list.on_train_begin()
     for epoch in range(model._initial_epoch or first_epoch, epochs):
         model.reset_metrics()
