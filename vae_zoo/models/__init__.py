@@ -1,23 +1,12 @@
-"""Importing this package registers every variant in the zoo."""
+"""The zoo's models. Importing this package imports every module in it, which registers every variant:
+adding a variant is adding its file (with ``@register("name")`` on its class)."""
 
-from vae_zoo.models.aae import AdversarialAutoencoder
-from vae_zoo.models.autoencoder import Autoencoder
-from vae_zoo.models.bayesian_vae import BayesianVAE
-from vae_zoo.models.beta_vae import BetaVAE
-from vae_zoo.models.cvae import ConditionalVAE
-from vae_zoo.models.iwae import IWAE
-from vae_zoo.models.ladder_vae import LadderVAE
-from vae_zoo.models.vae import VAE
-from vae_zoo.models.vq_vae import VQVAE
+import importlib
+import pkgutil
 
-__all__ = [
-    "AdversarialAutoencoder",
-    "Autoencoder",
-    "BayesianVAE",
-    "BetaVAE",
-    "ConditionalVAE",
-    "IWAE",
-    "LadderVAE",
-    "VAE",
-    "VQVAE",
-]
+# Modules that hold no variant, imported by the variants themselves.
+SHARED = {"base", "distributions", "objectives", "signatures"}
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in SHARED:
+        importlib.import_module(f"{__name__}.{_module.name}")

@@ -13,6 +13,9 @@ builds the layer stacks a model asks for (``encoder_layers``,
 option to any model's constructor.
 """
 
+import importlib
+import pkgutil
+
 import keras
 
 from vae_zoo.registry import resolve
@@ -73,5 +76,6 @@ def make_grid_decoder(spec, grid, channels, data_shape, output_channels, name="d
     return _stack(network_body(spec).grid_decoder_layers(tuple(data_shape), int(output_channels)), (*grid, int(channels)), name)
 
 
-# Importing the bodies registers them.
-from vae_zoo.networks import bayesian_mlp, conv, mlp  # noqa: E402, F401
+# Importing every module of this package registers every body: adding a body is adding its file.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
