@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from vae_zoo.training import recipe as recipes
@@ -37,13 +38,18 @@ def test_a_trained_model_has_the_same_elbo_in_bfloat16(tmp_path):
     assert half_elbo != float32_elbo
 
 
-def test_training_runs_under_mixed_bfloat16(tmp_path):
-    recipe = recipes.parse(RECIPE, overrides=["training.mixed_precision=mixed_bfloat16", "training.epochs=3"])
-    with runner.precision("mixed_bfloat16"):
+@pytest.mark.parametrize("policy, model", [("mixed_bfloat16", "vae"), ("mixed_float16", "vae"), ("mixed_float16", "aae")])
+def test_training_runs_under_mixed_precision(policy, model):
+    recipe = recipes.parse(RECIPE, overrides=[f"training.mixed_precision={policy}", "training.epochs=3", f"model.name={model}"])
+    with runner.precision(policy):
         data = recipes.build_data(recipe)
         model = recipes.compile_model(recipes.build_model(recipe, data.data_shape), recipe)
         logs = runner.fit(model, data, recipe, verbose=0)
-    assert model.dtype_policy.name == "mixed_bfloat16"
+    assert model.dtype_policy.name == policy
+    if policy == "mixed_float16":
+        # float16 needs loss scaling, on the AAE's discriminator optimizer too.
+        optimizers = [model.optimizer, getattr(model, "discriminator_optimizer", model.optimizer)]
+        assert all(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in optimizers)
     losses = [epoch["loss"] for epoch in logs]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert keras.config.dtype_policy().name == "float32", "the policy is put back after the run"
