@@ -21,6 +21,7 @@ under it: keras-team/keras#20585).
 
 import contextlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -98,6 +99,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     def __init__(self, backup_dir, callbacks=(), write=True):
         super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True, delete_checkpoint=False)
         self.folder, self.write = Path(backup_dir), write
+        # The epoch the data stream was built to start at; the restored checkpoint must agree.
+        self.first_epoch = self.saved_epoch(backup_dir)
         self.tracked = [c for c in callbacks if self._attributes(c)]
         self.history = []
 
@@ -118,6 +121,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         epoch = self.model._initial_epoch or 0
+        if epoch != self.first_epoch:
+            raise RecipeError(f"the checkpoint in {self.folder} changed while the run started; run the command again")
         if not epoch:
             return
         # States are written before the weights: the entry for the restored epoch is always there.
@@ -157,15 +162,18 @@ class WorkFolder:
         out_dir = Path(out_dir)
         self.path = out_dir.parent / f".{out_dir.name}.run"
         recorded = self.path / RECIPE_FILE
-        if restart and self.path.exists():
-            shutil.rmtree(self.path)
+        if restart:
+            shutil.rmtree(self.path, ignore_errors=True)  # every worker of a run may ask at once
         if recorded.is_file() and json.loads(recorded.read_text()) != json.loads(json.dumps(recipe)):
             raise RecipeError(
                 f"{self.path} holds an interrupted run of a different recipe; run that recipe again to resume it, "
                 "or pass --restart to discard it"
             )
         self.path.mkdir(parents=True, exist_ok=True)
-        recorded.write_text(json.dumps(recipe, indent=2))
+        # Atomically: the workers of a multi-worker run all arrive here at once.
+        temporary = self.path / f"{RECIPE_FILE}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(recipe, indent=2))
+        temporary.replace(recorded)
 
     @property
     def backup(self):
@@ -196,7 +204,7 @@ def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose=
     model.noise_seed = int(options["seed"])
     callbacks = [*recipes.build_callbacks(recipe, data), *callbacks]
     backup = RunBackup(backup_dir, callbacks, write=write) if backup_dir is not None else None
-    first_epoch = RunBackup.saved_epoch(backup_dir) if backup_dir is not None else 0
+    first_epoch = backup.first_epoch if backup is not None else 0
     if options["distribute"] == "multi_worker":
         from vae_zoo.training.distributed import fit_multi_worker
 
@@ -209,8 +217,6 @@ def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose=
         )
     if backup is None:
         return [dict(zip(history.history, values)) for values in zip(*history.history.values())]
-    if (model._initial_epoch or 0) != first_epoch:
-        raise RecipeError(f"the checkpoint in {backup_dir} changed while the run started; run the command again")
     return backup.history
 
 
