@@ -29,6 +29,8 @@ from vae_zoo.training import runner  # noqa: E402
 MODELS = {
     "vae": {"name": "vae", "latent_dim": 4, "encoder": {"name": "mlp", "hidden_sizes": [32]}},
     "iwae": {"name": "iwae", "latent_dim": 4, "encoder": {"name": "mlp", "hidden_sizes": [32]}, "k": 3},
+    # Its own two-optimizer step must scale its losses for the replicas as Keras's does.
+    "aae": {"name": "aae", "latent_dim": 4, "encoder": {"name": "mlp", "hidden_sizes": [32]}, "discriminator_sizes": [16]},
 }
 recipe = recipes.parse({
     "model": MODELS[model_name],

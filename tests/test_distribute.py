@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 WORKER = Path(__file__).with_name("run_worker.py")
-MODELS = ["vae", "iwae"]
+MODELS = ["vae", "iwae", "aae"]  # the AAE: its own two-optimizer step
 
 
 def run(out, model, distribute, env=None):

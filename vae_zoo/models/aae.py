@@ -57,7 +57,7 @@ class AdversarialAutoencoder(VAE):
         kl = distributions.kl_divergence(q, p, z)
         # Non-saturating generator loss: -log D(z) for the encoder's codes.
         generator = tf.nn.softplus(-self.discriminator(z, training=training)[:, 0])
-        prior_samples = p.sample(tf.shape(z)[0], seed=prior_seed)
+        prior_samples = distributions.replica_sample(p, tf.shape(z)[0], seed=prior_seed)
         discriminator = (
             tf.nn.softplus(-self.discriminator(prior_samples, training=training)[:, 0])
             + tf.nn.softplus(self.discriminator(tf.stop_gradient(z), training=training)[:, 0])

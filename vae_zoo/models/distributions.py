@@ -255,6 +255,16 @@ def replica_normal(shape, seed, batch_axis=0, dtype=tf.float32):
     return tf.slice(noise, begin, shape)
 
 
+def replica_sample(distribution, n, seed=None):
+    """``n`` draws from ``distribution``, the same however the batch is split over replicas (see ``replica_normal``)."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    context = tf.distribute.get_replica_context()
+    if seed is None or replicas == 1 or context is None:
+        return distribution.sample(n, seed=seed)
+    draws = distribution.sample(n * replicas, seed=stateless_seed(seed))
+    return draws[n * context.replica_id_in_sync_group:][:n]
+
+
 def kl_divergence(q, p, z):
     """KL(q || p) per example: closed form where TFP has one, else a one-sample estimate at ``z``.
 
