@@ -91,3 +91,42 @@ def test_user_arrays_npz_and_image_folder(tmp_path, rng):
     folder = data.load("image_folder", path=tmp_path / "folder", labels=True, validation_split=0.2, test_split=0.2)
     assert folder.data_shape == (6, 6, 1)
     assert sorted(np.concatenate([folder.take(split)[1] for split in data.SPLITS]).tolist()) == [0] * 5 + [1] * 5
+
+
+def image_folder(root, rng, per_class=12, size=(8, 8)):
+    for label in ("a", "b", "c"):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(root / label / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_is_streamed_from_disk_and_resumes_by_epoch(tmp_path, rng):
+    root = image_folder(tmp_path / "images", rng)
+    bundle = data.load("image_folder", path=root, binarize="dynamic", batch_size=4, labels=True, validation_split=0.25, test_split=0.25)
+    assert isinstance(bundle._splits["train"], data.Stream), "the folder must not be read into memory"
+    assert {split: bundle.count(split) for split in data.SPLITS} == {"train": 18, "validation": 9, "test": 9}
+    assert bundle.spec.modality == "image" and bundle.num_classes == 3 and bundle.data_shape == (8, 8, 1)
+    images, labels = bundle.take("validation", 5)
+    assert images.shape == (5, 8, 8, 1) and set(np.unique(images)) <= {0.0, 1.0} and labels.dtype == np.int64
+    np.testing.assert_array_equal(images, bundle.take("validation", 5)[0])  # held-out splits: binarized once
+    steps = bundle.steps_per_epoch()
+    straight = [b[0].numpy() for b in bundle.training_stream(0).take(3 * steps)]
+    resumed = [b[0].numpy() for b in bundle.training_stream(2).take(steps)]
+    for a, b in zip(straight[2 * steps:], resumed):
+        np.testing.assert_array_equal(a, b)
+    first, second = np.concatenate(straight[:steps]), np.concatenate(straight[steps:2 * steps])
+    assert not np.array_equal(first, second), "every epoch is reshuffled and rebinarized"
+
+
+def test_a_model_trains_on_a_streamed_folder_through_the_runner(tmp_path, rng):
+    from vae_zoo.training import recipe as recipes
+    from vae_zoo.training import runner
+
+    root = image_folder(tmp_path / "images", rng)
+    recipe = recipes.parse({"model": {"name": "vae", "latent_dim": 2, "encoder": {"name": "mlp", "hidden_sizes": [16]}},
+                            "data": {"name": "image_folder", "path": str(root), "binarize": "static", "batch_size": 8},
+                            "training": {"epochs": 2, "verbose": 0}})
+    out, history, card = runner.train(recipe, tmp_path / "model", verbose=0)
+    assert card["data"]["examples"] == {"train": 28, "validation": 4, "test": 4}
+    assert len(history["loss"]) == 2 and np.isfinite(card["metrics"]["test"]["elbo"])

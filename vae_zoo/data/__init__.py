@@ -6,6 +6,7 @@ from vae_zoo.data.base import (  # noqa: F401
     SPLITS,
     Data,
     DataSpec,
+    Stream,
     binarize_static,
     clear_cache,
     from_splits,
@@ -18,6 +19,6 @@ from vae_zoo.data.images import (  # noqa: F401
     load,
     read_idx,
     read_idx_directory,
-    read_image_folder,
+    image_folder_data,
     read_npz,
 )

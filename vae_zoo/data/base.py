@@ -4,9 +4,11 @@
   and the vocabulary (for token data).
 * Sources are registered by name (``register_source``); each returns the raw
   train/validation/test splits, read once and cached.
-* ``Data`` serves the splits as batched ``tf.data`` pipelines. Consumers read
-  pipelines; a metric that needs arrays asks ``take(split, limit)`` for an
-  explicit, bounded sample.
+* ``Data`` serves the splits as batched ``tf.data`` pipelines. A split is
+  either arrays in memory or a ``Stream`` that reads its source as it is
+  iterated (``image_folder`` decodes its files one by one), so a data set need
+  not fit in memory. Consumers read pipelines; a metric that needs arrays asks
+  ``take(split, limit)`` for an explicit, bounded sample.
 
 Training that must resume exactly reads ``training_stream(first_epoch)``: one
 endless pipeline whose order and binarization in epoch e are a function of
@@ -91,6 +93,23 @@ def clear_cache():
     read_source.cache_clear()
 
 
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """A split that is read from its source as it is iterated, never held whole in memory.
+
+    ``make()`` returns an unbatched ``tf.data`` pipeline of (example, label)
+    pairs, float32 examples in [0, 1], in a fixed order; ``count`` is its length.
+    """
+
+    make: object
+    count: int
+    shape: tuple
+
+
+# Examples per shuffled block of a stream: its memory bound while shuffling.
+STREAM_SHUFFLE_BLOCK = 10_000
+
+
 # --------------------------------------------------------------------------- binarization
 
 
@@ -135,13 +154,20 @@ class Data:
 
     def count(self, split):
         """Examples in ``split``."""
-        return len(self._splits[self._check_split(split)][0])
+        part = self._splits[self._check_split(split)]
+        return part.count if isinstance(part, Stream) else len(part[0])
 
     def take(self, split, limit=None):
         """At most ``limit`` examples of ``split`` and their labels, as numpy (for metrics that need arrays)."""
-        examples, labels = self._splits[self._check_split(split)]
+        part = self._splits[self._check_split(split)]
         stop = None if limit is None else int(limit)
-        return examples[:stop], labels[:stop]
+        if not isinstance(part, Stream):
+            return part[0][:stop], part[1][:stop]
+        pairs = self._pairs(split).take(-1 if stop is None else stop).batch(1024)
+        chunks = [(x.numpy(), y.numpy()) for x, y in pairs]
+        if not chunks:
+            return np.zeros((0, *part.shape), np.float32), np.zeros((0,), np.int64)
+        return np.concatenate([x for x, _ in chunks]), np.concatenate([y for _, y in chunks])
 
     def split(self, name):
         return getattr(self, self._check_split(name))
@@ -151,13 +177,26 @@ class Data:
             raise unknown_name("split", name, SPLITS)
         return name
 
+    def _pairs(self, split):
+        """Unbatched (example, label) pairs of a split, in its fixed order; a stream's held-out splits binarized once."""
+        part = self._splits[split]
+        if not isinstance(part, Stream):
+            return tf.data.Dataset.from_tensor_slices(part).cache()
+        pairs = part.make()
+        if self.binarize == "static" or (self.binarize == "dynamic" and split != "train"):
+            # Once with a fixed seed, as for arrays: the same pixels every time the split is read.
+            salt = tf.constant(self.seed + 1 + SPLITS.index(split), tf.int64)
+            pairs = pairs.enumerate().map(lambda i, pair: (_binarize(pair[0], seed=tf.stack([salt, i])), pair[1]))
+        return pairs
+
     def _elements(self, split):
-        examples, labels = self._splits[split]
-        return tf.data.Dataset.from_tensor_slices((examples, labels) if self.labels else examples).cache()
+        pairs = self._pairs(split)
+        return pairs if self.labels else pairs.map(lambda x, y: x)
 
     @functools.cached_property
     def train(self):
-        dataset = self._elements("train").shuffle(self.count("train"), seed=self.seed, reshuffle_each_iteration=True)
+        buffer = min(self.count("train"), STREAM_SHUFFLE_BLOCK) if isinstance(self._splits["train"], Stream) else self.count("train")
+        dataset = self._elements("train").shuffle(buffer, seed=self.seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(self.batch_size)
         if self.binarize == "dynamic":
             # After cache(): a fresh binarization every epoch, never stored.
@@ -189,8 +228,10 @@ class Data:
         with ``steps_per_epoch(batch_size, drop_remainder)``.
         """
         size, count = int(batch_size or self.batch_size), self.count("train")
-        examples, labels = (tf.constant(a) for a in self._splits["train"])
         salt = tf.constant(self.seed, tf.int64)
+        if isinstance(self._splits["train"], Stream):
+            return self._streamed_epochs(first_epoch, size, drop_remainder)
+        examples, labels = (tf.constant(a) for a in self._splits["train"])
 
         def epoch(e):
             # A stateless permutation keyed by (seed, epoch), drawn whole, applied batch by batch.
@@ -204,6 +245,30 @@ class Data:
                 return (batch, tf.gather(labels, indices)) if self.labels else batch
 
             return batches.map(gather)
+
+        return tf.data.Dataset.range(int(first_epoch), 2**62).flat_map(epoch).prefetch(tf.data.AUTOTUNE)
+
+    def _streamed_epochs(self, first_epoch, size, drop_remainder):
+        """``training_stream`` for a streamed split: each block of examples is permuted by keys drawn from (seed, epoch, index)."""
+        salt = tf.constant(self.seed, tf.int64) * 1_000_003
+
+        def epoch(e):
+            def permute(keys, examples, labels):
+                order = tf.argsort(keys)
+                return tf.gather(examples, order), tf.gather(labels, order)
+
+            keyed = self._pairs("train").enumerate().map(
+                lambda i, pair: (tf.random.stateless_uniform([], seed=tf.stack([salt + e, i])), *pair))
+            shuffled = keyed.batch(STREAM_SHUFFLE_BLOCK).map(permute).unbatch()
+            batches = shuffled.batch(size, drop_remainder=drop_remainder).enumerate()
+
+            def finish(i, batch):
+                x, y = batch
+                if self.binarize == "dynamic":
+                    x = _binarize(x, seed=tf.stack([salt + e, i]))
+                return (x, y) if self.labels else x
+
+            return batches.map(finish)
 
         return tf.data.Dataset.range(int(first_epoch), 2**62).flat_map(epoch).prefetch(tf.data.AUTOTUNE)
 

@@ -20,8 +20,21 @@ import os
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
-from vae_zoo.data.base import SOURCES, as_float_images, as_labels, from_splits, get_source, read_source, register_source
+from vae_zoo.data.base import (
+    BINARIZATIONS,
+    SOURCES,
+    Data,
+    DataSpec,
+    Stream,
+    as_float_images,
+    as_labels,
+    from_splits,
+    get_source,
+    read_source,
+    register_source,
+)
 from vae_zoo.errors import DataError, unknown_name
 
 # Where Debian's dataset-fashion-mnist package puts the original IDX files.
@@ -200,28 +213,62 @@ def read_npz(path):
     return bundle[image_key], (bundle[label_key] if label_key else None)
 
 
-def read_image_folder(path, image_size=None, color_mode="grayscale"):
-    """Images (PNG, JPEG, BMP, GIF) from a folder; subfolders, if any, name the classes."""
-    import keras
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+CHANNELS = {"grayscale": 1, "rgb": 3}
 
+
+def image_files(path):
+    """The image files below ``path`` and their class indices (by subfolder; -1 without subfolders), sorted, and the class names."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"image folder {path} does not exist")
-    has_classes = any(p.is_dir() for p in path.iterdir())
-    if image_size is None:
-        image_size = _first_image_size(path)
-    dataset = keras.utils.image_dataset_from_directory(
-        path, labels="inferred" if has_classes else None, color_mode=color_mode, image_size=tuple(image_size),
-        batch_size=None, shuffle=False, verbose=False,
-    )
-    items = list(dataset.as_numpy_iterator())
-    if not items:
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    folders = [(path / name, index) for index, name in enumerate(classes)] or [(path, -1)]
+    files = [(file, index) for folder, index in folders for file in sorted(folder.rglob("*"))
+             if file.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
         raise DataError(f"no images found in {path}")
-    if has_classes:
-        images = np.stack([i[0] for i in items]); labels = np.array([i[1] for i in items])
-    else:
-        images, labels = np.stack(items), None
-    return np.round(images).astype(np.uint8), labels
+    return files, classes
+
+
+def image_folder_data(path, batch_size=128, binarize="none", labels=False, limit=None, seed=0, exclude_classes=(),
+                      validation_split=0.1, test_split=0.1, image_size=None, color_mode="grayscale"):
+    """A folder of images as a ``Data`` bundle whose splits are streamed: each file is decoded when it is read.
+
+    Subfolders, if any, name the classes. The files are split by a seeded
+    shuffle; ``image_size`` (height, width) defaults to the first image's.
+    """
+    if color_mode not in CHANNELS:
+        raise unknown_name("color mode", color_mode, CHANNELS)
+    files, classes = image_files(path)
+    size = tuple(int(d) for d in (image_size or _first_image_size(Path(path))))
+    channels = CHANNELS[color_mode]
+    order = np.random.default_rng(seed).permutation(len(files))
+    n_val, n_test = int(round(len(files) * validation_split)), int(round(len(files) * test_split))
+    if len(files) - n_val - n_test < 1:
+        raise DataError(f"{len(files)} images are too few for validation_split={validation_split} and test_split={test_split}")
+    train_end = len(files) - n_val - n_test
+    parts = {"train": order[:train_end], "validation": order[train_end:train_end + n_val], "test": order[train_end + n_val:]}
+
+    def decode(file, label):
+        image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
+        image = tf.image.resize(tf.cast(image, tf.float32), size)
+        return tf.clip_by_value(image / 255.0, 0.0, 1.0), label
+
+    def stream(chosen):
+        paths = tf.constant([str(f) for f, _ in chosen], tf.string)
+        class_indices = tf.constant([c for _, c in chosen], tf.int64)
+        make = lambda: tf.data.Dataset.from_tensor_slices((paths, class_indices)).map(decode, num_parallel_calls=tf.data.AUTOTUNE)  # noqa: E731
+        return Stream(make, len(chosen), (*size, channels))
+
+    streams = {}
+    for split, indices in parts.items():
+        chosen = [files[i] for i in indices]
+        if exclude_classes and split != "test":
+            chosen = [(f, c) for f, c in chosen if c not in set(exclude_classes)]
+        streams[split] = stream(chosen[: int(limit)] if limit else chosen)
+    spec = DataSpec("image_folder", "image", (*size, channels), num_classes=len(classes))
+    return Data(spec, streams, binarize, batch_size, labels, seed)
 
 
 def _first_image_size(folder):
@@ -241,7 +288,7 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
     Names: ``mnist_mini`` (bundled, offline), ``fashion_mnist``, ``mnist``,
     ``cifar10``, ``digits``, and for your own data ``npz`` (``path`` to an .npz
     with ``images`` and optional ``labels``) or ``image_folder`` (``path`` to a
-    folder of images; subfolders name classes).
+    folder of images, streamed from disk as it is read; subfolders name classes).
 
     ``labels=True`` makes the pipelines yield ``(images, labels)`` pairs.
     ``limit`` keeps at most that many examples of each split (for quick checks).
@@ -250,7 +297,12 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
     if name in ("npz", "image_folder"):
         if not path:
             raise DataError(f"data set {name!r} needs a path")
-        images, user_labels = read_npz(path) if name == "npz" else read_image_folder(path, image_size, color_mode)
+        if binarize not in BINARIZATIONS:
+            raise unknown_name("binarization", binarize, BINARIZATIONS)
+        if name == "image_folder":
+            return image_folder_data(path, batch_size, binarize, labels, limit, seed, exclude_classes, validation_split,
+                                     test_split, image_size, color_mode)
+        images, user_labels = read_npz(path)
         splits = array_splits(images, user_labels, validation_split, test_split, seed)
         return from_splits(splits, name, batch_size, binarize, labels, limit, seed, exclude_classes=exclude_classes)
     if name not in SOURCES:
