@@ -6,6 +6,7 @@ reason. The report states the split, the seed and each part's settings (k, ...).
 """
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -15,6 +16,11 @@ import numpy as np
 from vae_zoo import data as data_module
 from vae_zoo.evaluation import latents, metrics as evaluation, visualize
 from vae_zoo.errors import unknown_name
+
+
+# Parts that need arrays (likelihoods, latent statistics, pictures) read at most this many examples of the split
+# unless --limit says otherwise; scores stream over the whole split.
+ARRAY_LIMIT = 10_000
 
 
 class NotApplicable(Exception):
@@ -38,13 +44,18 @@ class Context:
         dataset = self.data.split(self.split)
         return dataset if self.limit is None else dataset.unbatch().take(self.limit).batch(self.data.batch_size)
 
+    @functools.cached_property
+    def sample(self):
+        """(examples, labels) of the split as arrays, bounded; read once (a streamed split decodes its files)."""
+        return self.data.take(self.split, self.limit or ARRAY_LIMIT)
+
     @property
     def images(self):
-        return self.data.take(self.split, self.limit)[0]
+        return self.sample[0]
 
     @property
     def labels(self):
-        return self.data.take(self.split, self.limit)[1]
+        return self.sample[1]
 
 
 def part_scores(c):
