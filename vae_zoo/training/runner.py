@@ -205,16 +205,16 @@ def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose=
     callbacks = [*recipes.build_callbacks(recipe, data), *callbacks]
     backup = RunBackup(backup_dir, callbacks, write=write) if backup_dir is not None else None
     first_epoch = backup.first_epoch if backup is not None else 0
+    # The backup comes last: it restores callback state after the others' on_train_begin has reset it.
+    callbacks = [*callbacks, *([backup] if backup else [])]
+    verbose = options.get("verbose", verbose)
     if options["distribute"] == "multi_worker":
         from vae_zoo.training.distributed import fit_multi_worker
 
-        history = fit_multi_worker(model, data, epochs, first_epoch, [*callbacks, *([backup] if backup else [])], verbose)
+        history = fit_multi_worker(model, data, epochs, first_epoch, callbacks, verbose)
     else:
-        history = model.fit(
-            data.training_stream(first_epoch), steps_per_epoch=data.steps_per_epoch(), epochs=epochs,
-            validation_data=data.validation, callbacks=[*callbacks, *([backup] if backup else [])], shuffle=False,
-            verbose=options.get("verbose", verbose),
-        )
+        history = model.fit(data.training_stream(first_epoch), steps_per_epoch=data.steps_per_epoch(), epochs=epochs,
+                            validation_data=data.validation, callbacks=callbacks, shuffle=False, verbose=verbose)
     if backup is None:
         return [dict(zip(history.history, values)) for values in zip(*history.history.values())]
     return backup.history
