@@ -206,6 +206,13 @@ class ZooModel(keras.Model):
             raise ValueError(f"{self.registered_name} trains on its own loss; do not pass loss=")
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
+    def fit(self, x=None, y=None, *args, shuffle=None, **kwargs):
+        """``keras.Model.fit``; ``shuffle`` defaults to False for a ``tf.data`` pipeline, which shuffles itself
+        (Keras would otherwise warn that it ignores its default of True)."""
+        if shuffle is None:
+            shuffle = not isinstance(x, tf.data.Dataset)
+        return super().fit(x, y, *args, shuffle=shuffle, **kwargs)
+
     @property
     def metrics(self):
         own = list(self.trackers.values())
