@@ -38,6 +38,7 @@ def test_fashion_mnist_reads_idx_files_from_data_dir_and_holds_out_the_last_trai
 
 def test_bundled_mnist_mini_is_real_and_split_in_fixed_parts():
     first = data.load("mnist_mini", labels=True)
+    assert first.spec == data.DataSpec("mnist_mini", "image", (28, 28, 1), num_classes=10)
     second = data.load("mnist_mini", labels=True)
     sizes = {split: first.count(split) for split in data.SPLITS}
     assert sizes == {"train": 8000, "validation": 1000, "test": 1000}
@@ -107,6 +108,11 @@ def test_an_image_folder_is_streamed_from_disk_and_resumes_by_epoch(tmp_path, rn
     assert isinstance(bundle._splits["train"], data.Stream), "the folder must not be read into memory"
     assert {split: bundle.count(split) for split in data.SPLITS} == {"train": 18, "validation": 9, "test": 9}
     assert bundle.spec.modality == "image" and bundle.num_classes == 3 and bundle.data_shape == (8, 8, 1)
+    x, y = next(iter(bundle.train))
+    assert set(np.unique(x)) <= {0.0, 1.0} and set(np.unique(y)) <= {0, 1, 2}, "labels must survive dynamic binarization"
+    declared = bundle.spec.element_spec(labels=True)
+    for pipeline in (bundle.train, bundle.validation, bundle.training_stream()):
+        assert [tuple(t.shape) for t in pipeline.element_spec] == [tuple(t.shape) for t in declared]
     images, labels = bundle.take("validation", 5)
     assert images.shape == (5, 8, 8, 1) and set(np.unique(images)) <= {0.0, 1.0} and labels.dtype == np.int64
     np.testing.assert_array_equal(images, bundle.take("validation", 5)[0])  # held-out splits: binarized once

@@ -54,19 +54,18 @@ class Source:
     num_classes: int
     description: str
     modality: str = "image"
-    needs_path: bool = False
 
 
 SOURCES = {}
 
 
-def register_source(name, num_classes=0, description="", modality="image", needs_path=False):
+def register_source(name, num_classes=0, description="", modality="image"):
     """Decorator: make ``loader`` the data set ``name``."""
 
     def decorator(loader):
         if name in SOURCES:
             raise ValueError(f"data source {name!r} is already registered")
-        SOURCES[name] = Source(loader, num_classes, description or (loader.__doc__ or "").strip().splitlines()[0], modality, needs_path)
+        SOURCES[name] = Source(loader, num_classes, description or (loader.__doc__ or "").strip().splitlines()[0], modality)
         return loader
 
     return decorator
@@ -200,7 +199,9 @@ class Data:
         dataset = dataset.batch(self.batch_size)
         if self.binarize == "dynamic":
             # After cache(): a fresh binarization every epoch, never stored.
-            dataset = dataset.map(self._binarize_elements, num_parallel_calls=tf.data.AUTOTUNE)
+            # tf.data passes a pair as two arguments: gather them back into the one element.
+            dataset = dataset.map(lambda *elements: self._binarize_elements(elements if self.labels else elements[0]),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     @functools.cached_property

@@ -308,7 +308,8 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
     if name not in SOURCES:
         raise unknown_name("data set", name, [*SOURCES, "npz", "image_folder"])
     splits = read_source(name, str(data_dir) if data_dir else None)
-    return from_splits(splits, name, batch_size, binarize, labels, limit, seed, get_source(name).num_classes, exclude_classes)
+    source = get_source(name)
+    return from_splits(splits, name, batch_size, binarize, labels, limit, seed, source.num_classes, exclude_classes, source.modality)
 
 
 def from_arrays(images, labels=None, *, batch_size=128, binarize="none", validation_split=0.1, test_split=0.1, seed=0):
