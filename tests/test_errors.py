@@ -24,7 +24,7 @@ def test_unknown_model_name_suggests_the_closest():
 
 
 def test_unknown_constructor_argument_is_named():
-    with pytest.raises(vae_zoo.UnknownNameError, match=r"unknown argument for model 'vae' 'latent_dims'\. Did you mean 'latent_dim'"):
+    with pytest.raises(vae_zoo.UnknownNameError, match=r"unknown model 'vae' argument 'latent_dims'\. Did you mean 'latent_dim'"):
         vae_zoo.create_model("vae", latent_dims=3)
 
 

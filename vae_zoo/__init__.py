@@ -10,7 +10,9 @@ __version__ = "0.2.0"
 
 from vae_zoo import data, models  # noqa: F401  (models registers every variant)
 from vae_zoo.errors import (
+    ConfigError,
     DataError,
+    DivergenceError,
     InputError,
     ModelFileError,
     RecipeError,
@@ -23,7 +25,9 @@ from vae_zoo.io.pretrained import list_pretrained, load_pretrained, pretrained_c
 from vae_zoo.io.saving import load, save
 
 __all__ = [
+    "ConfigError",
     "DataError",
+    "DivergenceError",
     "InputError",
     "ModelFileError",
     "RecipeError",

@@ -17,10 +17,6 @@ class VaeZooError(Exception):
         return str(self.args[0]) if self.args else ""
 
 
-class UnknownNameError(VaeZooError, KeyError):
-    """A model, data set, likelihood, prior, network or schedule name that does not exist."""
-
-
 class RecipeError(VaeZooError, ValueError):
     """A recipe file that cannot be read or does not describe a valid run."""
 
@@ -33,15 +29,29 @@ class InputError(VaeZooError, ValueError):
     """A tensor passed to a model has the wrong shape, dtype or values."""
 
 
+class ConfigError(VaeZooError, ValueError):
+    """A configuration value of the wrong type, out of range, or an unknown name (models, specs, recipes)."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A model, data set, likelihood, prior, network or schedule name, or an argument, that does not exist."""
+
+
+class DivergenceError(VaeZooError, ArithmeticError):
+    """Training produced a non-finite loss or weights; nothing was saved."""
+
+
 class ModelFileError(VaeZooError, OSError):
     """A saved model folder or file that is missing, corrupt or not a vae_zoo model."""
+
+
+def closest(name, choices):
+    """`` Did you mean 'x'?`` for the valid names closest to ``name``, or an empty string."""
+    close = difflib.get_close_matches(str(name), sorted(str(c) for c in choices), n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 def unknown_name(kind, name, choices):
     """Build an ``UnknownNameError`` that lists the closest valid names."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return UnknownNameError(
-        f"unknown {kind} {name!r}.{hint} Available: {', '.join(choices)}."
-    )
+    return UnknownNameError(f"unknown {kind} {name!r}.{closest(name, choices)} Available: {', '.join(choices)}.")

@@ -78,14 +78,26 @@ def get_model_class(name):
         raise unknown_name("model", name, _MODELS) from None
 
 
-def create_model(name, **kwargs):
-    """Build a zoo model by name: ``create_model("vae", latent_dim=10)``."""
+def check_arguments(name, kwargs, where=""):
+    """The class of model ``name`` once ``kwargs`` passed the schema and the size limit (``ConfigError`` otherwise)."""
+    from vae_zoo.models.sizing import check_size
+    from vae_zoo.schema import check_model_arguments
+
     cls = get_model_class(name)
-    accepted = hyperparameter_defaults(cls)
-    unknown = sorted(set(kwargs) - set(accepted) - set(_KERAS_KWARGS))
-    if unknown:
-        raise unknown_name(f"argument for model {name!r}", unknown[0], accepted)
-    return cls(**kwargs)
+    accepted = {**hyperparameter_defaults(cls), **{key: None for key in _KERAS_KWARGS}}
+    check_model_arguments(cls, accepted, kwargs, where)
+    check_size(lambda: cls(**kwargs), f"model {name!r}")
+    return cls
+
+
+def create_model(name, **kwargs):
+    """Build a zoo model by name: ``create_model("vae", latent_dim=10)``.
+
+    Arguments are checked first (exact types, ranges, known names, and a
+    parameter count under ``VAE_ZOO_MAX_PARAMETERS``), so a bad value raises a
+    ``ConfigError`` naming it before any weight is allocated.
+    """
+    return check_arguments(name, kwargs)(**kwargs)
 
 
 def list_models(pattern="*"):

@@ -109,6 +109,19 @@ class ZooModel(keras.Model):
 
     # ------------------------------------------------------------------ what the model declares
 
+    @classmethod
+    def spec_arguments(cls):
+        """Constructor arguments that take a spec: name -> (table, kind, arguments the model supplies itself)."""
+        from vae_zoo import networks
+        from vae_zoo.models import distributions
+
+        return {
+            "encoder": (networks.NETWORKS, "network", ()),
+            "decoder": (networks.NETWORKS, "network", ()),
+            "likelihood": (distributions.LIKELIHOODS, "likelihood", ("event_ndims",)),
+            "prior": (distributions.PRIORS, "prior", ("latent_dim", "data_shape")),
+        }
+
     def can(self, capability):
         """Whether the model has ``capability`` (one of ``CAPABILITIES``)."""
         if capability not in CAPABILITIES:

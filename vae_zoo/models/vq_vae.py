@@ -111,6 +111,10 @@ class VQVAE(ZooModel):
     retired_arguments = ("free_bits",)
     metric_names = ("loss", "elbo", "reconstruction", "kl", "codebook_loss", "commitment_loss", "perplexity")
 
+    @classmethod
+    def spec_arguments(cls):
+        return {**super().spec_arguments(), "prior": (CODE_PRIORS, "code prior", ("grid", "codebook_size"))}
+
     def __init__(self, data_shape=(28, 28, 1), codebook_size=64, latent_dim=16, encoder=DEFAULT_ENCODER, decoder=None,
                  likelihood="bernoulli", beta=0.25,
                  prior="autoregressive", ema=False, ema_decay=0.99, restart_dead_codes=True, mlp_positions=16, **kwargs):

@@ -1,0 +1,49 @@
+"""The parameter count of a model config, found without allocating a single weight.
+
+A config can ask for any size (``hidden_sizes: [30000, 30000]`` is 1.8 billion
+weights, 7 GB). Recipes, ``create_model`` and loading a saved archive check
+the count first, so a typo or a hostile file costs milliseconds, not memory.
+
+Keras creates variables inside a ``StatelessScope`` without initializing them;
+the model is built there, counted and dropped, and the never-initialized
+variables are taken off Keras's list so that no later scope initializes them.
+"""
+
+import os
+
+from vae_zoo.errors import ConfigError
+
+# Override with the environment variable VAE_ZOO_MAX_PARAMETERS for larger models.
+DEFAULT_MAX_PARAMETERS = 200_000_000
+
+
+def max_parameters():
+    value = os.environ.get("VAE_ZOO_MAX_PARAMETERS")
+    if value is None:
+        return DEFAULT_MAX_PARAMETERS
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"VAE_ZOO_MAX_PARAMETERS must be an integer, got {value!r}") from None
+
+
+def parameter_count(build):
+    """The parameter count of the model ``build()`` returns, built without allocating its weights."""
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common.stateless_scope import StatelessScope
+
+    pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
+    try:
+        with StatelessScope(initialize_variables=False):
+            return int(build().count_params())
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
+
+
+def check_size(build, what):
+    """Raise ``ConfigError`` if the model ``build()`` describes exceeds the parameter limit."""
+    count, limit = parameter_count(build), max_parameters()
+    if count > limit:
+        raise ConfigError(f"{what} has {count:,} parameters, over the limit of {limit:,} "
+                          "(set VAE_ZOO_MAX_PARAMETERS to allow larger models)")
+    return count
