@@ -43,7 +43,7 @@ strategy = runner.make_strategy(options["distribute"])
 keras.utils.set_random_seed(int(options["seed"]))
 data = recipes.build_data(recipe)
 with strategy.scope():
-    model = recipes.compile_model(recipes.build_model(recipe, data.data_shape), recipe)
+    model = recipes.compile_model(recipes.build_model(recipe, data), recipe)
 logs = runner.fit(model, data, recipe, verbose=0)
 np.savez(out, loss=np.array([epoch["loss"] for epoch in logs]), replicas=strategy.num_replicas_in_sync,
          **{f"w{i}": w for i, w in enumerate(model.get_weights())})

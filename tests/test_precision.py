@@ -19,14 +19,14 @@ ELBO_TOLERANCE = 0.01  # relative, on the mean ELBO of the test split
 
 def test_a_trained_model_has_the_same_elbo_in_bfloat16(tmp_path):
     data = recipes.build_data(RECIPE)
-    model = recipes.compile_model(recipes.build_model(RECIPE, data.data_shape), RECIPE)
+    model = recipes.compile_model(recipes.build_model(RECIPE, data), RECIPE)
     runner.fit(model, data, RECIPE, verbose=0)
     x = tf.constant(data.take("test")[0])
     seed = tf.constant([3, 4])
     float32_elbo = float(tf.reduce_mean(model.loss_terms(x, seed=seed)["elbo"]))
 
     with runner.precision("mixed_bfloat16"):
-        half = recipes.build_model(RECIPE, data.data_shape)
+        half = recipes.build_model(RECIPE, data)
     half.set_weights(model.get_weights())
     assert half.encoder.layers[1].compute_dtype == "bfloat16"
     terms = half.loss_terms(x, seed=seed)
@@ -43,7 +43,7 @@ def test_training_runs_under_mixed_precision(policy, model):
     recipe = recipes.parse(RECIPE, overrides=[f"training.mixed_precision={policy}", "training.epochs=3", f"model.name={model}"])
     with runner.precision(policy):
         data = recipes.build_data(recipe)
-        model = recipes.compile_model(recipes.build_model(recipe, data.data_shape), recipe)
+        model = recipes.compile_model(recipes.build_model(recipe, data), recipe)
         logs = runner.fit(model, data, recipe, verbose=0)
     assert model.dtype_policy.name == policy
     if policy == "mixed_float16":

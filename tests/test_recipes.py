@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -21,16 +22,17 @@ def test_every_shipped_recipe_is_valid_and_builds(path):
     header = path.read_text().splitlines()[:12]
     assert any("vae-zoo train" in line for line in header), "the header must give the command"
     assert any("Expected" in line for line in header), "the header must give the expected figure"
-    model = recipes.build_model(recipe, data_shape=(28, 28, 1) if recipe["data"]["name"] != "digits" else (8, 8, 1))
+    shape = (28, 28, 1) if recipe["data"]["name"] != "digits" else (8, 8, 1)
+    model = recipes.build_model(recipe, SimpleNamespace(name=recipe["data"]["name"], data_shape=shape, num_classes=10))
     recipes.compile_model(model, recipe)
 
 
 def test_overrides_and_smoke(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("model: {name: vae, latent_dim: 4}\ndata: {name: digits}\ntraining: {epochs: 30}\nsmoke: {training.epochs: 2}\n")
-    recipe = recipes.read(path, overrides=["model.latent_dim=7", "model.encoder.hidden_sizes=[5, 6]", "optimizer.learning_rate=1e-2"], smoke=True)
+    recipe = recipes.read(path, overrides=["model.latent_dim=7", "model.encoder.name=mlp", "model.encoder.hidden_sizes=[5, 6]", "optimizer.learning_rate=1e-2"], smoke=True)
     assert recipe["model"]["latent_dim"] == 7
-    assert recipe["model"]["encoder"] == {"hidden_sizes": [5, 6]}
+    assert recipe["model"]["encoder"] == {"name": "mlp", "hidden_sizes": [5, 6]}
     assert recipe["optimizer"]["learning_rate"] == 0.01
     assert recipe["training"]["epochs"] == 2
     assert recipe["data"]["limit"] == recipes.DEFAULT_SMOKE["data.limit"]
@@ -41,7 +43,7 @@ def test_overrides_and_smoke(tmp_path):
 def test_data_shape_mismatch_is_reported():
     recipe = recipes.parse({"model": {"name": "vae", "data_shape": [28, 28, 1]}, "data": {"name": "digits"}})
     with pytest.raises(vae_zoo.RecipeError, match=r"model.data_shape \(28, 28, 1\) does not match the data \(8, 8, 1\)"):
-        recipes.build_model(recipe, data_shape=(8, 8, 1))
+        recipes.build_model(recipe, SimpleNamespace(name="digits", data_shape=(8, 8, 1), num_classes=10))
 
 
 def test_train_evaluate_sample_end_to_end_with_the_cli(tmp_path, capsys):

@@ -19,10 +19,16 @@ from vae_zoo.errors import (
     UnknownNameError,
     VaeZooError,
 )
-from vae_zoo.registry import create_model, describe, get_model_class, list_models, register
 from vae_zoo.io.export import export
 from vae_zoo.io.pretrained import list_pretrained, load_pretrained, pretrained_card
 from vae_zoo.io.saving import load, save
+from vae_zoo.registry import (
+    create_model,
+    describe,
+    get_model_class,
+    list_models,
+    register,
+)
 
 __all__ = [
     "ConfigError",

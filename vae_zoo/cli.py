@@ -1,14 +1,55 @@
 """The ``vae-zoo`` command: list, info, train, evaluate, sample, tune, export.
 
-Errors that come from the user's input (a bad name, recipe, path or file) are
-printed as one line and exit with status 2; anything else is a bug and keeps
-its traceback.
+Every command ends in one line on stderr when it fails: a mistake in the
+input (a bad name, recipe, path, file or argument) exits with status 2, a
+diverged training run with 3, anything else (a bug) with 1. ``--debug`` shows
+the traceback instead.
 """
 
 import argparse
 import json
 import os
 import sys
+from pathlib import Path
+
+from vae_zoo.io import strict_json
+
+# Ranges the parser enforces, so that a request cannot ask for a billion samples or importance draws.
+MAX_SAMPLES = 10_000
+MAX_IMPORTANCE_SAMPLES = 100_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+EXIT_USAGE, EXIT_DIVERGED, EXIT_BUG = 2, 3, 1
+
+
+def bounded_int(minimum, maximum=None):
+    """An argparse type: an integer in [minimum, maximum]."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"from {minimum:,} to {maximum:,}" if maximum is not None else f"at least {minimum:,}"
+            raise argparse.ArgumentTypeError(f"{value:,} is out of range: must be {bound}")
+        return value
+
+    return parse
+
+
+def image_output(text):
+    """An argparse type: a new image file whose folder exists and is writable."""
+    path = Path(text)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"{text!r} must end in one of {', '.join(IMAGE_SUFFIXES)}")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name such as {path / 'samples.png'}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"the folder {str(folder)!r} is not writable")
+    return text
 
 
 def resolve(dir_or_name):
@@ -65,13 +106,14 @@ def cmd_train(args):
     folder, _, card = runner.train(recipe, out, overwrite=args.overwrite, source=str(args.recipe), restart=args.restart)
     if card is None:  # a worker of a multi-worker run: the chief saves the model
         return
-    print(json.dumps({"saved": str(folder), "test": card["metrics"]["test"], "training": card["training"]}, indent=2))
+    print(strict_json.dumps({"saved": str(folder), "test": card["metrics"]["test"], "training": card["training"]}, indent=2))
 
 
 def cmd_evaluate(args):
     import vae_zoo
-    from vae_zoo.evaluation import metrics as evaluation, report
     from vae_zoo import data as data_module
+    from vae_zoo.evaluation import metrics as evaluation
+    from vae_zoo.evaluation import report
     from vae_zoo.io.saving import read_card
 
     args.dir = str(resolve(args.dir))
@@ -88,15 +130,16 @@ def cmd_evaluate(args):
         only = [p.strip() for p in args.only.split(",")] if args.only else None
         result = report.evaluate(model, spec, args.out or "report", only=only, split=args.split, k=args.k,
                                  anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed)
-        print(json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
+        print(strict_json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
         return
     data = data_module.load(**{**spec, "labels": model.can("labels")})
+    model.check_fits(data)
     dataset = data.split(args.split)
     if args.limit is not None:
         dataset = dataset.unbatch().take(args.limit).batch(data.batch_size)
     result = {"model": args.dir, "data": data.name, "split": args.split, "binarize": data.binarize, "seed": args.seed,
               **evaluation.score_dataset(model, dataset, seed=args.seed)}
-    print(json.dumps(result, indent=2))
+    print(strict_json.dumps(result, indent=2))
 
 
 def cmd_sample(args):
@@ -104,6 +147,8 @@ def cmd_sample(args):
     from vae_zoo.evaluation.plotting import save_image_grid
 
     model = vae_zoo.load(resolve(args.dir))
+    if not model.can("sample"):
+        raise vae_zoo.InputError(f"{model.registered_name} cannot generate: it has no prior to sample from")
     images = model.sample(args.n, seed=args.seed)
     if not save_image_grid(images, args.out, title=f"{model.registered_name}: {args.n} samples"):
         raise vae_zoo.DataError(f"{model.registered_name} generates data of shape {model.data_shape}, which are not images")
@@ -117,11 +162,12 @@ def cmd_export(args):
     folder = resolve(args.dir)
     model = vae_zoo.load(folder)
     path = vae_zoo.export(model, args.out, card=read_card(folder), overwrite=args.overwrite)
-    print(json.dumps({"exported": str(path), "inspect": f"saved_model_cli show --dir {path} --all"}, indent=2))
+    print(strict_json.dumps({"exported": str(path), "inspect": f"saved_model_cli show --dir {path} --all"}, indent=2))
 
 
 def cmd_tune(args):
-    from vae_zoo.training import recipe as recipes, tuning
+    from vae_zoo.training import recipe as recipes
+    from vae_zoo.training import tuning
 
     tuning.distributed_environment(args.chief, args.worker, args.oracle)
     recipe = recipes.read(args.recipe, overrides=args.set, smoke=args.smoke)
@@ -133,11 +179,19 @@ def cmd_tune(args):
         from vae_zoo.training.tuning import format_table
 
         print(format_table(out, summary["direction"]))
-    print(json.dumps(summary, indent=2, default=str))
+    print(strict_json.dumps(summary, indent=2, default=str))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block): the command, the argument and the problem."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="vae-zoo", description="A model zoo of Variational Autoencoders for Keras 3.")
+    parser = Parser(prog="vae-zoo", description="A model zoo of Variational Autoencoders for Keras 3.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("list", help="list the registered models")
@@ -166,20 +220,21 @@ def build_parser():
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--data", help="data set name (default: the one on the model card)")
     p.add_argument("--data-dir", help="directory of local data files")
-    p.add_argument("--limit", type=int, help="score at most this many examples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=bounded_int(1), help="score at most this many examples")
+    p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0)
     p.add_argument("--out", help="write the full report (report.json and PNGs) into this folder")
     p.add_argument("--only", help="comma-separated report parts: " + ", ".join(
         ["scores", "nll", "latents", "generation", "interpolation", "latent_map", "anomaly", "semi_supervised", "disentanglement"]))
-    p.add_argument("--k", type=int, default=1000, help="importance samples for the test NLL")
-    p.add_argument("--anomaly-k", type=int, default=100, help="importance samples for the NLL anomaly score")
+    p.add_argument("--k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=1000, help="importance samples for the test NLL")
+    p.add_argument("--anomaly-k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=100,
+                   help="importance samples for the NLL anomaly score")
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("sample", help="draw samples from a saved model into a PNG grid")
     p.add_argument("dir", help="a saved model folder or a pretrained name")
-    p.add_argument("--n", type=int, default=64)
-    p.add_argument("--out", default="samples.png")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--n", type=bounded_int(1, MAX_SAMPLES), default=64, help=f"number of samples (at most {MAX_SAMPLES:,})")
+    p.add_argument("--out", type=image_output, default="samples.png", help="image file: " + ", ".join(IMAGE_SUFFIXES))
+    p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=None)
     p.set_defaults(run=cmd_sample)
 
     p = commands.add_parser("tune", help="hyperparameter search from a recipe's search section (resumable)")
@@ -203,16 +258,33 @@ def build_parser():
     return parser
 
 
+def one_line(err):
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
-    from vae_zoo.errors import VaeZooError
+    from vae_zoo.errors import DivergenceError, VaeZooError
 
     try:
         args.run(args)
-    except (VaeZooError, FileNotFoundError) as err:
-        print(f"vae-zoo: error: {err}", file=sys.stderr)
-        return 2
+    except DivergenceError as err:
+        if args.debug:
+            raise
+        print(f"vae-zoo: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (VaeZooError, OSError) as err:  # OSError: a missing, unreadable or unwritable path
+        if args.debug:
+            raise
+        print(f"vae-zoo: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:  # noqa: BLE001  anything else is a bug: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"vae-zoo: internal error: {type(err).__name__}: {one_line(err)[:500]} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_BUG
     return 0
 
 

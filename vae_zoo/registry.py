@@ -86,7 +86,7 @@ def check_arguments(name, kwargs, where=""):
     cls = get_model_class(name)
     accepted = {**hyperparameter_defaults(cls), **{key: None for key in _KERAS_KWARGS}}
     check_model_arguments(cls, accepted, kwargs, where)
-    check_size(lambda: cls(**kwargs), f"model {name!r}")
+    check_size(lambda: cls(**kwargs), f"{where or 'model'} {name!r}")
     return cls
 
 

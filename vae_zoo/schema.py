@@ -184,6 +184,36 @@ ARGUMENTS = {
     "components": integer(1, MAX_SIZE),
     "scale": number(above=0),
     "min_log_variance": number(),
+    # optimizers
+    "learning_rate": number(above=0),
+    "epsilon": number(above=0),
+    "beta_1": number(minimum=0, below=1),
+    "beta_2": number(minimum=0, below=1),
+    "momentum": number(minimum=0, below=1),
+    "weight_decay": number(minimum=0),
+    "clipnorm": number(above=0),
+    "clipvalue": number(above=0),
+    "global_clipnorm": number(above=0),
+    # callbacks and KL schedules
+    "beta_final": number(minimum=0),
+    "beta_start": number(minimum=0),
+    "t_threshold": number(minimum=0),
+    "rate": number(above=0),
+    "warmup_steps": integer(0),
+    "cycle_steps": integer(1),
+    "ramp_fraction": number(minimum=0, maximum=1),
+    "patience": integer(0),
+    "min_delta": number(minimum=0),
+    "start_from_epoch": integer(0),
+    "factor": number(above=0, below=1),
+    "cooldown": integer(0),
+    "min_lr": number(minimum=0),
+    "every": integer(1),
+    "examples": integer(1),
+    "warn_below": number(minimum=0),
+    "active_threshold": number(minimum=0),
+    "verbose": choice(0, 1, 2, "auto"),
+    "log_dir": string,
 }
 
 
@@ -202,22 +232,22 @@ def from_default(default):
     return None
 
 
-def check_value(name, value, key, default=inspect.Parameter.empty):
-    rule = ARGUMENTS.get(name) or from_default(default)
+def check_value(name, value, key, default=inspect.Parameter.empty, rules=None):
+    rule = (rules or {}).get(name) or ARGUMENTS.get(name) or from_default(default)
     if rule is None:
         return value
     return rule(value, key) if default is not None else optional(rule)(value, key)
 
 
-def check_arguments(accepted, values, where, kind):
-    """Check ``values`` (a dict) against ``accepted`` (argument name -> default)."""
+def check_arguments(accepted, values, where, kind, rules=None):
+    """Check ``values`` (a dict) against ``accepted`` (argument name -> default); ``rules`` add to ``ARGUMENTS``."""
     mapping(values, where)
     for name, value in values.items():
         key = f"{where}.{name}" if where else name
         if name not in accepted:
             raise UnknownNameError(f"{key}: unknown {kind} argument {name!r}.{closest(name, accepted)} "
                               f"Accepted: {', '.join(sorted(accepted))}.")
-        check_value(name, value, key, accepted[name])
+        check_value(name, value, key, accepted[name], rules)
 
 
 def signature_defaults(callable_, provided=()):

@@ -16,9 +16,9 @@ from vae_zoo.data.base import (  # noqa: F401
 from vae_zoo.data.images import (  # noqa: F401
     array_splits,
     from_arrays,
+    image_folder_data,
     load,
     read_idx,
     read_idx_directory,
-    image_folder_data,
     read_npz,
 )

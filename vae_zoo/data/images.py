@@ -210,7 +210,16 @@ def read_npz(path):
     if image_key is None:
         raise DataError(f"{path} has no 'images' (or 'x') array; it holds {sorted(keys)}")
     label_key = next((k for k in ("labels", "y") if k in keys), None)
-    return bundle[image_key], (bundle[label_key] if label_key else None)
+    arrays = []
+    for key in (image_key, label_key):
+        if key is None:
+            arrays.append(None)
+            continue
+        try:  # arrays are read lazily: a pickled (object) array fails here, not in np.load
+            arrays.append(bundle[key])
+        except (ValueError, OSError) as err:
+            raise DataError(f"cannot read array {key!r} of {path}: {' '.join(str(err).split())}") from None
+    return tuple(arrays)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

@@ -7,16 +7,16 @@ reason. The report states the split, the seed and each part's settings (k, ...).
 
 import dataclasses
 import functools
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from vae_zoo import data as data_module
-from vae_zoo.evaluation import latents, metrics as evaluation, visualize
 from vae_zoo.errors import unknown_name
-
+from vae_zoo.evaluation import latents, visualize
+from vae_zoo.evaluation import metrics as evaluation
+from vae_zoo.io import strict_json
 
 # Parts that need arrays (likelihoods, latent statistics, pictures) read at most this many examples of the split
 # unless --limit says otherwise; scores stream over the whole split.
@@ -146,7 +146,10 @@ def part_disentanglement(c):
     if c.data.name != "shapes":
         raise NotApplicable("needs data with known factors: train on the 'shapes' data set")
     from vae_zoo.data import shapes
-    from vae_zoo.evaluation.disentanglement import beta_vae_score, mutual_information_gap
+    from vae_zoo.evaluation.disentanglement import (
+        beta_vae_score,
+        mutual_information_gap,
+    )
 
     images, factors = shapes.generate()
     images = (images[..., None] / 255.0).astype(np.float32)
@@ -181,10 +184,11 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
         if name not in PARTS:
             raise unknown_name("report part", name, PARTS)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     # Conditional models read (examples, labels) pairs; the others examples alone.
     spec = {**{k_: v for k_, v in data_spec.items() if k_ != "limit"}, "labels": model.can("labels")}
     data = data_module.load(**spec)
+    model.check_fits(data)
+    out_dir.mkdir(parents=True, exist_ok=True)
     context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed))
     report = {"model": model.registered_name, "data": data.name, "binarize": data.binarize, "split": split,
               "examples": int(len(context.images)), "seed": seed, "parts": {}}
@@ -196,5 +200,5 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
             report["parts"][name] = {**part(context), "seconds": round(time.perf_counter() - started, 1)}
         except NotApplicable as reason:
             report["parts"][name] = {"skipped": str(reason)}
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.json").write_text(strict_json.dumps(report, indent=2) + "\n")
     return report

@@ -19,17 +19,15 @@ Conditional models (the CVAE) take ``labels`` with every signature that sees x,
 and ``sample`` draws one example per label. Batch dimensions are dynamic.
 """
 
-import json
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from vae_zoo.io import saving
 from vae_zoo.errors import ModelFileError
+from vae_zoo.io import folders, saving, strict_json
 
 
 def export(model, path, card=None, overwrite=False):
@@ -39,14 +37,25 @@ def export(model, path, card=None, overwrite=False):
     place only when complete, and never replaces ``path`` without ``overwrite``.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise ModelFileError(f"{path} already exists; choose another folder or pass overwrite=True")
-    card = {**saving.base_card(model), **(card or {}), "signatures": [name for name, _, _ in model.serving_signatures()]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    with folders.exclusive(path):
+        folders.recover(path)
+        if path.exists() and not overwrite:
+            raise ModelFileError(f"{path} already exists; choose another folder or pass overwrite=True")
+        card = {**saving.base_card(model), **(card or {}), "signatures": [name for name, _, _ in model.serving_signatures()]}
+        staging = folders.staging_folder(path)
+        try:
+            _write_archive(model, card, staging)
+            folders.move_into_place(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return path
+
+
+def _write_archive(model, card, staging):
     with tempfile.TemporaryDirectory() as scratch:
         card_file = Path(scratch) / "card.json"
-        text = json.dumps(card, indent=2)
+        text = strict_json.dumps(card, indent=2)
         card_file.write_text(text + "\n")
         # A lookup table initialized from the file is the resource Keras' archive knows how to
         # keep: the SavedModel then holds card.json as an asset and the table reads it back.
@@ -67,10 +76,4 @@ def export(model, path, card=None, overwrite=False):
             lambda: {"card": tf.strings.reduce_join(card_table.lookup(tf.range(lines, dtype=tf.int64)), separator="\n")},
             input_signature=[],
         )
-        try:
-            archive.write_out(str(staging), verbose=False)
-            saving.move_into_place(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    return path
+        archive.write_out(str(staging), verbose=False)

@@ -8,17 +8,20 @@ a vae_zoo model at all.
 """
 
 import datetime
+import hashlib
 import json
 import platform
 import shutil
-import uuid
 import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from vae_zoo.errors import ModelFileError
+from vae_zoo.errors import DivergenceError, ModelFileError, VaeZooError
+from vae_zoo.io import folders
 from vae_zoo.evaluation.plotting import save_image_grid
+from vae_zoo.io import strict_json
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
@@ -48,9 +51,20 @@ def base_card(model):
         "model": model.registered_name,
         "config": model.get_config(),
         "parameters": int(model.count_params()),
+        "weights_sha256": weights_digest(model),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": library_versions(),
     }
+
+
+def weights_digest(model):
+    """SHA-256 of every weight's shape and bytes, in the model's order: the card's proof that it describes these weights."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        array = np.ascontiguousarray(weight)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=None):
@@ -58,44 +72,34 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=N
 
     ``samples`` is the number of prior samples drawn into ``samples.png`` (0 for none).
     ``attach`` maps names in the folder to existing files or folders to move in
-    (training logs, for example).
+    (training logs, for example). Non-finite weights are refused: a diverged
+    model is never saved as if it were a good one.
     """
     folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise ModelFileError(f"{folder} already exists; choose another folder or pass overwrite=True")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        model.save(staging / MODEL_FILE)
-        full_card = {**base_card(model), **(card or {})}
-        if samples and model.can("sample"):
-            drawn = save_image_grid(model.sample(samples, seed=seed), staging / SAMPLES_FILE, title=f"{model.registered_name}: samples from the prior")
-            if drawn:
-                full_card["sample_image"] = SAMPLES_FILE
-        (staging / CARD_FILE).write_text(json.dumps(full_card, indent=2, sort_keys=False) + "\n")
-        for name, source in (attach or {}).items():
-            if Path(source).exists():
-                shutil.move(str(source), str(staging / name))
-        move_into_place(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with folders.exclusive(folder):
+        folders.recover(folder)
+        if folder.exists() and not overwrite:
+            raise ModelFileError(f"{folder} already exists; choose another folder or pass overwrite=True")
+        bad = [w.path for w in model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+        if bad:
+            raise DivergenceError(f"not saving {folder}: {len(bad)} weight tensors hold NaN or infinity (first: {bad[0]})")
+        staging = folders.staging_folder(folder)
+        try:
+            model.save(staging / MODEL_FILE)
+            full_card = {**base_card(model), **(card or {})}
+            if samples and model.can("sample"):
+                drawn = save_image_grid(model.sample(samples, seed=seed), staging / SAMPLES_FILE, title=f"{model.registered_name}: samples from the prior")
+                if drawn:
+                    full_card["sample_image"] = SAMPLES_FILE
+            (staging / CARD_FILE).write_text(strict_json.dumps(full_card, indent=2) + "\n")
+            for name, source in (attach or {}).items():
+                if Path(source).exists():
+                    shutil.move(str(source), str(staging / name))
+            folders.move_into_place(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return folder
-
-
-def move_into_place(staging, folder):
-    if not folder.exists():
-        staging.rename(folder)
-        return
-    backup = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-    folder.rename(backup)
-    try:
-        staging.rename(folder)
-    except BaseException:
-        backup.rename(folder)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 def model_path(folder):
@@ -121,26 +125,75 @@ def read_card(folder):
         raise ModelFileError(f"{path} is not valid JSON: {err}") from None
 
 
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
+
+
 def _check_archive(path):
-    """Refuse files that are not Keras archives, or that hold a model from outside the zoo."""
-    from vae_zoo.registry import list_models
+    """Refuse files that are not Keras archives, hold a model from outside the zoo, or ask for too many weights.
+
+    The size is found from the config alone (``models.sizing``), before Keras allocates anything.
+    """
+    from vae_zoo.models.sizing import check_size
+    from vae_zoo.registry import get_model_class, list_models
 
     try:
         with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+                raise ModelFileError(f"{path} has a config of over {MAX_CONFIG_BYTES:,} bytes; a zoo model's is a few kilobytes")
             config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError):
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError):
         raise ModelFileError(f"{path} is not a readable .keras archive (corrupt, truncated, or another format)") from None
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path} is not a Keras model archive")
     registered = str(config.get("registered_name") or config.get("class_name"))
     package, _, name = registered.partition(">")
     if package != "vae_zoo" or name not in list_models():
         raise ModelFileError(f"{path} holds a {registered!r}, not a vae_zoo model; zoo models are: {', '.join(list_models())}")
+    cls = get_model_class(name)
+    try:
+        check_size(lambda: cls.from_config(config.get("config") or {}), f"the model in {path}")
+    except ModelFileError:
+        raise
+    except VaeZooError as err:
+        raise ModelFileError(f"{path}: {err}") from None
+    except Exception as err:  # a config the class cannot be built from
+        raise ModelFileError(f"{path} holds a config that does not build a {name}: {' '.join(str(err).split())}") from None
+
+
+def check_card(model, card, folder):
+    """Raise ``ModelFileError`` naming the first card field that disagrees with the loaded model."""
+    from vae_zoo.models.base import to_json
+
+    if not card:
+        return
+    checks = [("model", card.get("model"), model.registered_name),
+              ("parameters", card.get("parameters"), int(model.count_params()))]
+    # Cards written before vae_zoo 0.2.1 have no digest, and 0.1 configs are upgraded on load.
+    if "weights_sha256" in card:
+        checks += [("config", to_json(card.get("config")), to_json(model.get_config())),
+                   ("weights_sha256", card["weights_sha256"], weights_digest(model))]
+    for field, stated, actual in checks:
+        if stated != actual:
+            shown = "differs" if field == "config" else f"says {stated!r}, the model has {actual!r}"
+            raise ModelFileError(f"{Path(folder) / CARD_FILE} does not describe {model_path(folder)}: its field {field!r} {shown}")
 
 
 def load(folder):
-    """Load a zoo model from its folder (or from a ``.keras`` file). No pickled code is run."""
+    """Load a zoo model from its folder (or from a ``.keras`` file). No pickled code is run.
+
+    An interrupted save or replacement at ``folder`` is recovered first, a
+    staging folder is refused, and the card must agree with the model.
+    """
+    folder = Path(folder)
+    folders.refuse_unfinished(folder if folder.suffix != ".keras" else folder.parent)
+    if folder.suffix != ".keras":
+        folders.recover(folder)
     path = model_path(folder)
     _check_archive(path)
     try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # Keras raises many types for damaged archives; name the file.
-        raise ModelFileError(f"cannot load {path}: {err}") from None
+        raise ModelFileError(f"cannot load {path}: {' '.join(str(err).split())[:300]}") from None
+    if path.parent == folder:
+        check_card(model, read_card(folder), folder)
+    return model

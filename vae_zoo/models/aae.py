@@ -2,7 +2,10 @@
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
+from keras.src.losses.loss import (
+    scale_loss_for_distribution,
+    unscale_loss_for_distribution,
+)
 
 from vae_zoo.models import distributions
 from vae_zoo.models.base import step_seed

@@ -2,9 +2,9 @@
 
 import tensorflow as tf
 
+from vae_zoo import networks
 from vae_zoo.models import distributions
 from vae_zoo.models.base import ZooModel
-from vae_zoo import networks
 from vae_zoo.models.vae import DEFAULT_ENCODER
 from vae_zoo.registry import register
 

@@ -27,9 +27,12 @@ The config is the constructor: ``get_config()`` returns exactly the
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
+from keras.src.losses.loss import (
+    scale_loss_for_distribution,
+    unscale_loss_for_distribution,
+)
 
-from vae_zoo.errors import InputError
+from vae_zoo.errors import DataError, InputError
 from vae_zoo.registry import bound_hyperparameters, hyperparameter_defaults
 
 # What a model may declare that it can do.
@@ -158,6 +161,15 @@ class ZooModel(keras.Model):
         if is_pair:
             raise InputError(f"{name} is not conditional: pass images only, not (images, labels)")
         return inputs, None
+
+    def check_fits(self, data):
+        """Raise ``DataError`` unless the data set ``data`` has this model's example shape (and classes)."""
+        if tuple(data.data_shape) != self.data_shape:
+            raise DataError(f"data {data.name!r} has examples of shape {tuple(data.data_shape)}, but {self.registered_name} "
+                            f"was built for {self.data_shape}")
+        if self.can("labels") and not 0 < data.num_classes <= self.num_classes:
+            raise DataError(f"data {data.name!r} has {data.num_classes} classes (labels 0-{data.num_classes - 1}), but "
+                            f"{self.registered_name} was built for num_classes={self.num_classes}")
 
     def check_data(self, x):
         """Convert ``x`` to a float tensor of shape (batch, *data_shape), or raise a clear error."""

@@ -7,8 +7,6 @@ from vae_zoo.models.vae import VAE
 from vae_zoo.networks.bayesian_mlp import BayesianMLP
 from vae_zoo.registry import register
 
-
-
 DEFAULT_DECODER = {"name": "bayesian_mlp", "hidden_sizes": [400, 400]}
 
 

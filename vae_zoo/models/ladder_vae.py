@@ -4,9 +4,9 @@ import tensorflow as tf
 
 from vae_zoo import networks
 from vae_zoo.models import distributions
-from vae_zoo.networks.mlp import make_mlp
 from vae_zoo.models.objectives import repeat_batch, split_seed
 from vae_zoo.models.vae import VAE
+from vae_zoo.networks.mlp import make_mlp
 from vae_zoo.registry import register
 
 

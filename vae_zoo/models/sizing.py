@@ -27,17 +27,22 @@ def max_parameters():
         raise ConfigError(f"VAE_ZOO_MAX_PARAMETERS must be an integer, got {value!r}") from None
 
 
-def parameter_count(build):
-    """The parameter count of the model ``build()`` returns, built without allocating its weights."""
+def dry_build(build, read):
+    """``read(model)`` for the model ``build()`` returns, built without allocating its weights."""
     from keras.src.backend.common import global_state
     from keras.src.backend.common.stateless_scope import StatelessScope
 
     pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
     try:
         with StatelessScope(initialize_variables=False):
-            return int(build().count_params())
+            return read(build())
     finally:
         global_state.set_global_attribute("uninitialized_variables", pending)
+
+
+def parameter_count(build):
+    """The parameter count of the model ``build()`` returns, built without allocating its weights."""
+    return dry_build(build, lambda model: int(model.count_params()))
 
 
 def check_size(build, what):

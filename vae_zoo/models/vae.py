@@ -18,10 +18,10 @@ conditional variant.
 import keras
 import tensorflow as tf
 
+from vae_zoo import networks
 from vae_zoo.models import distributions
 from vae_zoo.models.base import ZooModel
 from vae_zoo.models.objectives import flatten_samples, repeat_batch
-from vae_zoo import networks
 from vae_zoo.registry import register
 
 # The seed's encoder: 784-400-400, ReLU.

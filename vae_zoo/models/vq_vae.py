@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_zoo import networks
 from vae_zoo.models import distributions
 from vae_zoo.models.base import ZooModel
-from vae_zoo import networks
 from vae_zoo.registry import register
 
 tfd = distributions.tfd

@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_zoo.errors import DivergenceError, RecipeError, unknown_name
 from vae_zoo.evaluation import latents
 from vae_zoo.training import schedules
-from vae_zoo.errors import RecipeError, unknown_name
 
 
 class KLAnnealing(keras.callbacks.Callback):
@@ -36,6 +36,51 @@ class KLAnnealing(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))  # also a MirroredVariable
         self.model.kl_weight.assign(self.schedule(step))
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, naming the step, the epoch and the terms.
+
+    It raises ``DivergenceError`` from the batch end, so no epoch-end
+    callback (checkpoints, the run backup, the best-model checkpoint) ever
+    writes a diverged state; at every epoch end it also checks the
+    validation logs and the weights. Batch logs are running means over the
+    epoch, so the first batch whose loss is non-finite is the step that
+    diverged (to within ``steps_per_execution``).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or np.isfinite(float(loss)):
+            return
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self._fail(f"at step {step} (epoch {self.epoch + 1}, batch {batch + 1})", logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        validation = {k: v for k, v in (logs or {}).items() if k.startswith("val_")}
+        if not all(np.isfinite(float(v)) for v in validation.values()):
+            self._fail(f"in the validation of epoch {epoch + 1}", validation)
+        bad = [w.path for w in self.model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+        if bad:
+            raise DivergenceError(f"training diverged in epoch {epoch + 1}: {len(bad)} weight tensors became non-finite "
+                                  f"(first: {bad[0]})")
+
+    @staticmethod
+    def _fail(where, logs):
+        # The loss, the ELBO and the IWAE bound are sums of the terms: name the terms.
+        totals = ("loss", "elbo", "iwae_bound")
+        terms = [name for name, value in logs.items()
+                 if not np.isfinite(float(value)) and name.removeprefix("val_") not in totals]
+        named = ", ".join(terms) if terms else "the loss"
+        raise DivergenceError(f"training diverged {where}: {named} went non-finite; lower the learning rate or beta, "
+                              "or check the data")
 
 
 class PosteriorCollapseMonitor(keras.callbacks.Callback):
@@ -123,7 +168,8 @@ CALLBACKS = {
     "collapse_monitor": PosteriorCollapseMonitor,
     "early_stopping": keras.callbacks.EarlyStopping,
     "reduce_lr_on_plateau": keras.callbacks.ReduceLROnPlateau,
-    "terminate_on_nan": keras.callbacks.TerminateOnNaN,
+    # Keras's TerminateOnNaN stops, then lets the run save the diverged model; this raises instead.
+    "terminate_on_nan": DivergenceGuard,
 }
 
 

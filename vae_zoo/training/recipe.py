@@ -13,7 +13,6 @@ Overrides use dotted paths: ``--set model.latent_dim=32``; values are parsed as 
 """
 
 import copy
-import inspect
 import re
 import time
 from pathlib import Path
@@ -22,28 +21,46 @@ import keras
 import yaml
 
 from vae_zoo import data as data_module
-from vae_zoo.training.callbacks import make_callback
 from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
-from vae_zoo.registry import create_model, get_model_class
+from vae_zoo.registry import create_model
+from vae_zoo.training import recipe_schema
+from vae_zoo.training.callbacks import make_callback
 
-SECTIONS = ("model", "data", "optimizer", "training", "callbacks", "search", "smoke")
-TRAINING_KEYS = ("epochs", "jit_compile", "monitor", "mode", "early_stopping", "seed", "steps_per_execution", "verbose",
-                 "distribute", "mixed_precision")
-# training.distribute: how the runner spreads a run (tf.distribute); none runs in this process on its default device.
-DISTRIBUTE = ("none", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Metrics that improve upwards; every other monitored quantity (losses, KL, ...) improves downwards.
 HIGHER_IS_BETTER = ("elbo", "iwae_bound", "perplexity", "active_units", "accuracy", "auroc")
 DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": 1,
                     "distribute": "none", "mixed_precision": "float32"}
 DEFAULT_SMOKE = {"training.epochs": 1, "data.limit": 512}
+# A recipe is a page of YAML; anything much bigger is a mistake or an attack.
+MAX_RECIPE_BYTES = 256 * 1024
 
 
 # --------------------------------------------------------------------------- reading
 
 
 class RecipeLoader(yaml.SafeLoader):
-    """YAML 1.1 reads ``1e-3`` as a string; recipes read it as the float everyone means."""
+    """Safe YAML with three changes for recipes.
+
+    ``1e-3`` reads as the float everyone means (YAML 1.1 reads a string); a
+    duplicate key is an error, not a silent "last one wins"; aliases
+    (``*name``) are refused, so a few hundred bytes cannot expand into
+    gigabytes (the "billion laughs").
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in recipes; write the value out",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep)
 
 
 RecipeLoader.add_implicit_resolver(
@@ -57,35 +74,55 @@ def load_yaml(text):
     return yaml.load(text, Loader=RecipeLoader)
 
 
+def _yaml_problem(err):
+    """A YAML error on one line: the problem and where it is."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    problem = getattr(err, "problem", None) or str(err)
+    return " ".join(f"{problem}{where}".split())
+
+
 def read(path, overrides=(), smoke=False):
     """Read, override and validate a recipe file. Returns a plain dict."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"no recipe file at {path}")
+    size = path.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path} is {size:,} bytes; a recipe is at most {MAX_RECIPE_BYTES:,}")
     try:
-        recipe = load_yaml(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"{path} is not a UTF-8 text file (byte {err.start} cannot be decoded)") from None
+    try:
+        recipe = load_yaml(text)
     except yaml.YAMLError as err:
-        raise RecipeError(f"{path} is not valid YAML: {err}") from None
+        raise RecipeError(f"{path} is not a valid recipe: {_yaml_problem(err)}") from None
     return parse(recipe, overrides, smoke, source=str(path))
 
 
 def parse(recipe, overrides=(), smoke=False, source="recipe"):
-    """Validate a recipe given as a dict, after ``--smoke`` and ``--set`` overrides."""
+    """Validate a recipe given as a dict with its ``--set`` overrides; with ``smoke``, also the smoke run's.
+
+    The recipe as written is always validated, so ``--smoke`` cannot pass a
+    recipe the real run would refuse; the smoke overrides are then applied
+    and the result validated again.
+    """
     if not isinstance(recipe, dict):
-        raise RecipeError(f"{source} must be a mapping of sections ({', '.join(SECTIONS)}), got {type(recipe).__name__}")
-    recipe = copy.deepcopy(recipe)
-    unknown = [k for k in recipe if k not in SECTIONS]
-    if unknown:
-        raise RecipeError(f"{source}: {unknown_name('section', unknown[0], SECTIONS)}")
-    if smoke:
-        smoke_overrides = {**DEFAULT_SMOKE, **(recipe.get("smoke") or {})}
-        for key, value in smoke_overrides.items():
-            set_dotted(recipe, key, value)
+        raise RecipeError(f"{source} must be a mapping of sections (model, data, optimizer, training, ...), got {type(recipe).__name__}")
+    full = copy.deepcopy(recipe)
     for override in overrides:
-        key, value = parse_override(override)
-        set_dotted(recipe, key, value)
-    validate(recipe, source)
-    return recipe
+        set_dotted(full, *parse_override(override))
+    recipe_schema.validate(full, source)
+    if not smoke:
+        return full
+    smoked = copy.deepcopy(recipe)
+    for key, value in {**DEFAULT_SMOKE, **(recipe.get("smoke") or {})}.items():
+        set_dotted(smoked, key, value)
+    for override in overrides:
+        set_dotted(smoked, *parse_override(override))
+    recipe_schema.validate(smoked, f"{source} with its smoke overrides")
+    return smoked
 
 
 def parse_override(text):
@@ -96,13 +133,15 @@ def parse_override(text):
     try:
         return key.strip(), load_yaml(value)
     except yaml.YAMLError as err:
-        raise RecipeError(f"cannot parse the value of override {text!r}: {err}") from None
+        raise RecipeError(f"cannot parse the value of override {text!r}: {_yaml_problem(err)}") from None
 
 
 def set_dotted(recipe, key, value):
     parts = key.split(".")
-    if parts[0] not in SECTIONS:
-        raise RecipeError(f"override {key!r}: {unknown_name('section', parts[0], SECTIONS)}")
+    if parts[0] not in recipe_schema.SECTIONS:
+        raise RecipeError(f"override {key!r}: {unknown_name('section', parts[0], recipe_schema.SECTIONS)}")
+    if any(not part for part in parts):
+        raise RecipeError(f"override {key!r} has an empty part")
     node = recipe
     for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
@@ -114,86 +153,35 @@ def set_dotted(recipe, key, value):
     node[parts[-1]] = value
 
 
-def _section(recipe, name, source, required=False):
-    value = recipe.get(name)
-    if value is None:
-        if required:
-            raise RecipeError(f"{source} has no '{name}' section")
-        return {}
-    if not isinstance(value, dict):
-        raise RecipeError(f"{source}: section '{name}' must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def validate(recipe, source="recipe"):
-    """Raise ``RecipeError`` naming the first problem found in a recipe."""
-    model = _section(recipe, "model", source, required=True)
-    if not isinstance(model.get("name"), str):
-        raise RecipeError(f"{source}: model.name is missing (the registered model to train)")
-    try:
-        from vae_zoo.registry import hyperparameter_defaults
-
-        accepted = hyperparameter_defaults(get_model_class(model["name"]))
-    except VaeZooError as err:
-        raise RecipeError(f"{source}: model.name: {err}") from None
-    for key in model:
-        if key != "name" and key not in accepted:
-            raise RecipeError(f"{source}: model.{key}: {unknown_name('argument for ' + model['name'], key, accepted)}")
-
-    data = _section(recipe, "data", source, required=True)
-    load_args = set(inspect.signature(data_module.load).parameters)
-    for key in data:
-        if key not in load_args:
-            raise RecipeError(f"{source}: data.{key}: {unknown_name('data option', key, load_args)}")
-    if "binarize" in data and data["binarize"] not in data_module.BINARIZATIONS:
-        raise RecipeError(f"{source}: data.binarize: {unknown_name('binarization', data['binarize'], data_module.BINARIZATIONS)}")
-
-    optimizer = _section(recipe, "optimizer", source)
-    if not isinstance(optimizer.get("name", "adam"), str):
-        raise RecipeError(f"{source}: optimizer.name must be an optimizer's name (e.g. adam), got {optimizer['name']!r}")
-
-    training = _section(recipe, "training", source)
-    for key in training:
-        if key not in TRAINING_KEYS:
-            raise RecipeError(f"{source}: training.{key}: {unknown_name('training option', key, TRAINING_KEYS)}")
-    for key, allowed in (("distribute", DISTRIBUTE), ("mixed_precision", PRECISIONS)):
-        if key in training and training[key] not in allowed:
-            raise RecipeError(f"{source}: training.{key}: {unknown_name(key.replace('_', ' ') + ' setting', training[key], allowed)}")
-    epochs = training.get("epochs", DEFAULT_TRAINING["epochs"])
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise RecipeError(f"{source}: training.epochs must be a positive integer, got {epochs!r}")
-
-    callbacks = recipe.get("callbacks") or []
-    if not isinstance(callbacks, list):
-        raise RecipeError(f"{source}: callbacks must be a list of mappings with a 'name'")
-    for spec in callbacks:
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            raise RecipeError(f"{source}: each callback must be a mapping with a 'name', got {spec!r}")
-    for name in ("search", "smoke"):
-        _section(recipe, name, source)
+def _section(recipe, name):
+    return recipe.get(name) or {}
 
 
 # --------------------------------------------------------------------------- building
 
 
 def build_data(recipe):
-    options = {"binarize": "none", **_section(recipe, "data", "recipe")}
+    options = {"binarize": "none", **_section(recipe, "data")}
     return data_module.load(**options)
 
 
-def build_model(recipe, data_shape=None):
+def build_model(recipe, data=None):
+    """The recipe's model, built for ``data`` (its shape, and its classes for a conditional model)."""
     kwargs = dict(recipe["model"])
     name = kwargs.pop("name")
-    if data_shape is not None:
-        given = kwargs.setdefault("data_shape", list(data_shape))
-        if tuple(given) != tuple(data_shape):
-            raise RecipeError(f"model.data_shape {tuple(given)} does not match the data {tuple(data_shape)}")
+    if data is not None:
+        given = kwargs.setdefault("data_shape", list(data.data_shape))
+        if tuple(given) != tuple(data.data_shape):
+            raise RecipeError(f"model.data_shape {tuple(given)} does not match the data {tuple(data.data_shape)}")
     try:
-        return create_model(name, **kwargs)
+        model = create_model(name, **kwargs)
     except VaeZooError:
         raise
     except (TypeError, ValueError) as err:
         raise RecipeError(f"cannot build model {name!r} from the recipe: {err}") from None
+    if data is not None:
+        model.check_fits(data)
+    return model
 
 
 def build_optimizer(recipe):

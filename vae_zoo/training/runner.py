@@ -29,8 +29,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from vae_zoo.errors import RecipeError
+from vae_zoo.errors import DivergenceError, RecipeError
+from vae_zoo.io import folders, strict_json
 from vae_zoo.training import recipe as recipes
+from vae_zoo.training.callbacks import DivergenceGuard
 
 STATE_FILE = "run_state.json"
 RECIPE_FILE = "recipe.json"
@@ -146,7 +148,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             state = {k: state[k] for k in sorted(state, key=int)[-2:]}
             temporary = self.folder / f"{STATE_FILE}.tmp"
             self.folder.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(state))
+            temporary.write_text(strict_json.dumps(state))
             temporary.replace(self.folder / STATE_FILE)
         super().on_epoch_end(epoch, logs)
 
@@ -202,7 +204,8 @@ def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose=
     options = recipes.training_options(recipe)
     epochs = int(options["epochs"] if epochs is None else epochs)
     model.noise_seed = int(options["seed"])
-    callbacks = [*recipes.build_callbacks(recipe, data), *callbacks]
+    # The guard comes first: it raises before any epoch-end callback could save a diverged state.
+    callbacks = [DivergenceGuard(), *recipes.build_callbacks(recipe, data), *callbacks]
     backup = RunBackup(backup_dir, callbacks, write=write) if backup_dir is not None else None
     first_epoch = backup.first_epoch if backup is not None else 0
     # The backup comes last: it restores callback state after the others' on_train_begin has reset it.
@@ -238,27 +241,40 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
     from vae_zoo.io import saving
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise RecipeError(f"{out_dir} already exists; choose another --out or pass --overwrite")
     options = recipes.training_options(recipe)
-    with precision(options["mixed_precision"]):
+    with precision(options["mixed_precision"]), contextlib.ExitStack() as held:
         strategy = make_strategy(options["distribute"])
         chief = is_chief(strategy)
+        if chief:  # one writer per output folder: a second run into it fails here, at once
+            held.enter_context(folders.exclusive(out_dir))
+            folders.recover(out_dir)
+        if out_dir.exists() and not overwrite:
+            raise RecipeError(f"{out_dir} already exists; choose another --out or pass --overwrite")
         keras.utils.set_random_seed(int(options["seed"]))
         data = recipes.build_data(recipe)
-        work = WorkFolder(out_dir, recipe, restart=restart)
         with strategy.scope():
-            model = recipes.compile_model(recipes.build_model(recipe, data.data_shape), recipe)
+            model = recipes.compile_model(recipes.build_model(recipe, data), recipe)
+        work = WorkFolder(out_dir, recipe, restart=restart)
         own = []
         if chief:
             own = [keras.callbacks.TensorBoard(log_dir=str(work.logs)),
-                   keras.callbacks.ModelCheckpoint(str(work.best_weights), monitor=options["monitor"], mode=options["mode"],
-                                                   save_best_only=True, save_weights_only=True)]
+                    keras.callbacks.ModelCheckpoint(str(work.best_weights), monitor=options["monitor"], mode=options["mode"],
+                                                    save_best_only=True, save_weights_only=True)]
         resumed_from = RunBackup.saved_epoch(work.backup)
         if resumed_from:
             print(f"resuming {out_dir} after epoch {resumed_from} from {work.path}", flush=True)
         started = time.perf_counter()
-        logs = fit(model, data, recipe, own, backup_dir=work.backup, write=chief, verbose=verbose)
+        try:
+            logs = fit(model, data, recipe, own, backup_dir=work.backup, write=chief, verbose=verbose)
+        except DivergenceError as err:
+            kept = RunBackup.saved_epoch(work.backup)
+            if kept:
+                checkpoint = f"the last good checkpoint (after epoch {kept}) is kept in {work.backup}"
+            else:
+                checkpoint = "no epoch had finished, so there is no checkpoint to keep"
+                if chief:
+                    work.remove()
+            raise DivergenceError(f"{err}. Nothing was saved at {out_dir}; {checkpoint}") from None
         seconds = time.perf_counter() - started
         history = as_history(logs).history
         if not chief:

@@ -34,10 +34,11 @@ import keras
 import keras_tuner as kt
 import yaml
 
+from vae_zoo.errors import RecipeError, unknown_name
+from vae_zoo.io import strict_json
+from vae_zoo.registry import get_model_class, hyperparameter_defaults
 from vae_zoo.training import recipe as recipes
 from vae_zoo.training import runner
-from vae_zoo.errors import RecipeError, unknown_name
-from vae_zoo.registry import get_model_class, hyperparameter_defaults
 
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = {"elbo": ("val_elbo", "max"), "nll": ("val_nll", "min"), "loss": ("val_loss", "min")}
@@ -130,7 +131,7 @@ class RecipeHyperModel(kt.HyperModel):
 
     def build(self, hp):
         recipe = self.trial_recipe(hp)
-        return recipes.compile_model(recipes.build_model(recipe, self.data.data_shape), recipe)
+        return recipes.compile_model(recipes.build_model(recipe, self.data), recipe)
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, verbose=0, **kwargs):
         """Train one trial with the runner; the tuner's own callbacks (its checkpoint, early stopping) ride along."""
@@ -184,7 +185,7 @@ def trial_table(tuner):
 
 
 def _write_table(rows, out_dir):
-    (out_dir / "trials.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out_dir / "trials.json").write_text(strict_json.dumps(rows, indent=2) + "\n")
     columns = list(dict.fromkeys(key for row in rows for key in row))
     with open(out_dir / "trials.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
@@ -283,7 +284,7 @@ def _search(recipe, out_dir, options, source, jit_compile, verbose, overwrite):
                 "metrics": {"test": evaluation.score_dataset(model, data.test)}}
         saving.save(model, out_dir / "best_model", card=card, overwrite=True)
         summary["best_model"] = str(out_dir / "best_model")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out_dir / "summary.json").write_text(strict_json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 

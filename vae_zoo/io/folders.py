@@ -1,0 +1,208 @@
+"""Output folders that survive crashes and races: staging, fsync, atomic rename, a lock, and recovery.
+
+Every folder the zoo writes (a saved model, an export, a training run's
+result) is written as a hidden sibling ``.NAME.partial-XXXXXXXX``, flushed to
+disk (``fsync`` of every file and of the folders), then renamed into place.
+Replacing an existing folder is two renames: the old one to
+``.NAME.old-XXXXXXXX``, the new one to ``NAME``. A crash between them leaves
+no ``NAME``; ``recover`` (run by every save, load and training run) renames
+the old one back.
+
+``exclusive(NAME)`` holds an advisory lock (``flock`` on ``.NAME.lock``) for
+as long as a process writes ``NAME``: a second run into the same folder fails
+at once instead of racing. The kernel releases the lock when the process
+dies, so a killed run never leaves a stale lock (only an unlocked file, which
+the next run takes over); a finished run removes the file.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import uuid
+import warnings
+from pathlib import Path
+
+from vae_zoo.errors import ModelFileError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; saves are still staged and renamed
+    fcntl = None
+
+UNFINISHED = re.compile(r"^\..+\.(partial|old)-[0-9a-f]{8}$")
+_held = {}  # lock path -> (file descriptor, depth): a process may re-enter its own lock
+
+
+def lock_path(folder):
+    folder = Path(folder)
+    return folder.parent / f".{folder.name}.lock"
+
+
+@contextlib.contextmanager
+def exclusive(folder):
+    """Hold the lock on ``folder`` (re-entrant within a process); ``ModelFileError`` at once if another process holds it."""
+    path = lock_path(folder)
+    key = str(path.resolve()) if path.parent.exists() else str(path.absolute())
+    if key in _held:
+        fd, depth = _held[key]
+        _held[key] = (fd, depth + 1)
+        try:
+            yield
+        finally:
+            _held[key] = (fd, _held[key][1] - 1)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(path, folder)
+    _held[key] = (fd, 1)
+    try:
+        yield
+    finally:
+        del _held[key]
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # while still locked: a process that opened it before now finds it replaced (see _acquire)
+        os.close(fd)  # closing releases the flock
+
+
+def _acquire(path, folder):
+    """An fd holding the flock on ``path``; the file is checked to be still the one at ``path`` once locked."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is None:
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ModelFileError(f"{folder} is being written by another process (pid {holder}); "
+                                 "wait for it to finish or choose another folder") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)  # the holder released and removed it between our open and our lock: start again
+
+
+def is_locked_elsewhere(folder):
+    """Whether another process holds the lock on ``folder`` right now."""
+    path = lock_path(folder)
+    if fcntl is None or not path.exists():
+        return False
+    key = str(path.resolve())
+    if key in _held:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def is_unfinished(path):
+    """Whether ``path`` is a staging or replaced folder (``.NAME.partial-*``, ``.NAME.old-*``): never a model to load."""
+    return bool(UNFINISHED.match(Path(path).name))
+
+
+def leftovers(folder, kind):
+    folder = Path(folder)
+    return sorted(folder.parent.glob(f".{glob_escape(folder.name)}.{kind}-*"), key=lambda p: p.stat().st_mtime)
+
+
+def glob_escape(name):
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def recover(folder):
+    """Finish what a killed writer left at ``folder``; returns what it did, one line per action.
+
+    With no ``NAME`` but a ``.NAME.old-*``, a replacement was interrupted between its
+    renames: the old folder comes back. Other ``.old-*`` and ``.partial-*`` folders are
+    remains of killed saves and are removed. Nothing is touched while another process
+    holds the folder's lock (it may be in the middle of a save).
+    """
+    folder = Path(folder)
+    if not folder.parent.is_dir() or is_locked_elsewhere(folder):
+        return []
+    actions = []
+    old = leftovers(folder, "old")
+    if old and not folder.exists():
+        old[-1].rename(folder)
+        sync_folder(folder.parent)
+        actions.append(f"restored {folder} from {old[-1].name}, left by an interrupted replacement")
+        old = old[:-1]
+    for stale in [*old, *leftovers(folder, "partial")]:
+        shutil.rmtree(stale, ignore_errors=True)
+        actions.append(f"removed {stale.name}, left by an interrupted save")
+    for action in actions:
+        warnings.warn(action, RuntimeWarning, stacklevel=2)
+    return actions
+
+
+def staging_folder(folder):
+    """A new, empty ``.NAME.partial-XXXXXXXX`` beside ``folder``."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    return staging
+
+
+def sync_tree(root):
+    """fsync every file under ``root``, then every folder, so the renames that follow publish data that is on disk."""
+    for parent, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(parent, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        sync_folder(parent)
+
+
+def sync_folder(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems do not sync folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def move_into_place(staging, folder, before_swap=None):
+    """Publish the finished ``staging`` folder as ``folder``, replacing any folder there.
+
+    ``before_swap`` is a test hook, called between the two renames of a replacement.
+    """
+    staging, folder = Path(staging), Path(folder)
+    sync_tree(staging)
+    if not folder.exists():
+        staging.rename(folder)
+        sync_folder(folder.parent)
+        return
+    backup = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+    folder.rename(backup)
+    sync_folder(folder.parent)
+    if before_swap is not None:
+        before_swap()
+    try:
+        staging.rename(folder)
+    except BaseException:
+        backup.rename(folder)
+        raise
+    sync_folder(folder.parent)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def refuse_unfinished(path):
+    if is_unfinished(path):
+        raise ModelFileError(f"{path} is an unfinished or replaced save, not a model; load {Path(path).parent}/"
+                             f"{Path(path).name[1:].rsplit('.', 1)[0]} instead")
