@@ -52,18 +52,17 @@ def test_search_space_samples_log_scales_and_any_model_kwarg():
 
 def test_bad_search_sections_are_named():
     cases = {
-        "tuner": ("grid", "unknown tuner 'grid'"),
-        "objective": ("ebo", "unknown objective 'ebo'. Did you mean 'elbo'"),
-        "max_trails": (3, "unknown search option 'max_trails'. Did you mean 'max_trials'"),
+        "tuner": ("grid", "search.tuner must be one of 'random', 'bayesian', 'hyperband', got 'grid'"),
+        "objective": ("ebo", "search.objective must be one of .*got 'ebo'. Did you mean 'elbo'"),
+        "max_trails": (3, "search.max_trails: search has no argument 'max_trails'. Did you mean 'max_trials'"),
+        "max_trials": (2.5, "search.max_trials must be an integer >= 1"),
         "parameters": ({"latent": {"type": "int", "min": 2, "max": 3}}, "unknown hyperparameter of vae 'latent'"),
     }
     for key, (value, message) in cases.items():
-        recipe = recipes.parse({**SEARCH_RECIPE, "search": {**SEARCH_RECIPE["search"], key: value}})
         with pytest.raises(vae_zoo.RecipeError, match=message):
-            tuning.search_options(recipe)
-    recipe = recipes.parse({**SEARCH_RECIPE, "search": {"parameters": {"beta": {"type": "float", "min": 2, "max": 1}}}})
+            recipes.parse({**SEARCH_RECIPE, "search": {**SEARCH_RECIPE["search"], key: value}})
     with pytest.raises(vae_zoo.RecipeError, match="needs numbers min < max"):
-        tuning.search_options(recipe)
+        recipes.parse({**SEARCH_RECIPE, "search": {"parameters": {"beta": {"type": "float", "min": 2, "max": 1}}}})
 
 
 def test_objectives_and_tuners(tmp_path):

@@ -13,10 +13,8 @@ import sys
 from pathlib import Path
 
 from vae_zoo.io import strict_json
+from vae_zoo.limits import MAX_IMPORTANCE_SAMPLES, MAX_SAMPLES
 
-# Ranges the parser enforces, so that a request cannot ask for a billion samples or importance draws.
-MAX_SAMPLES = 10_000
-MAX_IMPORTANCE_SAMPLES = 100_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 EXIT_USAGE, EXIT_DIVERGED, EXIT_BUG = 2, 3, 1
 

@@ -101,8 +101,8 @@ def choice(*allowed):
 
     def check(value, key):
         if value not in allowed or isinstance(value, bool) and True not in allowed:
-            raise ConfigError(f"{key} must be one of {', '.join(repr(a) for a in allowed)}, got {_shown(value)}"
-                              + closest(value, [a for a in allowed if isinstance(a, str)]))
+            hint = closest(value, [a for a in allowed if isinstance(a, str)]) if isinstance(value, str) else ""
+            raise ConfigError(f"{key} must be one of {', '.join(repr(a) for a in allowed)}, got {_shown(value)}{'.' + hint if hint else ''}")
         return value
 
     check.expected = "one of " + ", ".join(repr(a) for a in allowed)
@@ -245,7 +245,7 @@ def check_arguments(accepted, values, where, kind, rules=None):
     for name, value in values.items():
         key = f"{where}.{name}" if where else name
         if name not in accepted:
-            raise UnknownNameError(f"{key}: unknown {kind} argument {name!r}.{closest(name, accepted)} "
+            raise UnknownNameError(f"{key}: {kind} has no argument {name!r}.{closest(name, accepted)} "
                               f"Accepted: {', '.join(sorted(accepted))}.")
         check_value(name, value, key, accepted[name], rules)
 

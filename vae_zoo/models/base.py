@@ -189,6 +189,12 @@ class ZooModel(keras.Model):
             )
         if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(x))):
             raise InputError(f"{self.registered_name} got input containing NaN or infinity")
+        support = getattr(getattr(self, "likelihood", None), "support", None)
+        if support is not None and tf.executing_eagerly() and tf.size(x) > 0:
+            low, high = float(tf.reduce_min(x)), float(tf.reduce_max(x))
+            if low < support[0] or high > support[1]:
+                raise InputError(f"{self.registered_name}'s likelihood is defined on [{support[0]:g}, {support[1]:g}]; "
+                                 f"the input ranges over [{low:g}, {high:g}]")
         # Distributions and losses are computed in float32, whatever the layers' mixed-precision policy.
         return tf.cast(x, tf.float32)
 

@@ -25,6 +25,8 @@ class Likelihood:
     """
 
     params_per_channel = 1
+    # The values data may take, (low, high), where the likelihood is only defined on a range.
+    support = None
 
     def __init__(self, event_ndims):
         self.event_ndims = event_ndims
@@ -52,6 +54,8 @@ class FusedBernoulli(tfd.Bernoulli):
 
 class BernoulliLikelihood(Likelihood):
     """Bernoulli pixels parameterized by logits (for binary or [0, 1] data)."""
+
+    support = (0.0, 1.0)
 
     def __call__(self, logits):
         return self._independent(FusedBernoulli(logits=logits, dtype=logits.dtype))

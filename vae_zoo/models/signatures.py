@@ -15,6 +15,7 @@ the graph, so a served model names a bad request instead of failing deep inside.
 
 import tensorflow as tf
 
+from vae_zoo.limits import MAX_IMPORTANCE_SAMPLES, MAX_LOG_LIKELIHOOD_DRAWS, MAX_SAMPLES
 from vae_zoo.models.objectives import importance_log_likelihood
 
 # anomaly_score is a deterministic function of x: its ELBO uses this fixed seed.
@@ -66,6 +67,13 @@ def _checked(model, x, labels=None):
     with tf.control_dependencies(checks):
         x = tf.debugging.assert_all_finite(tf.identity(x), f"{name}: input x contains NaN or infinity")
         labels = None if labels is None else tf.identity(labels)
+    support = getattr(getattr(model, "likelihood", None), "support", None)
+    if support is not None:
+        low, high = support
+        inside = tf.reduce_all((x >= low) & (x <= high))
+        with tf.control_dependencies([tf.debugging.Assert(inside, [f"{name}: input x must lie in [{low:g}, {high:g}]; got min and max",
+                                                                   tf.reduce_min(x), tf.reduce_max(x)])]):
+            x = tf.identity(x)
     return x, labels
 
 
@@ -95,7 +103,10 @@ def serving_signatures(model):
         if labels is not None:
             checks += _label_checks(model, labels, batch_of=z)
         with tf.control_dependencies(checks):
-            return {"mean": model.decoded_mean(tf.identity(z), labels)}
+            z = tf.identity(z)
+        if z.dtype.is_floating:
+            z = tf.debugging.assert_all_finite(z, f"{model.registered_name}: input {spec.name} contains NaN or infinity")
+        return {"mean": model.decoded_mean(z, labels)}
 
     def anomaly_score(x, labels):
         x, labels = _checked(model, x, labels)
@@ -119,7 +130,13 @@ def serving_signatures(model):
 
         def log_likelihood(x, labels, k, seed):
             x, labels = _checked(model, x, labels)
-            with tf.control_dependencies([tf.debugging.assert_positive(k, message="log_likelihood: k must be >= 1")]):
+            draws = tf.cast(k, tf.int64) * tf.cast(tf.shape(x)[0], tf.int64)
+            with tf.control_dependencies([
+                tf.debugging.assert_positive(k, message="log_likelihood: k must be >= 1"),
+                tf.debugging.assert_less_equal(k, MAX_IMPORTANCE_SAMPLES, message=f"log_likelihood: k must be <= {MAX_IMPORTANCE_SAMPLES}"),
+                tf.debugging.assert_less_equal(draws, tf.constant(MAX_LOG_LIKELIHOOD_DRAWS, tf.int64), message=(
+                    f"log_likelihood: batch size x k must be <= {MAX_LOG_LIKELIHOOD_DRAWS}; send fewer examples per request")),
+            ]):
                 k = tf.identity(k)
             return {"log_likelihood": importance_log_likelihood(model, x, labels, k=k, seed=_seed_pair(seed))}
 
@@ -130,14 +147,18 @@ def serving_signatures(model):
     if model.can("sample"):
         if conditional:
             def sample(labels, seed):
-                with tf.control_dependencies(_label_checks(model, labels)):
+                too_many = tf.debugging.assert_less_equal(tf.size(labels), MAX_SAMPLES, message=f"sample: at most {MAX_SAMPLES} labels")
+                with tf.control_dependencies([*_label_checks(model, labels), too_many]):
                     labels = tf.identity(labels)
                 return {"samples": model.sample(tf.shape(labels)[0], seed=_seed_pair(seed), labels=labels)}
 
             signatures.append(("sample", sample, [*label_specs, seed_spec]))
         else:
             def sample(n, seed):
-                with tf.control_dependencies([tf.debugging.assert_non_negative(n, message="sample: n must be >= 0")]):
+                with tf.control_dependencies([
+                    tf.debugging.assert_non_negative(n, message="sample: n must be >= 0"),
+                    tf.debugging.assert_less_equal(n, MAX_SAMPLES, message=f"sample: n must be <= {MAX_SAMPLES}"),
+                ]):
                     n = tf.identity(n)
                 return {"samples": model.sample(n, seed=_seed_pair(seed))}
 

@@ -120,7 +120,10 @@ def check_model(section):
     name = section.get("name")
     if not isinstance(name, str):
         raise ConfigError(f"model.name must be the name of a registered model ({', '.join(list_models())}), got {name!r}")
-    get_model_class(name)
+    try:
+        get_model_class(name)
+    except VaeZooError as err:
+        raise ConfigError(f"model.name: {err}") from None
     arguments = {k: v for k, v in section.items() if k != "name"}
     cls = check_arguments(name, arguments, where="model")
     names = dry_build(lambda: cls(**arguments), lambda model: model.metric_names)

@@ -156,7 +156,7 @@ def make_tuner(recipe, data, directory, project="search", jit_compile=None, over
     options = search_options(recipe)
     jit = options["jit_compile"] if jit_compile is None else jit_compile
     hypermodel = RecipeHyperModel(recipe, data, jit_compile=bool(jit))
-    if "elbo" not in recipes.get_model_class(recipe["model"]["name"]).capabilities and options["objective"] != "loss":
+    if "elbo" not in get_model_class(recipe["model"]["name"]).capabilities and options["objective"] != "loss":
         raise RecipeError(f"{recipe['model']['name']} has no ELBO: use search.objective: loss")
     metric, direction = OBJECTIVES[options["objective"]]
     distribute = recipes.training_options(recipe)["distribute"]
