@@ -115,3 +115,22 @@ def test_export_refuses_to_overwrite_and_rejects_bad_requests(exports, tmp_path)
     conditional = tf.saved_model.load(str(root / "cvae"))
     with pytest.raises(tf.errors.InvalidArgumentError, match="cvae: labels must be < 10"):
         conditional.signatures["serving_default"](x=tf.zeros((2, 8, 8, 1)), labels=tf.constant([1, 12]))
+
+
+def test_one_request_cannot_crash_or_tie_up_a_served_model(exports):
+    """Huge n and k, NaN latents and out-of-support pixels are refused by the signature, in the graph."""
+    root, _ = exports
+    served = tf.saved_model.load(str(root / "vae"))
+    x = tf.fill((2, 8, 8, 1), 0.5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sample: n must be <= 10000"):
+        served.signatures["sample"](n=tf.constant(10**8), seed=tf.constant(1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="log_likelihood: k must be <= 100000"):
+        served.signatures["log_likelihood"](x=x, k=tf.constant(10**7), seed=tf.constant(1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="batch size x k must be <= 1000000"):
+        served.signatures["log_likelihood"](x=tf.fill((20, 8, 8, 1), 0.5), k=tf.constant(90_000), seed=tf.constant(1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="vae: input z contains NaN or infinity"):
+        served.signatures["decode"](z=tf.fill((1, 20), float("nan")))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"vae: input x must lie in \[0, 1\]"):
+        served.signatures["elbo"](x=tf.fill((2, 8, 8, 1), 3.0), seed=tf.constant(1))
+    # The bounds leave ordinary requests alone.
+    assert served.signatures["sample"](n=tf.constant(3), seed=tf.constant(1))["samples"].shape[0] == 3

@@ -88,24 +88,6 @@ def _acquire(path, folder):
         os.close(fd)  # the holder released and removed it between our open and our lock: start again
 
 
-def is_locked_elsewhere(folder):
-    """Whether another process holds the lock on ``folder`` right now."""
-    path = lock_path(folder)
-    if fcntl is None or not path.exists():
-        return False
-    key = str(path.resolve())
-    if key in _held:
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def is_unfinished(path):
     """Whether ``path`` is a staging or replaced folder (``.NAME.partial-*``, ``.NAME.old-*``): never a model to load."""
     return bool(UNFINISHED.match(Path(path).name))
@@ -129,8 +111,19 @@ def recover(folder):
     holds the folder's lock (it may be in the middle of a save).
     """
     folder = Path(folder)
-    if not folder.parent.is_dir() or is_locked_elsewhere(folder):
+    if not folder.parent.is_dir() or not os.access(folder.parent, os.W_OK):  # read-only (an installed wheel): nothing to do
         return []
+    try:
+        with exclusive(folder):  # re-entrant for our own writes; a stale lock file goes with the release
+            actions = _recover(folder)
+    except ModelFileError:  # another process is writing the folder: leave its work alone
+        return []
+    for action in actions:
+        warnings.warn(action, RuntimeWarning, stacklevel=2)
+    return actions
+
+
+def _recover(folder):
     actions = []
     old = leftovers(folder, "old")
     if old and not folder.exists():
@@ -141,8 +134,6 @@ def recover(folder):
     for stale in [*old, *leftovers(folder, "partial")]:
         shutil.rmtree(stale, ignore_errors=True)
         actions.append(f"removed {stale.name}, left by an interrupted save")
-    for action in actions:
-        warnings.warn(action, RuntimeWarning, stacklevel=2)
     return actions
 
 

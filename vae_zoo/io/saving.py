@@ -19,9 +19,8 @@ import keras
 import numpy as np
 
 from vae_zoo.errors import DivergenceError, ModelFileError, VaeZooError
-from vae_zoo.io import folders
 from vae_zoo.evaluation.plotting import save_image_grid
-from vae_zoo.io import strict_json
+from vae_zoo.io import folders, strict_json
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"

@@ -22,8 +22,10 @@ trials are kept, the interrupted one is retried. With ``KERASTUNER_TUNER_ID``,
 trials of one search between machines.
 """
 
+import contextlib
 import copy
 import csv
+import hashlib
 import json
 import os
 import time
@@ -34,8 +36,8 @@ import keras
 import keras_tuner as kt
 import yaml
 
-from vae_zoo.errors import RecipeError, unknown_name
-from vae_zoo.io import strict_json
+from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
+from vae_zoo.io import folders, strict_json
 from vae_zoo.registry import get_model_class, hyperparameter_defaults
 from vae_zoo.training import recipe as recipes
 from vae_zoo.training import runner
@@ -46,6 +48,8 @@ LOG_SCALE = ("beta", "learning_rate")
 DEFAULT_SEARCH = {"tuner": "random", "max_trials": 10, "epochs": 10, "objective": "elbo", "nll_k": 20,
                   "early_stopping": {"patience": 3}, "seed": 0, "jit_compile": True, "executions_per_trial": 1}
 SEARCH_KEYS = (*DEFAULT_SEARCH, "parameters", "hyperband_factor")
+# The search's recipe and its digest, beside keras-tuner's own state.
+SEARCH_RECORD = "search_recipe.json"
 
 
 def search_options(recipe):
@@ -234,18 +238,53 @@ def run(recipe, out_dir, source="recipe", jit_compile=None, verbose=1, overwrite
     recipe's ``training.distribute`` (none or mirrored) and ``mixed_precision``.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     options = search_options(recipe)
-    keras.utils.set_random_seed(int(options["seed"]))
-    with runner.precision(recipes.training_options(recipe)["mixed_precision"]):
-        return _search(recipe, out_dir, options, source, jit_compile, verbose, overwrite)
+    role = os.environ.get("KERASTUNER_TUNER_ID")
+    with contextlib.ExitStack() as held:
+        if not role or "chief" in role:  # one chief per search folder; workers share it
+            held.enter_context(folders.exclusive(out_dir))
+            check_search_folder(out_dir, recipe, restart=overwrite)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        keras.utils.set_random_seed(int(options["seed"]))
+        with runner.precision(recipes.training_options(recipe)["mixed_precision"]):
+            return _search(recipe, out_dir, options, source, jit_compile, verbose, overwrite)
+
+
+def recipe_digest(recipe):
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def check_search_folder(out_dir, recipe, restart=False):
+    """Record the recipe's digest in a search folder; refuse to resume a search of a different recipe."""
+    record = Path(out_dir) / SEARCH_RECORD
+    digest = recipe_digest(recipe)
+    if record.is_file() and not restart:
+        try:
+            recorded = json.loads(record.read_text())["recipe_sha256"]
+        except (ValueError, KeyError, TypeError):
+            raise RecipeError(f"{record} is unreadable; pass --restart to start the search over") from None
+        if recorded != digest:
+            raise RecipeError(f"{out_dir} holds a search of a different recipe (sha256 {recorded[:12]}, this one {digest[:12]}); "
+                              "rerun the same recipe to resume it, pass --restart to discard it, or choose another --out")
+    elif not record.is_file() and not restart and (Path(out_dir) / "search").exists():
+        raise RecipeError(f"{out_dir} holds a search without a record of its recipe; pass --restart to start over")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    temporary = record.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"recipe_sha256": digest, "recipe": recipe}, indent=2))
+    temporary.replace(record)
 
 
 def _search(recipe, out_dir, options, source, jit_compile, verbose, overwrite):
     from vae_zoo.io import saving
 
     data = recipes.build_data(recipe)
-    tuner = make_tuner(recipe, data, out_dir, jit_compile=jit_compile, overwrite=overwrite)
+    try:
+        tuner = make_tuner(recipe, data, out_dir, jit_compile=jit_compile, overwrite=overwrite)
+    except (ValueError, KeyError, TypeError) as err:  # a torn or edited oracle.json / trial.json
+        if isinstance(err, VaeZooError):
+            raise
+        raise RecipeError(f"the search state in {out_dir / 'search'} is unreadable ({type(err).__name__}: "
+                          f"{' '.join(str(err).split())[:200]}); pass --restart to start the search over") from None
     metric, direction = OBJECTIVES[options["objective"]]
     callbacks = []
     if options["objective"] == "nll":
