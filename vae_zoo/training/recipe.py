@@ -63,15 +63,21 @@ class RecipeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-RecipeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
+class RecipeDumper(yaml.SafeDumper):
+    """Writes what ``RecipeLoader`` reads back unchanged: a string such as ``"1e5"`` is quoted."""
+
+
+EXPONENT_FLOAT = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+for _yaml_class in (RecipeLoader, RecipeDumper):
+    _yaml_class.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789."))
 
 
 def load_yaml(text):
     return yaml.load(text, Loader=RecipeLoader)
+
+
+def dump_yaml(recipe):
+    return yaml.dump(recipe, Dumper=RecipeDumper, sort_keys=False)
 
 
 def _yaml_problem(err):

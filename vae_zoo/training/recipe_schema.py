@@ -170,7 +170,11 @@ def check_monitor(value, key, monitors):
 
 
 def check_training(section, monitors):
-    schema.check_arguments({key: None for key in TRAINING}, section, "training", "training", TRAINING)
+    from vae_zoo.training.recipe import DEFAULT_TRAINING
+
+    # Only a key whose default is null (early_stopping) may be set to null.
+    accepted = {key: DEFAULT_TRAINING.get(key, inspect.Parameter.empty) for key in TRAINING}
+    schema.check_arguments(accepted, section, "training", "training", TRAINING)
     if "monitor" in section:
         check_monitor(section["monitor"], "training.monitor", monitors)
     stopping = section.get("early_stopping")
@@ -211,7 +215,7 @@ def check_search(recipe):
     from vae_zoo.training import tuning
 
     section = recipe["search"]
-    accepted = {key: None for key in tuning.SEARCH_KEYS}
+    accepted = {key: tuning.DEFAULT_SEARCH.get(key, inspect.Parameter.empty) for key in tuning.SEARCH_KEYS}
     rules = {**SEARCH_RULES, "tuner": choice(*tuning.TUNERS), "objective": choice(*tuning.OBJECTIVES)}
     schema.check_arguments(accepted, section, "search", "search", rules)
     tuning.search_options(recipe)

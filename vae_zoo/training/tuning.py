@@ -34,7 +34,6 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-import yaml
 
 from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
 from vae_zoo.io import folders, strict_json
@@ -224,7 +223,7 @@ def write_best_recipe(recipe, values, path, provenance):
     best = apply_values(recipe, values)
     best.pop("search", None)
     header = "\n".join(f"# {line}" for line in provenance) + "\n"
-    path.write_text(header + yaml.safe_dump(best, sort_keys=False))
+    path.write_text(header + recipes.dump_yaml(best))
     return best
 
 
