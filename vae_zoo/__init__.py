@@ -6,7 +6,7 @@
     model.fit(vae_zoo.data.load("mnist_mini").train, epochs=10)
 """
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 from vae_zoo import data, models  # noqa: F401  (models registers every variant)
 from vae_zoo.errors import (

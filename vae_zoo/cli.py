@@ -261,7 +261,11 @@ def one_line(err):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug may come anywhere on the line, not only before the command.
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     _quiet_tensorflow()
     from vae_zoo.errors import DivergenceError, VaeZooError
 

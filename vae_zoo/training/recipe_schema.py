@@ -99,7 +99,10 @@ def _validate(recipe):
     for name in SECTIONS:
         if name != "callbacks" and recipe.get(name) is not None:
             mapping(recipe[name], name)
-    model_class, metric_names = check_model(recipe["model"])
+    # MultiWorkerMirroredStrategy must be created before TensorFlow's runtime starts, and a dry build
+    # starts it: a multi-worker recipe's model is sized when the runner builds it, inside the strategy.
+    dry_build = (recipe.get("training") or {}).get("distribute") != "multi_worker"
+    model_class, metric_names = check_model(recipe["model"], dry_build)
     check_data(recipe["data"], model_class)
     check_optimizer(recipe.get("optimizer") or {})
     monitors = [*metric_names, *(f"val_{name}" for name in metric_names)]
@@ -112,10 +115,14 @@ def _validate(recipe):
             raise ConfigError(f"smoke: {key!r} is not a dotted key such as training.epochs")
 
 
-def check_model(section):
-    """The model class and the names it logs, once its arguments passed the model schema and size limit."""
+def check_model(section, build=True):
+    """The model class and the names it logs, once its arguments passed the model schema and size limit.
+
+    With ``build=False`` the size is not checked and the logged names are the class's.
+    """
     from vae_zoo.models.sizing import dry_build
-    from vae_zoo.registry import check_arguments, get_model_class, list_models
+    from vae_zoo.registry import check_arguments, get_model_class, hyperparameter_defaults, list_models
+    from vae_zoo.schema import check_model_arguments
 
     name = section.get("name")
     if not isinstance(name, str):
@@ -125,6 +132,10 @@ def check_model(section):
     except VaeZooError as err:
         raise ConfigError(f"model.name: {err}") from None
     arguments = {k: v for k, v in section.items() if k != "name"}
+    if not build:
+        cls = get_model_class(name)
+        check_model_arguments(cls, {**hyperparameter_defaults(cls), "dtype": None, "trainable": None}, arguments, "model")
+        return cls, tuple(dict.fromkeys(("loss", *cls.metric_names)))
     cls = check_arguments(name, arguments, where="model")
     names = dry_build(lambda: cls(**arguments), lambda model: model.metric_names)
     return cls, tuple(dict.fromkeys(("loss", *names)))
@@ -145,15 +156,24 @@ def check_data(section, model_class):
         raise ConfigError(f"data.labels must be true: {model_class.registered_name} is conditional and trains on (data, labels)")
 
 
+def optimizer_classes():
+    """Keras's optimizers by the lower-case names ``keras.optimizers.get`` accepts (no optimizer is built:
+    building one starts TensorFlow's runtime, which a multi-worker run must configure first)."""
+    classes = {}
+    for attribute in dir(keras.optimizers):
+        value = getattr(keras.optimizers, attribute)
+        if isinstance(value, type) and issubclass(value, keras.optimizers.Optimizer) and value is not keras.optimizers.Optimizer \
+                and attribute not in ("LossScaleOptimizer", "MultiOptimizer", "OptimizerMap"):
+            classes[attribute.lower()] = value
+    return classes
+
+
 def optimizer_class(name):
-    try:
-        optimizer = keras.optimizers.get(name)
-    except (ValueError, TypeError):
-        optimizer = None
-    if optimizer is None:
-        known = sorted(n.lower() for n in dir(keras.optimizers) if n[0].isupper() and n not in ("Optimizer", "LossScaleOptimizer", "MultiOptimizer", "OptimizerMap"))
-        raise ConfigError(f"optimizer.name: unknown optimizer {name!r}.{schema.closest(str(name).lower(), known)} Available: {', '.join(known)}.")
-    return type(optimizer)
+    classes = optimizer_classes()
+    if not isinstance(name, str) or name.lower() not in classes:
+        raise ConfigError(f"optimizer.name: unknown optimizer {name!r}.{schema.closest(str(name).lower(), classes)} "
+                          f"Available: {', '.join(sorted(classes))}.")
+    return classes[name.lower()]
 
 
 def check_optimizer(section):
