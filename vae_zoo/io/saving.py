@@ -153,8 +153,8 @@ def _check_archive(path):
         check_size(lambda: cls.from_config(config.get("config") or {}), f"the model in {path}")
     except ModelFileError:
         raise
-    except VaeZooError as err:
-        raise ModelFileError(f"{path}: {err}") from None
+    except VaeZooError as err:  # the size limit: its message names the file
+        raise ModelFileError(str(err)) from None
     except Exception as err:  # a config the class cannot be built from
         raise ModelFileError(f"{path} holds a config that does not build a {name}: {' '.join(str(err).split())}") from None
 
