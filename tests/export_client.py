@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+
 def main(root, names):
     for name in names:
         loaded = tf.saved_model.load(f"{root}/{name}")

@@ -8,14 +8,15 @@ import pytest
 import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from test_math import SIGMA, D, exact_log_likelihood, ppca_model
 
 import vae_zoo
-from test_math import D, SIGMA, exact_log_likelihood, ppca_model
 from vae_zoo import cli
-from vae_zoo.evaluation import disentanglement, metrics as evaluation
-from vae_zoo.training import callbacks
 from vae_zoo.data import shapes
+from vae_zoo.evaluation import disentanglement
+from vae_zoo.evaluation import metrics as evaluation
 from vae_zoo.evaluation.sklearn import LatentTransformer
+from vae_zoo.training import callbacks
 
 
 @pytest.fixture(scope="module")

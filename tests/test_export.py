@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_test_case import SMALL_DATA_SHAPE, example_batch, fit_inputs
 
 import vae_zoo
-from model_test_case import SMALL_DATA_SHAPE, example_batch, fit_inputs
 from vae_zoo import evaluation
 
 NAMES = vae_zoo.list_models()

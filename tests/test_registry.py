@@ -1,9 +1,9 @@
 import json
 
 import pytest
+from model_test_case import run_standard_checks
 
 import vae_zoo
-from model_test_case import run_standard_checks
 from vae_zoo.models.base import to_json
 from vae_zoo.registry import hyperparameter_defaults
 

@@ -16,8 +16,8 @@ import pytest
 import vae_zoo
 from vae_zoo import cli
 from vae_zoo.io import folders
-from vae_zoo.training import tuning
 from vae_zoo.training import recipe as recipes
+from vae_zoo.training import tuning
 
 ROOT = Path(__file__).parent.parent
 SMALL_RECIPE = textwrap.dedent("""\

@@ -6,10 +6,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_test_case import example_batch
 
 import vae_zoo
-from model_test_case import example_batch
-from vae_zoo.training import callbacks, recipe as recipes, schedules
+from vae_zoo.training import callbacks, schedules
+from vae_zoo.training import recipe as recipes
 
 
 def test_sigmoid_schedule_is_the_seed_formula():

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 import vae_zoo
-from vae_zoo.training import recipe as recipes, tuning
+from vae_zoo.training import recipe as recipes
+from vae_zoo.training import tuning
 
 SEARCH_RECIPE = {
     "model": {"name": "vae", "encoder": {"name": "mlp", "hidden_sizes": [32]}, "latent_dim": 2},

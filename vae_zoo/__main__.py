@@ -1,5 +1,5 @@
 import sys
 
-from vae_zoo.cli import main
+from vae_zoo.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -7,6 +7,7 @@ the traceback instead.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -56,38 +57,36 @@ def resolve(dir_or_name):
     return resolve_pretrained(dir_or_name)
 
 
-def _quiet_tensorflow():
-    # TensorFlow's C++ start-up chatter buries the command's own output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def cmd_list(args):
-    import vae_zoo
+    import fnmatch
+
+    from vae_zoo import catalog
 
     if args.pretrained:
-        for name in vae_zoo.list_pretrained(args.pattern):
-            test = vae_zoo.pretrained_card(name).get("metrics", {}).get("test", {})
-            figure = f"test ELBO {test['elbo']:.2f}" if "elbo" in test else ""
+        from vae_zoo.io.pretrained import list_pretrained, pretrained_card
+
+        for name in list_pretrained(args.pattern):
+            test = pretrained_card(name).get("metrics", {}).get("test", {})
+            figure = f"test ELBO {test['elbo']:.2f}" if isinstance(test.get("elbo"), (int, float)) else ""
             print(f"{name}  {figure}")
         return
-    names = vae_zoo.list_models(args.pattern)
-    width = max((len(n) for n in names), default=0)
-    for name in names:
-        print(f"{name:<{width}}  {vae_zoo.describe(name)}")
-    if not names:
+    models = {name: info for name, info in catalog.read().items() if fnmatch.fnmatchcase(name, args.pattern)}
+    width = max((len(n) for n in models), default=0)
+    for name, info in sorted(models.items()):
+        print(f"{name:<{width}}  {info['description']}")
+    if not models:
         print(f"no model matches {args.pattern!r}", file=sys.stderr)
 
 
 def cmd_info(args):
-    import vae_zoo
-    from vae_zoo.registry import hyperparameter_defaults
+    from vae_zoo import catalog
 
-    cls = vae_zoo.get_model_class(args.name)
-    print(f"{args.name}: {vae_zoo.describe(args.name)}")
-    print(f"class: {cls.__module__}.{cls.__name__}")
+    info = catalog.entry(args.name)
+    print(f"{args.name}: {info['description']}")
+    print(f"class: {info['class']}")
     print("hyperparameters (defaults):")
-    for key, value in hyperparameter_defaults(cls).items():
-        print(f"  {key} = {json.dumps(value if not isinstance(value, tuple) else list(value))}")
+    for key, value in info["hyperparameters"].items():
+        print(f"  {key} = {json.dumps(value)}")
 
 
 def cmd_train(args):
@@ -190,6 +189,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser():
     parser = Parser(prog="vae-zoo", description="A model zoo of Variational Autoencoders for Keras 3.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
+    parser.add_argument("--verbose", action="store_true", help="keep TensorFlow's start-up log lines")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("list", help="list the registered models")
@@ -260,13 +260,21 @@ def one_line(err):
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def global_flags(argv):
+    """``argv`` without ``--debug`` and ``--verbose``, which may come anywhere on the line, and the two flags.
+
+    ``tune`` keeps its own ``--verbose`` (per-trial output), which also means verbose here.
+    """
+    tune = argv[:1] == ["tune"]
+    debug, verbose = "--debug" in argv, "--verbose" in argv
+    kept = [a for a in argv if a != "--debug" and (a != "--verbose" or tune)]
+    return kept, debug, verbose
+
+
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # --debug may come anywhere on the line, not only before the command.
-    debug = "--debug" in argv
-    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    argv, debug, _ = global_flags(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
     args.debug = debug
-    _quiet_tensorflow()
     from vae_zoo.errors import DivergenceError, VaeZooError
 
     try:
@@ -290,5 +298,36 @@ def main(argv=None):
     return 0
 
 
+@contextlib.contextmanager
+def tensorflow_quiet():
+    """Send the C++ runtime's start-up log lines (written to file descriptor 2 before any log level
+    applies, e.g. "failed call to cuInit") to /dev/null, while Python's own stderr keeps the terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    previous = sys.stderr
+    sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = previous
+        os.dup2(terminal, 2)
+        os.close(terminal)
+
+
+def run(argv=None):
+    """The console entry point: ``main`` without TensorFlow's start-up noise (``--verbose`` keeps it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _, _, verbose = global_flags(argv)
+    if verbose or argv[:1] in (["list"], ["info"]) or not argv or "-h" in argv or "--help" in argv:
+        return main(argv)
+    with tensorflow_quiet():
+        return main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -13,6 +13,15 @@ import keras
 from vae_zoo.errors import unknown_name
 
 _MODELS = {}
+_variants_imported = False
+
+
+def _import_variants():
+    """Import ``vae_zoo.models`` (which registers every variant) the first time a name is looked up."""
+    global _variants_imported
+    if not _variants_imported:
+        _variants_imported = True
+        import vae_zoo.models  # noqa: F401
 
 # Keyword arguments of keras.Model itself; they are not a variant's hyperparameters.
 _KERAS_KWARGS = ("name", "dtype", "trainable")
@@ -72,6 +81,7 @@ def get_model_class(name):
     """The class registered under ``name``; a clear error with suggestions otherwise."""
     if not isinstance(name, str):
         raise TypeError(f"a model name must be a string, got {type(name).__name__}")
+    _import_variants()
     try:
         return _MODELS[name]
     except KeyError:
@@ -102,6 +112,7 @@ def create_model(name, **kwargs):
 
 def list_models(pattern="*"):
     """Registered model names matching a shell-style wildcard, sorted."""
+    _import_variants()
     return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
 
 

@@ -1,5 +1,4 @@
 import pytest
-
 from model_test_case import ModelTestCase, example_batch
 
 

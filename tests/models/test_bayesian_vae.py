@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from model_test_case import ModelTestCase, example_batch
 
 import vae_zoo
-from model_test_case import ModelTestCase, example_batch
 from vae_zoo.networks.bayesian_mlp import BayesianDense
 
 

@@ -1,5 +1,4 @@
 import numpy as np
-
 from model_test_case import ModelTestCase, example_batch
 
 

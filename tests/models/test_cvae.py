@@ -1,10 +1,10 @@
 import keras
 import numpy as np
 import pytest
+from model_test_case import ModelTestCase, example_batch
 from sklearn.linear_model import LogisticRegression
 
 import vae_zoo
-from model_test_case import ModelTestCase, example_batch
 
 
 class TestCVAE(ModelTestCase):

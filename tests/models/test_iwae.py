@@ -2,9 +2,9 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from model_test_case import ModelTestCase, example_batch
 
 import vae_zoo
-from model_test_case import ModelTestCase, example_batch
 
 
 class TestIWAE(ModelTestCase):

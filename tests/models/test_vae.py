@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from model_test_case import ModelTestCase, example_batch
 
 

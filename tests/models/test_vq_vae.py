@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import tensorflow as tf
+from model_test_case import ModelTestCase, example_batch
 
 import vae_zoo
-from model_test_case import ModelTestCase, example_batch
 
 
 class TestVQVAE(ModelTestCase):

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from vae_zoo.errors import unknown_name
-from vae_zoo.io.saving import MODEL_FILE, load, read_card
+from vae_zoo.io.cards import MODEL_FILE, read_card
 
 # Inside an installed wheel (setup.py ships saved_models/ as vae_zoo/saved_models), and in a checkout.
 PACKAGED_ZOO = Path(__file__).resolve().parents[1] / "saved_models"
@@ -51,6 +51,8 @@ def pretrained_folder(name):
 
 def load_pretrained(name):
     """The pretrained model ``name``, ready to use (its card: ``pretrained_card(name)``)."""
+    from vae_zoo.io.saving import load
+
     return load(pretrained_folder(name))
 
 

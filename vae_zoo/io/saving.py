@@ -21,10 +21,7 @@ import numpy as np
 from vae_zoo.errors import DivergenceError, ModelFileError, VaeZooError
 from vae_zoo.evaluation.plotting import save_image_grid
 from vae_zoo.io import folders, strict_json
-
-MODEL_FILE = "model.keras"
-CARD_FILE = "card.json"
-SAMPLES_FILE = "samples.png"
+from vae_zoo.io.cards import CARD_FILE, MODEL_FILE, SAMPLES_FILE, read_card  # noqa: F401  (also saving's public names)
 
 
 def library_versions():
@@ -111,17 +108,6 @@ def model_path(folder):
             return path / MODEL_FILE
         raise ModelFileError(f"{path} is not a saved zoo model: it has no {MODEL_FILE}")
     raise ModelFileError(f"no saved model at {path}")
-
-
-def read_card(folder):
-    """The model card of a zoo folder, or an empty dict if it has none."""
-    path = Path(folder) / CARD_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"{path} is not valid JSON: {err}") from None
 
 
 MAX_CONFIG_BYTES = 10 * 1024 * 1024

@@ -121,7 +121,12 @@ def check_model(section, build=True):
     With ``build=False`` the size is not checked and the logged names are the class's.
     """
     from vae_zoo.models.sizing import dry_build
-    from vae_zoo.registry import check_arguments, get_model_class, hyperparameter_defaults, list_models
+    from vae_zoo.registry import (
+        check_arguments,
+        get_model_class,
+        hyperparameter_defaults,
+        list_models,
+    )
     from vae_zoo.schema import check_model_arguments
 
     name = section.get("name")
