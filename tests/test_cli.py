@@ -1,6 +1,7 @@
 """The command line's start-up: no TensorFlow for list/info/help, and no TensorFlow log lines for the rest."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,16 @@ def test_commands_that_run_tensorflow_print_none_of_its_log_lines():
     assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
     verbose = python("import sys\nfrom vae_zoo.cli import run\nsys.exit(run(['--verbose', 'evaluate', 'vae.mnist_mini', '--limit', '20']))")
     assert verbose.returncode == 0 and "I0000" in verbose.stderr, "--verbose keeps TensorFlow's lines"
+
+
+def test_evaluate_shows_a_progress_bar_that_advances(tmp_path, capsys, monkeypatch):
+    import sys as system
+
+    from vae_zoo import cli
+
+    monkeypatch.setattr(system.stderr, "isatty", lambda: True, raising=False)
+    assert cli.main(["evaluate", "vae.mnist_mini", "--only", "nll", "--k", "50", "--limit", "300", "--out", str(tmp_path / "r")]) == 0
+    captured = capsys.readouterr()
+    assert re.findall(r"(\d+)/300", captured.err) == ["100", "200", "300"], captured.err[-2000:]
+    assert "ms/example - nll:" in captured.err
+    assert captured.out.lstrip().startswith("{"), "stdout holds only the JSON result"

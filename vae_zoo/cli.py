@@ -125,8 +125,9 @@ def cmd_evaluate(args):
         spec["data_dir"] = args.data_dir
     if args.out or args.only:
         only = [p.strip() for p in args.only.split(",")] if args.only else None
-        result = report.evaluate(model, spec, args.out or "report", only=only, split=args.split, k=args.k,
-                                 anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed)
+        with contextlib.redirect_stdout(sys.stderr):  # progress bars on stderr; stdout is the JSON result
+            result = report.evaluate(model, spec, args.out or "report", only=only, split=args.split, k=args.k,
+                                     anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed, progress=True)
         print(strict_json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
         return
     data = data_module.load(**{**spec, "labels": model.can("labels")})

@@ -1,5 +1,6 @@
 """What a trained model is worth: ELBO, likelihood, latent diagnostics, anomaly detection, semi-supervised learning."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -51,12 +52,13 @@ def score_dataset(model, dataset, seed=0):
     return {**means, "examples": examples}
 
 
-def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100, seed=0):
+def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100, seed=0, progress=False):
     """Per-example importance-sampled log p(x) over a data set, as numpy (nats).
 
     Like ``importance_log_likelihood``, but every chunk of draws has a static
     size, so each chunk runs as one XLA-compiled call (k = 5000 on 10,000 images
     is tens of billions of flops; compiled chunks keep it to minutes on a CPU).
+    ``progress=True`` shows a Keras progress bar (examples done, time left).
     """
     from vae_zoo.evaluation.latents import batches
 
@@ -72,12 +74,15 @@ def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100
         return compiled[size]
 
     results = []
+    bar = keras.utils.Progbar(len(images), unit_name="example") if progress else None
     for index, (x, y) in enumerate(batches(model, images, labels if model.can("labels") else None, batch_size)):
         x = tf.convert_to_tensor(x)
         y = None if y is None else tf.convert_to_tensor(y)
         parts = [chunk_logsumexp(size)(x, y, tf.constant([seed + index, i], tf.int32)) for i, size in enumerate(sizes)]
-        results.append(tf.reduce_logsumexp(tf.stack(parts), axis=0) - np.log(k))
-    return np.concatenate([np.asarray(r) for r in results])
+        results.append(np.asarray(tf.reduce_logsumexp(tf.stack(parts), axis=0) - np.log(k)))
+        if bar is not None:
+            bar.add(int(x.shape[0]), values=[("nll", float(-np.mean(np.concatenate(results))))])
+    return np.concatenate(results)
 
 
 def bits_per_dimension(nats, data_shape):

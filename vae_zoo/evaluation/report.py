@@ -7,6 +7,7 @@ reason. The report states the split, the seed and each part's settings (k, ...).
 
 import dataclasses
 import functools
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Context:
     anomaly_k: int = 100
     limit: int = None
     seed: int = 0
+    progress: bool = False  # progress bars for the long parts (the IS-NLL above all)
 
     def pipeline(self):
         """The split as batches, at most ``limit`` examples: for parts that stream over it."""
@@ -68,7 +70,7 @@ def part_scores(c):
 def part_nll(c):
     if not c.model.can("elbo"):
         raise NotApplicable("the model defines no likelihood")
-    log_p = evaluation.log_likelihood(c.model, c.images, c.labels, k=c.k, seed=c.seed)
+    log_p = evaluation.log_likelihood(c.model, c.images, c.labels, k=c.k, seed=c.seed, progress=c.progress)
     nll = float(-log_p.mean())
     return {"nll": nll, "nll_std_error": float(log_p.std() / np.sqrt(len(log_p))), "bits_per_dim": evaluation.bits_per_dimension(nll, c.model.data_shape),
             "k": c.k, "examples": int(len(log_p)), "method": "importance sampling with k draws from q(z|x), log-mean-exp (Burda et al., 2015)"}
@@ -178,7 +180,7 @@ PARTS = {
 }
 
 
-def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly_k=100, limit=None, seed=0):
+def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly_k=100, limit=None, seed=0, progress=False):
     """Run the report's parts (all, or ``only``) and write ``report.json`` and the PNGs into ``out_dir``."""
     for name in only or []:
         if name not in PARTS:
@@ -189,13 +191,15 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
     data = data_module.load(**spec)
     model.check_fits(data)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed))
+    context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed), bool(progress))
     report = {"model": model.registered_name, "data": data.name, "binarize": data.binarize, "split": split,
               "examples": int(len(context.images)), "seed": seed, "parts": {}}
     for name, part in PARTS.items():
         if only and name not in only:
             continue
         started = time.perf_counter()
+        if progress:
+            print(f"{name}:", file=sys.stderr, flush=True)
         try:
             report["parts"][name] = {**part(context), "seconds": round(time.perf_counter() - started, 1)}
         except NotApplicable as reason:
