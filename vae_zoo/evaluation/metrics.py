@@ -29,20 +29,20 @@ def score_dataset(model, dataset, seed=0):
     """
     from vae_zoo.evaluation.latents import model_inputs
 
-    tf.random.set_seed(seed)
     names = [n for n in ("elbo", "reconstruction", "kl") if n in model.metric_names]
 
+    # Stateless draws keyed by (seed, batch): the same figures in any process, whatever ran before.
     @tf.function(jit_compile=True)
-    def batch_scores(x, y):
-        terms = model.loss_terms(x, y)
+    def batch_scores(x, y, batch_seed):
+        terms = model.loss_terms(x, y, seed=batch_seed)
         error = tf.reduce_sum(tf.reshape(tf.square(x - model(model_inputs(model, x, y))), [tf.shape(x)[0], -1]), axis=1)
         return [tf.reduce_sum(terms[n]) for n in names] + [tf.reduce_sum(error)]
 
     totals, examples = np.zeros(len(names) + 1), 0
-    for element in dataset:
+    for index, element in enumerate(dataset):
         x, y = element if isinstance(element, tuple) else (element, None)
         y = y if model.can("labels") else None
-        totals += [float(t) for t in batch_scores(x, y)]
+        totals += [float(t) for t in batch_scores(x, y, tf.constant([int(seed), index], tf.int32))]
         examples += int(x.shape[0])
     if not examples:
         raise ValueError("score_dataset got an empty pipeline")

@@ -55,6 +55,10 @@ def to_json(value):
     return value
 
 
+# Added to the noise seed for the draws of validation steps.
+VALIDATION_SALT = 7919
+
+
 def step_seed(model, salt=0):
     """A stateless [2] seed for this training step: (salt, optimizer step), identical on every replica."""
     optimizer = getattr(model, "optimizer", None)
@@ -269,7 +273,9 @@ class ZooModel(keras.Model):
         so that the gradients Keras sums over replicas are those of the global
         batch mean. Layer losses (``self.losses``) are added the same way.
         """
-        seed = step_seed(self, self.noise_seed) if training else None
+        # Validation draws are keyed too (by a second salt), so a run's validation figures, and the epoch
+        # early stopping picks, are the same in any process, whatever ran before in it.
+        seed = step_seed(self, self.noise_seed if training else self.noise_seed + VALIDATION_SALT)
         terms = self.loss_terms(x, y, training=training, seed=seed)
         self.update_trackers(terms, sample_weight)
         loss = scale_loss_for_distribution(self.batch_loss(terms, sample_weight))
