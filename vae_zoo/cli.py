@@ -159,8 +159,10 @@ def cmd_export(args):
 
     folder = resolve(args.dir)
     model = vae_zoo.load(folder)
-    path = vae_zoo.export(model, args.out, card=read_card(folder), overwrite=args.overwrite)
-    print(strict_json.dumps({"exported": str(path), "inspect": f"saved_model_cli show --dir {path} --all"}, indent=2))
+    path = vae_zoo.export(model, args.out, card=read_card(folder), overwrite=args.overwrite, format=args.format)
+    inspect = {"savedmodel": f"saved_model_cli show --dir {path} --all", "portable": f"saved_model_cli show --dir {path} --all",
+               "tflite": f"{path}/model.tflite", "onnx": f"{path}/<signature>.onnx"}[args.format]
+    print(strict_json.dumps({"exported": str(path), "format": args.format, "inspect": inspect}, indent=2))
 
 
 def cmd_tune(args):
@@ -251,7 +253,10 @@ def build_parser():
 
     p = commands.add_parser("export", help="write a SavedModel with serving signatures")
     p.add_argument("dir", help="a saved model folder or a pretrained name")
-    p.add_argument("--out", required=True, help="folder for the SavedModel")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--format", default="savedmodel", choices=["savedmodel", "portable", "tflite", "onnx"],
+                   help="savedmodel: TF Serving, every signature; portable: plain-op signatures with the noise as input; "
+                        "tflite, onnx: the portable signatures converted and verified (onnx needs vae_zoo[export])")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=cmd_export)
     return parser

@@ -26,25 +26,39 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from vae_zoo.errors import ModelFileError
+from vae_zoo.errors import ModelFileError, unknown_name
 from vae_zoo.io import folders, saving, strict_json
 
 
-def export(model, path, card=None, overwrite=False):
-    """Write ``model`` as a SavedModel with named signatures, its card inside as an asset.
+FORMATS = ("savedmodel", "portable", "tflite", "onnx")
 
+
+def export(model, path, card=None, overwrite=False, format="savedmodel"):
+    """Write ``model`` for serving at ``path`` (a folder), in one of ``FORMATS``.
+
+    ``savedmodel`` (TF Serving: every signature, the card inside as an asset);
+    ``portable``, ``tflite``, ``onnx``: the portable signatures (``vae_zoo.io.runtimes``),
+    each conversion verified against the SavedModel before it is written.
     Like ``vae_zoo.save``, it writes into a staging folder and moves it into
     place only when complete, and never replaces ``path`` without ``overwrite``.
     """
+    if format not in FORMATS:
+        raise unknown_name("export format", format, FORMATS)
     path = Path(path)
     with folders.exclusive(path):
         folders.recover(path)
         if path.exists() and not overwrite:
             raise ModelFileError(f"{path} already exists; choose another folder or pass overwrite=True")
-        card = {**saving.base_card(model), **(card or {}), "signatures": [name for name, _, _ in model.serving_signatures()]}
+        signatures = model.serving_signatures() if format == "savedmodel" else model.portable_signatures()
+        card = {**saving.base_card(model), **(card or {}), "export_format": format, "signatures": [name for name, _, _ in signatures]}
         staging = folders.staging_folder(path)
         try:
-            _write_archive(model, card, staging)
+            if format == "savedmodel":
+                _write_archive(model, card, staging)
+            else:
+                from vae_zoo.io.runtimes import export_runtime
+
+                export_runtime(model, staging, card, format)
             folders.move_into_place(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

@@ -152,6 +152,12 @@ class ZooModel(keras.Model):
 
         return serving_signatures(self)
 
+    def portable_signatures(self):
+        """The deterministic signatures, noise as an input, that TFLite and ONNX can run too."""
+        from vae_zoo.models.portable_signatures import portable_signatures
+
+        return portable_signatures(self)
+
     # ------------------------------------------------------------------ inputs
 
     def split_inputs(self, inputs):

@@ -34,6 +34,11 @@ class Likelihood:
     def __call__(self, params):
         raise NotImplementedError
 
+    def plain_log_prob(self, params, x):
+        """log p(x | params) per example with elementary ops only (for the portable export); the
+        distribution's own ``log_prob`` where that is already so."""
+        return self(params).log_prob(x)
+
     def _independent(self, distribution):
         return tfd.Independent(distribution, reinterpreted_batch_ndims=self.event_ndims)
 
@@ -56,6 +61,12 @@ class BernoulliLikelihood(Likelihood):
     """Bernoulli pixels parameterized by logits (for binary or [0, 1] data)."""
 
     support = (0.0, 1.0)
+
+    def plain_log_prob(self, logits, x):
+        # x log s(l) + (1 - x) log s(-l) = x l - max(l, 0) - log(1 + exp(-|l|)), written without
+        # log1p: tf2onnx exports Log1p, which onnxruntime refuses to load.
+        per_value = x * logits - tf.nn.relu(logits) - tf.math.log(1.0 + tf.exp(-tf.abs(logits)))
+        return tf.reduce_sum(tf.reshape(per_value, [tf.shape(x)[0], -1]), axis=1)
 
     def __call__(self, logits):
         return self._independent(FusedBernoulli(logits=logits, dtype=logits.dtype))

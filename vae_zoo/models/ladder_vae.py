@@ -24,6 +24,10 @@ class LadderVAE(VAE):
     ``encode(x)`` is q(z_1 | x) with the upper layers at their posterior means.
     """
 
+    # Its z has several stochastic layers: the portable export's sample(noise) and elbo(x, noise),
+    # which take one Gaussian noise vector, do not apply.
+    portable_noise = False
+
     def __init__(self, latent_dim=20, upper_latent_dims=(10,), ladder_hidden=(256,), **kwargs):
         self.level_dims = [int(latent_dim), *(int(d) for d in upper_latent_dims)]
         if len(self.level_dims) < 2:

@@ -274,7 +274,8 @@ class VQVAE(ZooModel):
 
     def reconstruction(self, x, y=None, training=False):
         """The mean of p(x | z_q) at the quantized code grid of x."""
-        return self.decode(self.encode(x, y, training=training).mean(), y, training=training).mean()
+        z_q, _ = self.nearest_codes(self.encoded_grid(x, training))  # the posterior's point mass, without TFP's broadcasting
+        return self.decode(z_q, y, training=training).mean()
 
     def encoded_outputs(self, x, y=None):
         return {"codes": self.encode_indices(x, y)}
