@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -105,5 +106,8 @@ def test_the_same_recipe_and_seed_give_the_same_card_figures(tmp_path):
         assert cli.main(["train", str(recipe), "--smoke", "--out", str(tmp_path / run)]) == 0
         cards.append(json.loads((tmp_path / run / "card.json").read_text()))
     assert cards[0]["metrics"] == cards[1]["metrics"]
+    stated = re.search(r"Smoke check \(--smoke\): test ELBO (-?\d+\.\d+)", recipe.read_text())
+    assert stated, "the recipe's header states its smoke figure"
+    assert f"{cards[0]['metrics']['test']['elbo']:.2f}" == stated.group(1), "the header's smoke figure is what the command gives"
     assert cards[0]["weights_sha256"] == cards[1]["weights_sha256"]
     assert cards[0]["training"]["best_epoch"] == cards[1]["training"]["best_epoch"]

@@ -1,0 +1,53 @@
+"""Whole-process time and TensorFlow log lines of vae-zoo commands, for one or more checkouts side by side.
+
+    python tools/bench_startup.py                       # this checkout
+    python tools/bench_startup.py /path/to/old/checkout .  # e.g. a worktree of an earlier commit, then this one
+
+Each command runs in a fresh interpreter (the console script's entry point,
+``vae_zoo.cli:run``, or ``main`` where a checkout has no ``run``), best of three,
+on the bundled pretrained ``vae.mnist_mini``. Prints a markdown table.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COMMANDS = [["--help"], ["list"], ["info", "vae"], ["list", "--pretrained"], ["sample", "vae.mnist_mini", "--n", "4", "--out", "{tmp}/s.png"]]
+LAUNCH = ("import sys\nfrom vae_zoo import cli\nsys.argv[0] = 'vae-zoo'\n"
+          "entry = getattr(cli, 'run', cli.main)\ntry:\n    code = entry()\nexcept SystemExit as stop:\n    code = stop.code\nsys.exit(code)")
+
+
+def measure(checkout, argv, repeats=3):
+    """(best wall seconds, TensorFlow log lines on stderr) of one command."""
+    best = None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run = subprocess.run([sys.executable, "-c", LAUNCH, *argv], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(checkout)}, timeout=300)
+        seconds = time.perf_counter() - started
+        if run.returncode:
+            raise SystemExit(f"{checkout}: vae-zoo {' '.join(argv)} failed: {run.stderr[-500:]}")
+        noise = sum(1 for line in run.stderr.splitlines() if line.startswith(("I0000", "W0000", "E0000", "WARNING: All log")))
+        best = min(best or (seconds, noise), (seconds, noise))
+    return best
+
+
+def main():
+    checkouts = [Path(p).resolve() for p in (sys.argv[1:] or ["."])]
+    print("| command | " + " | ".join(f"{c.name}: s, TF log lines" for c in checkouts) + " |")
+    print("|---|" + "---|" * len(checkouts))
+    with tempfile.TemporaryDirectory() as tmp:
+        for argv in COMMANDS:
+            argv = [a.format(tmp=tmp) for a in argv]
+            cells = []
+            for checkout in checkouts:
+                seconds, noise = measure(checkout, argv)
+                cells.append(f"{seconds:.2f}, {noise}")
+            print(f"| `vae-zoo {' '.join(argv).replace(tmp, 'TMP')}` | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
