@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 
 COMMANDS = [["--help"], ["list"], ["info", "vae"], ["list", "--pretrained"], ["sample", "vae.mnist_mini", "--n", "4", "--out", "{tmp}/s.png"]]
-LAUNCH = ("import sys\nfrom vae_zoo import cli\nsys.argv[0] = 'vae-zoo'\n"
+# The checkout comes first on sys.path, and an editable install's import hook (which would win) is removed.
+LAUNCH = ("import sys\nsys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in type(f).__module__]\n"
+          "from vae_zoo import cli\nsys.argv[0] = 'vae-zoo'\n"
           "entry = getattr(cli, 'run', cli.main)\ntry:\n    code = entry()\nexcept SystemExit as stop:\n    code = stop.code\nsys.exit(code)")
 
 
@@ -26,7 +28,7 @@ def measure(checkout, argv, repeats=3):
     for _ in range(repeats):
         started = time.perf_counter()
         run = subprocess.run([sys.executable, "-c", LAUNCH, *argv], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": str(checkout)}, timeout=300)
+                             env={**os.environ, "PYTHONPATH": str(checkout)}, cwd=checkout, timeout=300)
         seconds = time.perf_counter() - started
         if run.returncode:
             raise SystemExit(f"{checkout}: vae-zoo {' '.join(argv)} failed: {run.stderr[-500:]}")
