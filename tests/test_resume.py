@@ -92,3 +92,31 @@ def test_an_interrupted_run_of_another_recipe_is_not_resumed(tmp_path):
     else:
         raise AssertionError("a different recipe resumed another run's checkpoint")
     assert WorkFolder(tmp_path / "out", other, restart=True).path.is_dir()
+
+
+def test_a_run_that_stopped_early_and_died_before_saving_resumes_without_training_again(tmp_path, monkeypatch):
+    from vae_zoo.io import saving
+    from vae_zoo.training import recipe as recipes
+    from vae_zoo.training import runner
+
+    recipe = recipes.parse({
+        "model": {"name": "vae", "latent_dim": 2, "encoder": {"name": "mlp", "hidden_sizes": [16]}},
+        "data": {"name": "digits", "binarize": "static", "batch_size": 64},
+        "training": {"epochs": 30, "jit_compile": False, "verbose": 0,
+                     # no improvement is ever big enough: early stopping ends the run after its second epoch
+                     "early_stopping": {"patience": 0, "min_delta": 1.0e9}},
+    })
+    real_save = saving.save
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(saving, "save", dies)
+    try:
+        runner.train(recipe, tmp_path / "out", verbose=0)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(saving, "save", real_save)
+    _, history, card = runner.train(recipe, tmp_path / "out", verbose=0)
+    assert card["training"]["epochs_run"] == 2 and len(history["loss"]) == 2, "the resumed run trained no further epoch"
+    assert vae_zoo.load(tmp_path / "out").count_params() > 0

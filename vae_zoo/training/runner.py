@@ -116,6 +116,20 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         path = Path(backup_dir) / "training_metadata.json"
         return int(json.loads(path.read_text())["epoch"]) if path.is_file() else 0
 
+    def stopped_history(self):
+        """The epoch logs of a run whose early stopping had already ended it (None otherwise).
+
+        A run killed after training but before its model was saved must not train
+        another epoch when it is resumed: fit would run one before the restored
+        early stopping could stop it again.
+        """
+        epoch = self.first_epoch
+        entry = self._read_state().get(str(epoch)) if epoch else None
+        if entry is None:
+            return None
+        stopped = any(saved.get("stopped_epoch") for saved in entry["callbacks"])
+        return entry["history"] if stopped else None
+
     def _read_state(self):
         path = self.folder / STATE_FILE
         return json.loads(path.read_text()) if path.is_file() else {}
@@ -211,6 +225,10 @@ def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose=
     # The backup comes last: it restores callback state after the others' on_train_begin has reset it.
     callbacks = [*callbacks, *([backup] if backup else [])]
     verbose = options.get("verbose", verbose)
+    finished = backup.stopped_history() if backup is not None else None
+    if finished is not None:
+        model.load_weights(Path(backup_dir) / "latest.weights.h5")  # what BackupAndRestore would restore
+        return finished
     if options["distribute"] == "multi_worker":
         from vae_zoo.training.distributed import fit_multi_worker
 
