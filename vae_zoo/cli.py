@@ -159,7 +159,8 @@ def cmd_export(args):
 
     folder = resolve(args.dir)
     model = vae_zoo.load(folder)
-    path = vae_zoo.export(model, args.out, card=read_card(folder), overwrite=args.overwrite, format=args.format)
+    with contextlib.redirect_stdout(sys.stderr):  # the verification's progress bar on stderr; stdout is the JSON result
+        path = vae_zoo.export(model, args.out, card=read_card(folder), overwrite=args.overwrite, format=args.format, progress=True)
     inspect = {"savedmodel": f"saved_model_cli show --dir {path} --all", "portable": f"saved_model_cli show --dir {path} --all",
                "tflite": f"{path}/model.tflite", "onnx": f"{path}/<signature>.onnx"}[args.format]
     print(strict_json.dumps({"exported": str(path), "format": args.format, "inspect": inspect}, indent=2))

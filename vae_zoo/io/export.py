@@ -33,12 +33,13 @@ from vae_zoo.io import folders, saving, strict_json
 FORMATS = ("savedmodel", "portable", "tflite", "onnx")
 
 
-def export(model, path, card=None, overwrite=False, format="savedmodel"):
+def export(model, path, card=None, overwrite=False, format="savedmodel", progress=False):
     """Write ``model`` for serving at ``path`` (a folder), in one of ``FORMATS``.
 
     ``savedmodel`` (TF Serving: every signature, the card inside as an asset);
     ``portable``, ``tflite``, ``onnx``: the portable signatures (``vae_zoo.io.runtimes``),
-    each conversion verified against the SavedModel before it is written.
+    each conversion verified against the SavedModel before it is written
+    (``progress`` shows a bar over the signatures as they are checked).
     Like ``vae_zoo.save``, it writes into a staging folder and moves it into
     place only when complete, and never replaces ``path`` without ``overwrite``.
     """
@@ -58,7 +59,7 @@ def export(model, path, card=None, overwrite=False, format="savedmodel"):
             else:
                 from vae_zoo.io.runtimes import export_runtime
 
-                export_runtime(model, staging, card, format)
+                export_runtime(model, staging, card, format, progress)
             folders.move_into_place(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

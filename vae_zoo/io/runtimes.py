@@ -81,7 +81,16 @@ def _compare(runtime, name, expected, got):
                                  f"{difference.max():.3g} (tolerance {TOLERANCE:g}, relative above 1); not written")
 
 
-def to_tflite(portable_dir, out_file, inputs):
+def _progress(reference, show):
+    """The signatures to check, with a Keras progress bar when ``show`` (conversions take seconds each)."""
+    bar = keras.utils.Progbar(len(reference), unit_name="signature") if show else None
+    for name in sorted(reference):
+        yield name, reference[name]
+        if bar is not None:
+            bar.add(1, values=[])
+
+
+def to_tflite(portable_dir, out_file, inputs, progress=False):
     """Convert every signature to one .tflite file (builtin ops only), verify it, then write it."""
     reference = _reference(portable_dir, inputs)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(portable_dir), signature_keys=sorted(reference))
@@ -91,13 +100,13 @@ def to_tflite(portable_dir, out_file, inputs):
     except Exception as err:  # the converter raises ConverterError and others for unsupported ops
         raise ModelFileError(f"tflite: conversion failed: {' '.join(str(err).split())[:400]}") from None
     interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-    for name, (expected, feed) in reference.items():
+    for name, (expected, feed) in _progress(reference, progress):
         _compare("tflite", name, expected, interpreter.get_signature_runner(name)(**feed))
     Path(out_file).write_bytes(flatbuffer)
     return sorted(reference)
 
 
-def to_onnx(portable_dir, out_dir, inputs):
+def to_onnx(portable_dir, out_dir, inputs, progress=False):
     """One verified ONNX file per signature in ``out_dir`` (tf2onnx, run in a subprocess; onnxruntime to verify)."""
     try:
         import onnxruntime
@@ -107,7 +116,7 @@ def to_onnx(portable_dir, out_dir, inputs):
     reference = _reference(portable_dir, inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, (expected, feed) in reference.items():
+    for name, (expected, feed) in _progress(reference, progress):
         target = out_dir / f"{name}.onnx"
         run = subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(portable_dir), "--signature_def", name,
                               "--opset", str(ONNX_OPSET), "--output", str(target)], capture_output=True, text=True)
@@ -123,7 +132,7 @@ def to_onnx(portable_dir, out_dir, inputs):
     return sorted(reference)
 
 
-def export_runtime(model, path, card, runtime):
+def export_runtime(model, path, card, runtime, progress=False):
     """Write ``runtime`` (portable, tflite or onnx) for ``model`` into the new staging folder ``path``."""
     inputs = test_inputs(model)
     if runtime == "portable":
@@ -133,7 +142,7 @@ def export_runtime(model, path, card, runtime):
         portable = Path(scratch) / "portable"
         write_portable(model, portable, card)
         if runtime == "tflite":
-            to_tflite(portable, Path(path) / "model.tflite", inputs)
+            to_tflite(portable, Path(path) / "model.tflite", inputs, progress)
         else:
-            to_onnx(portable, path, inputs)
+            to_onnx(portable, path, inputs, progress)
         shutil.copy(portable / "card.json", Path(path) / "card.json")
