@@ -110,9 +110,13 @@ def vae_zoo_command(*args):
 def completed_trials(out):
     found = {}
     for file in Path(out, "search").glob("trial_*/trial.json"):
-        trial = json.loads(file.read_text())
+        text = file.read_text()
+        try:
+            trial = json.loads(text)
+        except json.JSONDecodeError:  # keras-tuner is writing it right now: not completed yet
+            continue
         if trial["status"] == "COMPLETED":
-            found[trial["trial_id"]] = file.read_text()
+            found[trial["trial_id"]] = text
     return found
 
 
