@@ -88,15 +88,19 @@ def get_model_class(name):
         raise unknown_name("model", name, _MODELS) from None
 
 
-def check_arguments(name, kwargs, where=""):
-    """The class of model ``name`` once ``kwargs`` passed the schema and the size limit (``ConfigError`` otherwise)."""
+def check_arguments(name, kwargs, where="", size=True):
+    """The class of model ``name`` once ``kwargs`` passed the schema and (with ``size``) the size limit.
+
+    Raises ``ConfigError``. ``size=False`` skips the dry build, which starts TensorFlow's runtime.
+    """
     from vae_zoo.models.sizing import check_size
     from vae_zoo.schema import check_model_arguments
 
     cls = get_model_class(name)
     accepted = {**hyperparameter_defaults(cls), **{key: None for key in _KERAS_KWARGS}}
     check_model_arguments(cls, accepted, kwargs, where)
-    check_size(lambda: cls(**kwargs), f"{where or 'model'} {name!r}")
+    if size:
+        check_size(lambda: cls(**kwargs), f"{where or 'model'} {name!r}")
     return cls
 
 

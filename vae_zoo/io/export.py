@@ -29,7 +29,6 @@ import tensorflow as tf
 from vae_zoo.errors import ModelFileError, unknown_name
 from vae_zoo.io import folders, saving, strict_json
 
-
 FORMATS = ("savedmodel", "portable", "tflite", "onnx")
 
 

@@ -16,6 +16,7 @@ the next run takes over); a finished run removes the file.
 """
 
 import contextlib
+import glob
 import os
 import re
 import shutil
@@ -95,11 +96,8 @@ def is_unfinished(path):
 
 def leftovers(folder, kind):
     folder = Path(folder)
-    return sorted(folder.parent.glob(f".{glob_escape(folder.name)}.{kind}-*"), key=lambda p: p.stat().st_mtime)
+    return sorted(folder.parent.glob(f".{glob.escape(folder.name)}.{kind}-*"), key=lambda p: p.stat().st_mtime)
 
-
-def glob_escape(name):
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def recover(folder):

@@ -76,7 +76,7 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=N
         folders.recover(folder)
         if folder.exists() and not overwrite:
             raise ModelFileError(f"{folder} already exists; choose another folder or pass overwrite=True")
-        bad = [w.path for w in model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+        bad = model.nonfinite_weights()
         if bad:
             raise DivergenceError(f"not saving {folder}: {len(bad)} weight tensors hold NaN or infinity (first: {bad[0]})")
         staging = folders.staging_folder(folder)

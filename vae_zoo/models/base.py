@@ -26,6 +26,7 @@ The config is the constructor: ``get_config()`` returns exactly the
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras.src.losses.loss import (
     scale_loss_for_distribution,
@@ -128,6 +129,10 @@ class ZooModel(keras.Model):
             "likelihood": (distributions.LIKELIHOODS, "likelihood", ("event_ndims",)),
             "prior": (distributions.PRIORS, "prior", ("latent_dim", "data_shape")),
         }
+
+    def nonfinite_weights(self):
+        """The paths of the weights that hold NaN or infinity (empty for a healthy model)."""
+        return [w.path for w in self.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
 
     def can(self, capability):
         """Whether the model has ``capability`` (one of ``CAPABILITIES``)."""

@@ -67,7 +67,7 @@ class DivergenceGuard(keras.callbacks.Callback):
         validation = {k: v for k, v in (logs or {}).items() if k.startswith("val_")}
         if not all(np.isfinite(float(v)) for v in validation.values()):
             self._fail(f"in the validation of epoch {epoch + 1}", validation)
-        bad = [w.path for w in self.model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+        bad = self.model.nonfinite_weights()
         if bad:
             raise DivergenceError(f"training diverged in epoch {epoch + 1}: {len(bad)} weight tensors became non-finite "
                                   f"(first: {bad[0]})")

@@ -124,10 +124,8 @@ def check_model(section, build=True):
     from vae_zoo.registry import (
         check_arguments,
         get_model_class,
-        hyperparameter_defaults,
         list_models,
     )
-    from vae_zoo.schema import check_model_arguments
 
     name = section.get("name")
     if not isinstance(name, str):
@@ -137,11 +135,9 @@ def check_model(section, build=True):
     except VaeZooError as err:
         raise ConfigError(f"model.name: {err}") from None
     arguments = {k: v for k, v in section.items() if k != "name"}
+    cls = check_arguments(name, arguments, where="model", size=build)
     if not build:
-        cls = get_model_class(name)
-        check_model_arguments(cls, {**hyperparameter_defaults(cls), "dtype": None, "trainable": None}, arguments, "model")
         return cls, tuple(dict.fromkeys(("loss", *cls.metric_names)))
-    cls = check_arguments(name, arguments, where="model")
     names = dry_build(lambda: cls(**arguments), lambda model: model.metric_names)
     return cls, tuple(dict.fromkeys(("loss", *names)))
 
