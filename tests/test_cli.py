@@ -49,6 +49,9 @@ def test_evaluate_shows_a_progress_bar_that_advances(tmp_path, capsys, monkeypat
     monkeypatch.setattr(system.stderr, "isatty", lambda: True, raising=False)
     assert cli.main(["evaluate", "vae.mnist_mini", "--only", "nll", "--k", "50", "--limit", "300", "--out", str(tmp_path / "r")]) == 0
     captured = capsys.readouterr()
-    assert re.findall(r"(\d+)/300", captured.err) == ["100", "200", "300"], captured.err[-2000:]
+    # Keras's Progbar skips redraws closer than 0.05 s apart (except the last), so a fast middle batch
+    # may not be drawn: require the first batch, the end, and counts that only go up.
+    shown = [int(count) for count in re.findall(r"(\d+)/300", captured.err)]
+    assert shown[0] == 100 and shown[-1] == 300 and shown == sorted(set(shown)), captured.err[-2000:]
     assert "ms/example - nll:" in captured.err
     assert captured.out.lstrip().startswith("{"), "stdout holds only the JSON result"
