@@ -2,13 +2,18 @@
 
     python tools/bench_startup.py                       # this checkout
     python tools/bench_startup.py /path/to/old/checkout .  # e.g. a worktree of an earlier commit, then this one
+    python tools/bench_startup.py OLD . --labels "0.2.0" "now" --out reports/startup.json   # the README's table
 
 Each command runs in a fresh interpreter (the console script's entry point,
 ``vae_zoo.cli:run``, or ``main`` where a checkout has no ``run``), best of three,
-on the bundled pretrained ``vae.mnist_mini``. Prints a markdown table.
+on the bundled pretrained ``vae.mnist_mini``. Prints a markdown table; ``--out`` also
+stores it as JSON, from which ``tools/write_readme.py`` writes the README's table.
 """
 
+import argparse
+import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -38,9 +43,19 @@ def measure(checkout, argv, repeats=3):
 
 
 def main():
-    checkouts = [Path(p).resolve() for p in (sys.argv[1:] or ["."])]
-    print("| command | " + " | ".join(f"{c.name}: s, TF log lines" for c in checkouts) + " |")
-    print("|---|" + "---|" * len(checkouts))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkouts", nargs="*", default=["."])
+    parser.add_argument("--labels", nargs="+", help="a column name per checkout (default: the folder names)")
+    parser.add_argument("--out", help="also write the table as JSON here (reports/startup.json for the README)")
+    args = parser.parse_args()
+    checkouts = [Path(p).resolve() for p in args.checkouts]
+    labels = args.labels or [c.name for c in checkouts]
+    if len(labels) != len(checkouts):
+        parser.error(f"{len(checkouts)} checkouts but {len(labels)} labels")
+    columns = ["command"] + [f"{label}: seconds, TF log lines" for label in labels]
+    rows = []
+    print("| " + " | ".join(columns) + " |")
+    print("|---" * len(columns) + "|")
     with tempfile.TemporaryDirectory() as tmp:
         for argv in COMMANDS:
             argv = [a.format(tmp=tmp) for a in argv]
@@ -48,7 +63,13 @@ def main():
             for checkout in checkouts:
                 seconds, noise = measure(checkout, argv)
                 cells.append(f"{seconds:.2f}, {noise}")
-            print(f"| `vae-zoo {' '.join(argv).replace(tmp, 'TMP')}` | " + " | ".join(cells) + " |")
+            rows.append([f"`vae-zoo {' '.join(argv).replace(tmp, 'TMP')}`"] + cells)
+            print("| " + " | ".join(rows[-1]) + " |", flush=True)
+    if args.out:
+        report = {"tool": "tools/bench_startup.py", "measure": "whole-process wall time, best of three",
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "columns": columns, "rows": rows}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":
