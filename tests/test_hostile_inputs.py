@@ -93,7 +93,7 @@ BAD_VALUES = {
     "training.epochs": st.one_of(non_integers, non_positive),
     "training.jit_compile": not_boolean,
     "training.seed": st.one_of(non_integers, st.integers(max_value=-1), st.integers(min_value=2**31)),
-    "training.steps_per_execution": st.one_of(non_integers, non_positive),
+    "training.steps_per_execution": st.one_of(non_integers.filter(lambda v: v != "auto"), non_positive),
     "training.monitor": unknown_name({prefix + name for prefix in ("", "val_") for name in ("loss", "elbo", "kl", "reconstruction")}),
     "training.distribute": unknown_name({"none", "mirrored", "multi_worker"}),
     "training.mixed_precision": unknown_name({"float32", "mixed_float16", "mixed_bfloat16"}),

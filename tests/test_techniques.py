@@ -112,3 +112,28 @@ def test_recipes_wire_techniques_and_give_the_monitor_validation_data():
     assert monitor.images.shape == (50, 8, 8, 1)
     with pytest.raises(vae_zoo.RecipeError, match="bad options for the 'linear' schedule"):
         callbacks.KLAnnealing(schedule="linear", warmup=3)
+
+
+def test_each_schedule_in_the_graph_equals_its_python_form():
+    options = {"sigmoid": {"beta_final": 3.0, "t_threshold": 200, "rate": 40}, "linear": {"beta_final": 2.0, "warmup_steps": 90},
+               "cyclical": {"beta_final": 1.5, "cycle_steps": 70, "ramp_fraction": 0.4}, "constant": {"beta_final": 0.7}}
+    steps = np.arange(0, 1000, 7, dtype=np.float32)
+    for name, kwargs in options.items():
+        expected = [schedules.get(name)(int(t), **kwargs) for t in steps]
+        np.testing.assert_allclose(schedules.get(name, graph=True)(tf.constant(steps), **kwargs), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_annealing_follows_every_step_when_keras_runs_several_per_call():
+    """beta is set inside the compiled step, so steps_per_execution does not coarsen the schedule."""
+    seen = {}
+    for spe in (1, 4):
+        keras.utils.set_random_seed(0)
+        model = vae_zoo.create_model("vae", latent_dim=2, encoder={"name": "mlp", "hidden_sizes": [8]})
+        model.compile(optimizer="adam", steps_per_execution=spe)
+        x = (np.random.default_rng(0).random((32, 28, 28, 1)) < 0.5).astype("float32")
+        annealing = callbacks.KLAnnealing(schedule="linear", warmup_steps=10)
+        model.fit(x, epochs=1, batch_size=4, shuffle=False, verbose=0, callbacks=[annealing])
+        seen[spe] = (float(model.kl_weight.numpy()), [w.copy() for w in model.get_weights()])
+    assert seen[1][0] == seen[4][0] == pytest.approx(0.7)  # beta of the 8th step (step index 7 of a 10-step warm-up)
+    for a, b in zip(seen[1][1], seen[4][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

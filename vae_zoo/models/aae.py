@@ -79,6 +79,7 @@ class AdversarialAutoencoder(VAE):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         autoencoder_variables = self.autoencoder_variables()
         discriminator_variables = self.discriminator.trainable_variables
+        self.follow_kl_schedule()
         with tf.GradientTape(persistent=True) as tape:
             terms = self.loss_terms(x, y, training=True, seed=step_seed(self, self.noise_seed))
             self.update_trackers(terms, sample_weight)

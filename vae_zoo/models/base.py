@@ -297,6 +297,7 @@ class ZooModel(keras.Model):
     def train_step(self, data):
         """Keras's own training step, with the forward pass inside ``compute_loss`` (so it runs once)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self.follow_kl_schedule()
         with tf.GradientTape() as tape:
             loss = self.compute_loss(x, y, sample_weight=sample_weight, training=True)
             self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0])
@@ -304,6 +305,12 @@ class ZooModel(keras.Model):
         variables = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return self.step_results()
+
+    def follow_kl_schedule(self):
+        """beta for this step from the schedule the KLAnnealing callback set, if any (inside the compiled step)."""
+        if getattr(self, "kl_schedule", None) is not None:
+            step = tf.cast(self.optimizer.iterations, tf.float32)
+            self.kl_weight.assign(tf.cast(self.kl_schedule(step), self.kl_weight.dtype))
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

@@ -84,7 +84,8 @@ class VAE(ZooModel):
         if self.free_bits and not getattr(self.prior_layer, "factorized", False):
             raise ValueError(f"free_bits needs a prior that factorizes over dimensions (normal), not {prior!r}")
         self.kl_weight = self.add_weight(
-            name="kl_weight", shape=(), initializer=keras.initializers.Constant(float(beta)), trainable=False
+            name="kl_weight", shape=(), initializer=keras.initializers.Constant(float(beta)), trainable=False,
+            aggregation="only_first_replica",  # assigned inside the step (KL annealing), on every replica alike
         )
         # Every sub-network is built above, so the model owns its weights from the start.
         self.built = True

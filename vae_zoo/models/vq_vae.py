@@ -137,7 +137,8 @@ class VQVAE(ZooModel):
                                                   self.data_shape, channels)
         self.prior_layer = distributions.resolve(CODE_PRIORS, "code prior", prior, self.grid, self.codebook_size, name="code_prior", dtype="float32")
         # The commitment cost, in the variable that callbacks and tuners set as every model's beta.
-        self.kl_weight = self.add_weight(name="kl_weight", shape=(), initializer=keras.initializers.Constant(float(beta)), trainable=False)
+        self.kl_weight = self.add_weight(name="kl_weight", shape=(), initializer=keras.initializers.Constant(float(beta)), trainable=False,
+                                         aggregation="only_first_replica")  # assigned in the step (KL annealing)
         # Small initial codes (+-1/K, as in the authors' Sonnet module): with codes far from the
         # encoder's first outputs, a few codes win every assignment and the rest never train.
         scale = 1.0 / self.codebook_size

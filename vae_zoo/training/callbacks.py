@@ -16,26 +16,31 @@ from vae_zoo.training import schedules
 
 
 class KLAnnealing(keras.callbacks.Callback):
-    """Sets the model's KL weight (beta) before every training step from a schedule.
+    """Sets the model's KL weight (beta) at every training step from a schedule.
 
     ``schedule`` is ``sigmoid`` (the seed's), ``linear``, ``cyclical`` or
     ``constant``; the other keyword arguments are the schedule's. The step is
     the optimizer's own counter, so the schedule continues across ``fit``
-    calls and after a run is restored from a checkpoint.
+    calls and after a run is restored from a checkpoint. The callback hands
+    the schedule to the model, which evaluates it inside its compiled step
+    (no host round trip per step, and exact when Keras runs several steps per
+    call with ``steps_per_execution``).
     """
 
     def __init__(self, schedule="sigmoid", **options):
         super().__init__()
-        function = schedules.get(schedule)
+        function, in_graph = schedules.get(schedule), schedules.get(schedule, graph=True)
         try:
             function(0, **options)
         except TypeError as err:
             raise RecipeError(f"bad options for the {schedule!r} schedule: {err}") from None
         self.schedule = lambda step: function(step, **options)
+        self.graph_schedule = lambda step: in_graph(step, **options)
 
-    def on_train_batch_begin(self, batch, logs=None):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))  # also a MirroredVariable
-        self.model.kl_weight.assign(self.schedule(step))
+    def set_model(self, model):
+        super().set_model(model)
+        # Keras builds the callbacks before it traces the training step, so the step sees the schedule.
+        model.kl_schedule = self.graph_schedule
 
 
 class DivergenceGuard(keras.callbacks.Callback):

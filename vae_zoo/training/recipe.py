@@ -4,7 +4,8 @@
     data:      {name: mnist_mini, binarize: dynamic, batch_size: 128}
     optimizer: {name: adam, learning_rate: 0.001}
     training:  {epochs: 50, jit_compile: true, monitor: val_loss, early_stopping: {patience: 10},
-                distribute: none, mixed_precision: float32}   # mirrored | multi_worker; mixed_bfloat16 | mixed_float16
+                distribute: none, mixed_precision: float32,   # mirrored | multi_worker; mixed_bfloat16 | mixed_float16
+                steps_per_execution: auto}                    # or a count of steps per call into TensorFlow
     callbacks: [{name: ..., ...}]
     search:    {...}                                # hyperparameter search space (vae_zoo.tuning)
     smoke:     {training.epochs: 1, data.limit: 512} # dotted overrides applied by --smoke
@@ -28,7 +29,7 @@ from vae_zoo.training.callbacks import make_callback
 
 # Metrics that improve upwards; every other monitored quantity (losses, KL, ...) improves downwards.
 HIGHER_IS_BETTER = ("elbo", "iwae_bound", "perplexity", "active_units", "accuracy", "auroc")
-DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": 1,
+DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": "auto",
                     "distribute": "none", "mixed_precision": "float32"}
 DEFAULT_SMOKE = {"training.epochs": 1, "data.limit": 512}
 # A recipe is a page of YAML; anything much bigger is a mistake or an attack.
@@ -212,12 +213,32 @@ def monitor_mode(metric):
     return "max" if name in HIGHER_IS_BETTER else "min"
 
 
-def compile_model(model, recipe):
+# The most training steps that ``steps_per_execution: auto`` runs per call into TensorFlow.
+AUTO_STEPS_PER_EXECUTION = 32
+
+
+def steps_per_execution(recipe, steps_per_epoch=None):
+    """The recipe's ``training.steps_per_execution``, with ``auto`` resolved for an epoch of ``steps_per_epoch``.
+
+    ``auto`` is the largest divisor of the epoch up to 32 (1 when the epoch's
+    length is unknown): Keras runs a whole number of executions per epoch, so
+    with a count that does not divide the epoch it would train extra steps.
+    tools/bench_speed.py measures what it buys.
+    """
+    value = training_options(recipe)["steps_per_execution"]
+    if value != "auto":
+        return int(value)
+    if not steps_per_epoch:
+        return 1
+    return max(d for d in range(1, min(AUTO_STEPS_PER_EXECUTION, int(steps_per_epoch)) + 1) if steps_per_epoch % d == 0)
+
+
+def compile_model(model, recipe, steps_per_epoch=None):
     options = training_options(recipe)
     model.compile(
         optimizer=build_optimizer(recipe),
         jit_compile=bool(options["jit_compile"]),
-        steps_per_execution=int(options["steps_per_execution"]),
+        steps_per_execution=steps_per_execution(recipe, steps_per_epoch),
     )
     return model
 

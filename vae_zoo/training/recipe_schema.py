@@ -30,6 +30,13 @@ DISTRIBUTE = ("none", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SEED = integer(0, 2**31 - 1)
 
+def steps_per_execution(value, key):
+    """``auto`` (the runner chooses) or a count of training steps per call into TensorFlow."""
+    return value if value == "auto" else integer(1, 100_000)(value, key)
+
+
+steps_per_execution.expected = "'auto' or an integer from 1 to 100,000"
+
 TRAINING = {
     "epochs": integer(1, 1_000_000),
     "jit_compile": boolean,
@@ -37,7 +44,7 @@ TRAINING = {
     "mode": choice("min", "max"),
     "early_stopping": optional(mapping),
     "seed": SEED,
-    "steps_per_execution": integer(1, 100_000),
+    "steps_per_execution": steps_per_execution,
     "verbose": choice(0, 1, 2, "auto"),
     "distribute": choice(*DISTRIBUTE),
     "mixed_precision": choice(*PRECISIONS),

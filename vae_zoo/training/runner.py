@@ -271,7 +271,7 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
         keras.utils.set_random_seed(int(options["seed"]))
         data = recipes.build_data(recipe)
         with strategy.scope():
-            model = recipes.compile_model(recipes.build_model(recipe, data), recipe)
+            model = recipes.compile_model(recipes.build_model(recipe, data), recipe, data.steps_per_epoch())
         work = WorkFolder(out_dir, recipe, restart=restart)
         own = []
         if chief:

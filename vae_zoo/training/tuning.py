@@ -134,7 +134,7 @@ class RecipeHyperModel(kt.HyperModel):
 
     def build(self, hp):
         recipe = self.trial_recipe(hp)
-        return recipes.compile_model(recipes.build_model(recipe, self.data), recipe)
+        return recipes.compile_model(recipes.build_model(recipe, self.data), recipe, self.data.steps_per_epoch())
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, verbose=0, **kwargs):
         """Train one trial with the runner; the tuner's own callbacks (its checkpoint, early stopping) ride along."""

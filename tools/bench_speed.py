@@ -1,0 +1,318 @@
+"""Speed against the machine's own limit: training and IS-NLL throughput as fractions of its matmul ceiling.
+
+    python tools/bench_speed.py --quick --out reports     # the headline figures (a few minutes on 2 cores)
+    python tools/bench_speed.py --out runs/speed          # the whole grid (about half an hour on 2 cores)
+
+The ceiling is this machine's own rate for a large float32 matmul (4096 x 4096 x 4096,
+TensorFlow's oneDNN kernel, best of three), measured again right before and after every
+figure, so each ratio compares two rates taken side by side. A model's FLOPs per example
+are counted, not guessed: TensorFlow's graph profiler (``tf.compat.v1.profiler`` with
+``float_operation``) adds up every op of the traced graph (a matmul of m x k by k x n
+counts 2mkn): for training, the loss and its gradients at the benchmark's batch (the
+optimizer's update is left out, as in the usual 3x-forward count); for the IS-NLL, one
+pass of ``log_weights`` per (example, draw).
+
+Measured, each as examples/s and as a fraction of the ceiling:
+
+- training with ``model.fit`` as the runner compiles it (Adam, the recipe's
+  ``steps_per_execution`` default, ``auto``) for the seed VAE (MLP), the conv VAE, the
+  ladder VAE and the VQ-VAE, at batch 64 to 1024, XLA on and off, float32 and
+  ``mixed_bfloat16`` (the grid; ``--quick`` keeps the seed VAE at batch 128);
+- the same with ``steps_per_execution: 1``, and the minimal hand-written Keras step of
+  ``tools/bench_train.py`` in the same run;
+- the input pipeline alone (the runner's epoch-keyed training stream);
+- ``vae_zoo.evaluation.log_likelihood`` (examples x k per second);
+- a 1-epoch smoke run of ``recipes/vae/mnist_mini.yaml``, whole process, with the defaults
+  and with ``steps_per_execution: 1``.
+
+Writes ``speed.json`` (every figure, and the headline table that ``tools/write_readme.py``
+puts in the README) and ``speed.png`` (throughput against batch size) into ``--out``.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import vae_zoo  # noqa: E402
+from vae_zoo.training import recipe as recipes  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from bench_train import MinimalVAE  # noqa: E402
+
+MODELS = {"vae (MLP, seed)": "recipes/vae/mnist_mini.yaml", "vae (conv)": "recipes/vae/mnist_mini_conv.yaml",
+          "ladder_vae": "recipes/ladder_vae/mnist_mini.yaml", "vq_vae": "recipes/vq_vae/mnist_mini.yaml"}
+SEED_MODEL = "vae (MLP, seed)"
+BATCHES = (64, 128, 256, 512, 1024)
+PRECISIONS = ("float32", "mixed_bfloat16")
+# Each timed epoch lasts about this long (its step count is set from the warm-up).
+EPOCH_SECONDS = 1.5
+
+
+# --------------------------------------------------------------------------- the ceiling and the counts
+
+_square = tf.function(lambda a, b: tf.matmul(a, b))
+
+
+def matmul_ceiling(n=4096, repeats=3):
+    """GFLOP/s of a large float32 matmul on this machine right now (best of ``repeats``)."""
+    a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
+    _square(a, b).numpy()
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _square(a, b).numpy()
+        best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best / 1e9
+
+
+def side_by_side(measure):
+    """(result, ceiling GFLOP/s): the ceiling is the mean of one taken just before and one just after."""
+    before = matmul_ceiling()
+    result = measure()
+    return result, (before + matmul_ceiling()) / 2
+
+
+def counted_flops(function, *specs):
+    """FLOPs of one call of ``function`` on inputs of ``specs``, added up over its graph by TensorFlow's profiler."""
+    graph = tf.function(function).get_concrete_function(*specs).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+def training_flops_per_example(model, batch):
+    seed = tf.constant([0, 0])
+
+    def loss_and_gradients(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model.loss_terms(x, training=True, seed=seed)["loss"])
+        return tape.gradient(loss, model.trainable_variables)
+
+    return counted_flops(loss_and_gradients, tf.TensorSpec([batch, *model.data_shape])) / batch
+
+
+# --------------------------------------------------------------------------- training
+
+def binary_images(count, shape=(28, 28, 1), seed=0):
+    return (np.random.default_rng(seed).random((count, *shape)) < 0.3).astype(np.uint8) * 255
+
+
+def recipe_for(name, batch, jit, precision, steps_per_execution="auto"):
+    recipe = recipes.read(ROOT / MODELS[name])
+    recipe["data"]["batch_size"] = batch
+    recipe.setdefault("training", {}).update(jit_compile=jit, mixed_precision=precision, steps_per_execution=steps_per_execution)
+    return recipe
+
+
+def fit_rate(recipe, images, rounds):
+    """Examples/s of ``model.fit`` on the runner's training stream, compiled as the runner compiles it."""
+    from vae_zoo.training.runner import precision
+
+    batch = recipe["data"]["batch_size"]
+    with precision(recipe["training"]["mixed_precision"]):
+        data = vae_zoo.data.from_splits({split: (images, None) for split in vae_zoo.data.SPLITS}, batch_size=batch,
+                                        binarize="dynamic")
+        model = recipes.compile_model(recipes.build_model(recipe, data), recipe, data.steps_per_epoch())
+        stream = data.training_stream()
+        chunk = model.steps_per_execution
+        start = time.perf_counter()
+        model.fit(stream, steps_per_epoch=chunk * 2, epochs=1, verbose=0)  # compile and warm up
+        model.fit(stream, steps_per_epoch=chunk * 2, epochs=1, verbose=0)
+        per_step = (time.perf_counter() - start) / (chunk * 4)
+        steps = max(chunk, int(EPOCH_SECONDS / max(per_step, 1e-6)) // chunk * chunk)
+        rates = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            model.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
+            rates.append(steps * batch / (time.perf_counter() - start))
+    return max(rates), model, chunk
+
+
+def minimal_rate(images, batch, rounds):
+    """Examples/s of the minimal hand-written step (tools/bench_train.py), XLA on, float32."""
+    minimal = MinimalVAE(jit_compile=True)
+    data = tf.data.Dataset.from_tensor_slices(images.astype(np.float32) / 255.0).batch(batch).cache().prefetch(2)
+    minimal.epoch(data)
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        minimal.epoch(data)
+        rates.append(len(images) / (time.perf_counter() - start))
+    return max(rates)
+
+
+def pipeline_rate(images, batch, rounds):
+    """Examples/s of the runner's training stream alone (stateless shuffle, gather, dynamic binarization)."""
+    data = vae_zoo.data.from_splits({split: (images, None) for split in vae_zoo.data.SPLITS}, batch_size=batch,
+                                    binarize="dynamic")
+    steps = data.steps_per_epoch()
+    rates = []
+    for epoch in range(rounds + 1):
+        start = time.perf_counter()
+        for _ in data.training_stream(epoch).take(steps):
+            pass
+        rates.append(steps * batch / (time.perf_counter() - start))
+    return max(rates[1:])
+
+
+# --------------------------------------------------------------------------- IS-NLL
+
+def nll_rate(model, images, k, rounds):
+    """(examples x k)/s of vae_zoo.evaluation.log_likelihood, and the FLOPs of one (example, draw)."""
+    from vae_zoo import evaluation
+
+    x = images.astype(np.float32) / 255.0
+    evaluation.log_likelihood(model, x[:100], k=k)  # compile
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        evaluation.log_likelihood(model, x, k=k)
+        rates.append(len(x) * k / (time.perf_counter() - start))
+    draws = 500
+    flops = counted_flops(lambda b: model.log_weights(b, None, k=draws, seed=tf.constant([0, 0])),
+                          tf.TensorSpec([100, *model.data_shape])) / (100 * draws)
+    return max(rates), flops
+
+
+# --------------------------------------------------------------------------- a short run, whole process
+
+def smoke_seconds(steps_per_execution, repeats=2):
+    best = None
+    for _ in range(repeats):
+        with __import__("tempfile").TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            run = subprocess.run([sys.executable, "-m", "vae_zoo", "train", str(ROOT / "recipes/vae/mnist_mini.yaml"), "--smoke",
+                                  "--out", f"{tmp}/smoke", "--set", f"training.steps_per_execution={steps_per_execution}"],
+                                 capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            seconds = time.perf_counter() - start
+        if run.returncode:
+            raise SystemExit(f"the smoke run failed: {run.stderr[-800:]}")
+        best = seconds if best is None else min(best, seconds)
+    return best
+
+
+# --------------------------------------------------------------------------- the run
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="only the headline figures (seed VAE, batch 128)")
+    parser.add_argument("--out", default="runs/speed", help="folder for speed.json and speed.png")
+    parser.add_argument("--rounds", type=int, default=3, help="timed repeats per figure (the best counts)")
+    parser.add_argument("--nll-examples", type=int, default=1000)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = binary_images(8192)
+    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+               "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "vae_zoo": vae_zoo.__version__},
+               "devices": [d.device_type for d in tf.config.list_logical_devices()], "training": [], "notes": __doc__.split("\n\n")[1]}
+
+    def record(entry):
+        print(json.dumps(entry), flush=True)
+        return entry
+
+    models = [SEED_MODEL] if args.quick else list(MODELS)
+    batches = (128,) if args.quick else BATCHES
+    precisions = ("float32",) if args.quick else PRECISIONS
+    for name in models:
+        flops = None
+        for precision in precisions:
+            for jit in (True, False):
+                for batch in batches:
+                    recipe = recipe_for(name, batch, jit, precision)
+                    (rate, model, chunk), ceiling = side_by_side(lambda: fit_rate(recipe, images, args.rounds))
+                    flops = flops or training_flops_per_example(model, 128)
+                    results["training"].append(record({
+                        "model": name, "batch": batch, "xla": jit, "precision": precision, "steps_per_execution": chunk,
+                        "examples_per_second": round(rate), "flops_per_example": flops, "ceiling_gflops": round(ceiling, 1),
+                        "fraction_of_ceiling": round(rate * flops / (ceiling * 1e9), 3)}))
+
+    seed_flops = results["training"][0]["flops_per_example"]
+    (one_step_rate, _, _), ceiling = side_by_side(lambda: fit_rate(recipe_for(SEED_MODEL, 128, True, "float32", 1), images, args.rounds))
+    results["seed_one_step_per_execution"] = record({
+        "examples_per_second": round(one_step_rate), "ceiling_gflops": round(ceiling, 1),
+        "fraction_of_ceiling": round(one_step_rate * seed_flops / (ceiling * 1e9), 3)})
+    minimal, ceiling = side_by_side(lambda: minimal_rate(images, 128, args.rounds))
+    results["minimal_step"] = record({"examples_per_second": round(minimal), "ceiling_gflops": round(ceiling, 1),
+                                      "fraction_of_ceiling": round(minimal * seed_flops / (ceiling * 1e9), 3)})
+    results["input_pipeline"] = record({"batch": 128, "examples_per_second": round(pipeline_rate(images, 128, args.rounds))})
+
+    model = vae_zoo.load_pretrained("vae.fashion_mnist")
+    results["nll"] = []
+    for k in ((1000,) if args.quick else (100, 1000, 5000)):
+        (rate, flops), ceiling = side_by_side(lambda: nll_rate(model, binary_images(args.nll_examples, seed=1), k, 1))
+        results["nll"].append(record({
+            "model": "vae.fashion_mnist", "k": k, "examples": args.nll_examples, "samples_per_second": round(rate),
+            "flops_per_sample": flops, "ceiling_gflops": round(ceiling, 1),
+            "fraction_of_ceiling": round(rate * flops / (ceiling * 1e9), 3),
+            "seconds_for_10000_test_images": {"k=1000": round(1e7 / rate, 1), "k=5000": round(5e7 / rate, 1)}}))
+
+    results["smoke_run_seconds"] = record({"steps_per_execution auto": round(smoke_seconds("auto"), 1),
+                                           "steps_per_execution 1": round(smoke_seconds(1), 1)})
+    results.update(headline(results))
+    (out / "speed.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, out / "speed.png")
+    print(f"wrote {out / 'speed.json'} and {out / 'speed.png'}")
+
+
+def headline(results):
+    """The README's table: ``columns`` and ``rows``, as tools/write_readme.py reads them."""
+    seed = next(e for e in results["training"] if e["model"] == SEED_MODEL and e["batch"] == 128 and e["xla"]
+                and e["precision"] == "float32")
+    one, minimal, smoke = results["seed_one_step_per_execution"], results["minimal_step"], results["smoke_run_seconds"]
+    rows = [
+        ["seed VAE training, batch 128, recipe defaults (XLA, steps_per_execution auto = "
+         f"{seed['steps_per_execution']})", f"{seed['examples_per_second']:,} examples/s", seed["fraction_of_ceiling"]],
+        ["the same, steps_per_execution 1", f"{one['examples_per_second']:,} examples/s", one["fraction_of_ceiling"]],
+        ["minimal hand-written Keras step (tools/bench_train.py)", f"{minimal['examples_per_second']:,} examples/s",
+         minimal["fraction_of_ceiling"]],
+        ["input pipeline alone (runner's stream, batch 128)", f"{results['input_pipeline']['examples_per_second']:,} examples/s", ""],
+    ]
+    for entry in results["nll"]:
+        rows.append([f"IS-NLL, vae.fashion_mnist, k = {entry['k']}", f"{entry['samples_per_second']:,} (example, draw)/s; "
+                     f"10,000 test images: {entry['seconds_for_10000_test_images']['k=1000']} s at k = 1000, "
+                     f"{entry['seconds_for_10000_test_images']['k=5000']} s at k = 5000", entry["fraction_of_ceiling"]])
+    rows.append(["1-epoch smoke run of vae/mnist_mini, whole process", f"{smoke['steps_per_execution auto']} s (auto) vs "
+                 f"{smoke['steps_per_execution 1']} s (1)", ""])
+    ceilings = [e["ceiling_gflops"] for e in results["training"] + results["nll"]]
+    return {"columns": ["what", f"rate ({results['machine']}; ceiling {min(ceilings):.0f}-{max(ceilings):.0f} GFLOP/s)",
+                        "fraction of the matmul ceiling"], "rows": rows}
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    keys = sorted({(e["model"], e["xla"], e["precision"]) for e in results["training"]})
+    for model, xla, precision in keys:
+        entries = sorted((e for e in results["training"] if (e["model"], e["xla"], e["precision"]) == (model, xla, precision)),
+                         key=lambda e: e["batch"])
+        axis.plot([e["batch"] for e in entries], [e["fraction_of_ceiling"] for e in entries], marker="o",
+                  linestyle="-" if xla else "--", label=f"{model}, {'XLA' if xla else 'no XLA'}, {precision}")
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("batch size")
+    axis.set_ylabel("training throughput x FLOPs / matmul ceiling")
+    axis.set_title(f"Training speed against the matmul ceiling ({results['machine']})")
+    axis.legend(fontsize=6)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
