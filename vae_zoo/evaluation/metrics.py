@@ -1,5 +1,7 @@
 """What a trained model is worth: ELBO, likelihood, latent diagnostics, anomaly detection, semi-supervised learning."""
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -52,6 +54,9 @@ def score_dataset(model, dataset, seed=0):
     return {**means, "examples": examples}
 
 
+_COMPILED_CHUNKS = weakref.WeakKeyDictionary()
+
+
 def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100, seed=0, progress=False):
     """Per-example importance-sampled log p(x) over a data set, as numpy (nats).
 
@@ -64,7 +69,8 @@ def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100
 
     k, chunk = int(k), min(int(chunk), int(k))
     sizes = [chunk] * (k // chunk) + ([k % chunk] if k % chunk else [])
-    compiled = {}
+    # Kept per model (weakly), so later calls (the anomaly scores, a second split) reuse the compiled chunks.
+    compiled = _COMPILED_CHUNKS.setdefault(model, {})
 
     def chunk_logsumexp(size):
         if size not in compiled:

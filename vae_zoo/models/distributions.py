@@ -250,6 +250,12 @@ def reparameterized_sample(q, sample_shape=(), seed=None):
     return mean + stddev * noise
 
 
+# Philox, named. Under XLA on a CPU the default ("auto_select") draws the same numbers through a path about
+# 20 times slower (190 ns against 9 ns a number): it cost a third of the IS-NLL evaluation. Same numbers: the
+# seed VAE's recipe trains to the same weights digest either way.
+NOISE_ALGORITHM = "philox"
+
+
 def replica_normal(shape, seed, batch_axis=0, dtype=tf.float32):
     """Stateless N(0, 1) noise of ``shape`` whose rows are the same however the batch is split.
 
@@ -262,10 +268,10 @@ def replica_normal(shape, seed, batch_axis=0, dtype=tf.float32):
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     context = tf.distribute.get_replica_context()
     if replicas == 1 or context is None:
-        return tf.random.stateless_normal(shape, seed=seed, dtype=dtype)
+        return tf.random.stateless_normal(shape, seed=seed, dtype=dtype, alg=NOISE_ALGORITHM)
     local = shape[batch_axis]
     global_shape = tf.tensor_scatter_nd_update(shape, [[batch_axis]], [local * replicas])
-    noise = tf.random.stateless_normal(global_shape, seed=seed, dtype=dtype)
+    noise = tf.random.stateless_normal(global_shape, seed=seed, dtype=dtype, alg=NOISE_ALGORITHM)
     begin = tf.tensor_scatter_nd_update(tf.zeros_like(shape), [[batch_axis]], [local * context.replica_id_in_sync_group])
     return tf.slice(noise, begin, shape)
 
