@@ -137,3 +137,12 @@ def test_annealing_follows_every_step_when_keras_runs_several_per_call():
     assert seen[1][0] == seen[4][0] == pytest.approx(0.7)  # beta of the 8th step (step index 7 of a 10-step warm-up)
     for a, b in zip(seen[1][1], seen[4][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_annealing_added_after_an_earlier_fit_still_sets_beta():
+    model = vae_zoo.create_model("vae", latent_dim=2, encoder={"name": "mlp", "hidden_sizes": [8]}, beta=1.0)
+    model.compile(optimizer="adam")
+    x = (np.random.default_rng(0).random((16, 28, 28, 1)) < 0.5).astype("float32")
+    model.fit(x, epochs=1, batch_size=4, verbose=0)  # traces a step without a schedule
+    model.fit(x, epochs=1, batch_size=4, verbose=0, callbacks=[callbacks.KLAnnealing(schedule="linear", warmup_steps=100)])
+    assert float(model.kl_weight.numpy()) == pytest.approx(0.07)  # step 7 (the 8th) of a 100-step warm-up

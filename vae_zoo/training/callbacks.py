@@ -39,8 +39,11 @@ class KLAnnealing(keras.callbacks.Callback):
 
     def set_model(self, model):
         super().set_model(model)
-        # Keras builds the callbacks before it traces the training step, so the step sees the schedule.
-        model.kl_schedule = self.graph_schedule
+        # Keras builds the callbacks before it traces the training step, so the step sees the schedule; a step
+        # traced by an earlier fit without it is dropped, so that Keras traces it again.
+        if getattr(model, "kl_schedule", None) is not self.graph_schedule:
+            model.kl_schedule = self.graph_schedule
+            model.train_function = None
 
 
 class DivergenceGuard(keras.callbacks.Callback):
