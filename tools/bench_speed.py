@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -41,16 +40,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-import vae_zoo  # noqa: E402
-from vae_zoo.training import recipe as recipes  # noqa: E402
+import vae_zoo
+from vae_zoo.training import recipe as recipes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from bench_train import MinimalVAE  # noqa: E402
+from bench_train import MinimalVAE
 
 MODELS = {"vae (MLP, seed)": "recipes/vae/mnist_mini.yaml", "vae (conv)": "recipes/vae/mnist_mini_conv.yaml",
           "ladder_vae": "recipes/ladder_vae/mnist_mini.yaml", "vq_vae": "recipes/vq_vae/mnist_mini.yaml"}
