@@ -69,6 +69,8 @@ def test_a_killed_training_run_resumes_and_matches_an_uninterrupted_one(tmp_path
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["resumed_after_epoch"] == done
     assert card["training"]["epochs_run"] == 6
+    # The card's training time covers the killed sitting's finished epochs too, not only the resumed one.
+    assert card["training"]["seconds"] > card["training"]["seconds_last_sitting"] > 0
 
     straight = subprocess.run(train_command(recipe, tmp_path / "straight"), capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr[-3000:]

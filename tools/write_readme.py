@@ -36,6 +36,10 @@ def _figure(value, digits=2):
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else ""
 
 
+def _minutes(seconds):
+    return "not recorded" if seconds is None else f"{seconds / 60:.1f} min"
+
+
 def _pretrained_row(card):
     test = card["metrics"]["test"]
     parts = card.get("report", {}).get("parts", {})
@@ -56,7 +60,7 @@ def _pretrained_row(card):
             f"{_figure(test.get('elbo'))} | "
             + (f"{nll['nll']:.2f} ± {nll['nll_std_error']:.2f} (k = {nll['k']})" if nll else "") +
             f" | {'; '.join(notes)} | {training['epochs_run']} ({training['best_epoch']}) | "
-            f"{training['seconds'] / 60:.1f} min | {card['versions']['vae_zoo']} |")
+            f"{_minutes(training.get('seconds'))} | {card['versions']['vae_zoo']} |")
 
 
 def pretrained_table(zoo=ROOT / "saved_models"):

@@ -105,6 +105,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.first_epoch = self.saved_epoch(backup_dir)
         self.tracked = [c for c in callbacks if self._attributes(c)]
         self.history = []
+        # Training seconds of the sittings before this one (None: a checkpoint from before they were recorded).
+        self.seconds_before, self.started = 0.0, None
 
     @staticmethod
     def _attributes(callback):
@@ -134,8 +136,16 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         path = self.folder / STATE_FILE
         return json.loads(path.read_text()) if path.is_file() else {}
 
+    @classmethod
+    def saved_seconds(cls, backup_dir):
+        """Training seconds over every sitting up to the newest checkpoint (None if they were not recorded)."""
+        backup = cls(backup_dir)
+        entry = backup._read_state().get(str(backup.first_epoch))
+        return entry.get("seconds") if entry else None
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
+        self.started = time.perf_counter()
         epoch = self.model._initial_epoch or 0
         if epoch != self.first_epoch:
             raise RecipeError(f"the checkpoint in {self.folder} changed while the run started; run the command again")
@@ -149,6 +159,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             for name, value in saved.items():
                 setattr(callback, name, value)
         self.history = entry["history"]
+        self.seconds_before = entry.get("seconds")
 
     def on_epoch_end(self, epoch, logs=None):
         self.history.append({k: float(v) for k, v in (logs or {}).items()})
@@ -157,6 +168,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             state[str(epoch + 1)] = {
                 "callbacks": [{n: _plain(getattr(c, n, None)) for n in self._attributes(c)} for c in self.tracked],
                 "history": self.history,
+                "seconds": None if self.seconds_before is None else self.seconds_before + time.perf_counter() - self.started,
             }
             # The two newest entries: the restored epoch's is there even if the weights of the next are not.
             state = {k: state[k] for k in sorted(state, key=int)[-2:]}
@@ -294,19 +306,22 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
                     work.remove()
             raise DivergenceError(f"{err}. Nothing was saved at {out_dir}; {checkpoint}") from None
         seconds = time.perf_counter() - started
+        # Over every sitting of a resumed run (read before the work folder goes); None if an old checkpoint lacks them.
+        total_seconds = RunBackup.saved_seconds(work.backup) if resumed_from else seconds
         history = as_history(logs).history
         if not chief:
             return out_dir, history, None
         if work.best_weights.exists():
             model.load_weights(work.best_weights)
-        card = run_card(recipe, source, data, history, seconds, score_dataset(model, data.test), resumed_from)
+        card = run_card(recipe, source, data, history, seconds, score_dataset(model, data.test), resumed_from, total_seconds)
         saving.save(model, out_dir, card=card, overwrite=overwrite, attach={"logs": work.logs})
         work.remove()
     return out_dir, history, card
 
 
-def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0):
-    """What a trained folder's card says about its run."""
+def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0, total_seconds=None):
+    """What a trained folder's card says about its run (``seconds``: this sitting; ``total_seconds``: all of them)."""
+    total_seconds = seconds if total_seconds is None and not resumed_from else total_seconds
     options = recipes.training_options(recipe)
     monitor, pick = options["monitor"], (max if options["mode"] == "max" else min)
     monitored = [v for v in history.get(monitor, []) if v is not None]
@@ -336,7 +351,9 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
         "training": {
             "epochs_run": epochs_run,
             "best_epoch": best_epoch + 1,
-            "seconds": round(seconds, 1),  # of the last sitting only, when the run was resumed
+            # Training (fit) time over every sitting; null when a checkpoint from vae_zoo < 0.2.2 was resumed.
+            "seconds": None if total_seconds is None else round(total_seconds, 1),
+            "seconds_last_sitting": round(seconds, 1),
             "resumed_after_epoch": resumed_from,
             "distribute": options["distribute"],
             "mixed_precision": options["mixed_precision"],
