@@ -35,6 +35,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -192,7 +193,7 @@ def nll_rate(model, images, k, rounds):
 def smoke_seconds(steps_per_execution, repeats=2):
     best = None
     for _ in range(repeats):
-        with __import__("tempfile").TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             run = subprocess.run([sys.executable, "-m", "vae_zoo", "train", str(ROOT / "recipes/vae/mnist_mini.yaml"), "--smoke",
                                   "--out", f"{tmp}/smoke", "--set", f"training.steps_per_execution={steps_per_execution}"],

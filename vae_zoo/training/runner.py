@@ -133,14 +133,17 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         return entry["history"] if stopped else None
 
     def _read_state(self):
-        path = self.folder / STATE_FILE
+        return self.read_state(self.folder)
+
+    @staticmethod
+    def read_state(backup_dir):
+        path = Path(backup_dir) / STATE_FILE
         return json.loads(path.read_text()) if path.is_file() else {}
 
     @classmethod
     def saved_seconds(cls, backup_dir):
         """Training seconds over every sitting up to the newest checkpoint (None if they were not recorded)."""
-        backup = cls(backup_dir)
-        entry = backup._read_state().get(str(backup.first_epoch))
+        entry = cls.read_state(backup_dir).get(str(cls.saved_epoch(backup_dir)))
         return entry.get("seconds") if entry else None
 
     def on_train_begin(self, logs=None):
