@@ -1,4 +1,4 @@
-"""The ``vae-zoo`` command: list, info, train, evaluate, sample, tune, export.
+"""The ``vae-zoo`` command: list, info, train, evaluate, sample, tune, export, compress, decompress.
 
 Every command ends in one line on stderr when it fails: a mistake in the
 input (a bad name, recipe, path, file or argument) exits with status 2, a
@@ -183,6 +183,76 @@ def cmd_tune(args):
     print(strict_json.dumps(summary, indent=2, default=str))
 
 
+def cmd_compress(args):
+    import time
+
+    import vae_zoo
+    from vae_zoo.compression import files, inputs
+    from vae_zoo.io import folders
+    from vae_zoo.io.saving import weights_digest
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise vae_zoo.InputError(f"{out} exists; pass --overwrite to replace it")
+    model = vae_zoo.load(resolve(args.model))
+    images, description = inputs.read_images(args.input, split=args.split, limit=args.limit, seed=args.seed)
+    images = inputs.binarize(images, args.binarize, seed=args.seed)
+    digest = weights_digest(model)
+    start = time.perf_counter()
+    raw, summary = files.compress(model, images, args.model, digest)
+    summary["encode_images_per_second"] = summary["examples"] / (time.perf_counter() - start)
+    if not args.no_verify:  # decode before writing: a file that would not decode is never saved
+        start = time.perf_counter()
+        decoded = files.decompress(raw, model, digest, source="the new file")
+        summary["decode_images_per_second"] = summary["examples"] / (time.perf_counter() - start)
+        if "images" in decoded and not np_equal(decoded["images"], images):
+            raise vae_zoo.InputError("the compressed file does not decode to the same images; nothing was written")
+    folders.write_file(out, raw, overwrite=args.overwrite)
+    print(strict_json.dumps({"compressed": str(out), "input": description, **summary}, indent=2))
+
+
+def np_equal(a, b):
+    import numpy as np
+
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
+def cmd_decompress(args):
+    import numpy as np
+
+    import vae_zoo
+    from vae_zoo.compression import container, files
+    from vae_zoo.evaluation.plotting import save_image_grid
+    from vae_zoo.io import folders
+    from vae_zoo.io.saving import weights_digest
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise vae_zoo.InputError(f"{out} exists; pass --overwrite to replace it")
+    raw = Path(args.file).read_bytes()
+    header, _ = container.unpack(raw, args.file)
+    model = vae_zoo.load(resolve(args.model or header.model))
+    result = files.decompress(raw, model, weights_digest(model), source=args.file)
+    staging = folders.staging_folder(out)
+    try:
+        if header.method == "bits_back":
+            np.savez_compressed(staging / "images.npz", images=result["images"])
+            preview = result["images"]
+        else:
+            np.savez_compressed(staging / "reconstructions.npz", images=result["reconstructions"], codes=result["codes"])
+            preview = result["reconstructions"]
+        save_image_grid(np.asarray(preview[:64], np.float32), staging / "preview.png", title=f"{header.describe()}")
+        folders.move_into_place(staging, out)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(strict_json.dumps({"decompressed": str(out), "method": header.method, "model": header.model,
+                             "examples": header.count, "shape": list(header.shape),
+                             "files": sorted(p.name for p in out.iterdir())}, indent=2))
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with its errors on one line (no usage block): the command, the argument and the problem."""
 
@@ -260,6 +330,27 @@ def build_parser():
                         "tflite, onnx: the portable signatures converted and verified (onnx needs vae_zoo[export])")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("compress", help="compress images with a model: lossless bits-back (Bernoulli VAEs) or "
+                            "lossy VQ codes (VQ-VAEs); prints the sizes as JSON")
+    p.add_argument("model", help="a saved model folder or a pretrained name, e.g. vae.mnist_mini")
+    p.add_argument("input", help="an .npz of images, a folder of images, or a data set name (its --split)")
+    p.add_argument("--out", required=True, help="the compressed file to write (.vzc)")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="for a data set name")
+    p.add_argument("--limit", type=bounded_int(1), help="compress at most this many images")
+    p.add_argument("--binarize", default="none", choices=["none", "threshold", "stochastic"],
+                   help="make grey images binary first (lossless coding with a Bernoulli model needs 0/1 images)")
+    p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0, help="for stochastic binarization and data sets")
+    p.add_argument("--no-verify", action="store_true", help="skip decoding the file before it is written")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=cmd_compress)
+
+    p = commands.add_parser("decompress", help="decode a .vzc file into a folder (images.npz or reconstructions.npz, preview.png)")
+    p.add_argument("file", help="a file written by vae-zoo compress")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--model", help="the model folder or pretrained name (default: the one named in the file)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=cmd_decompress)
     return parser
 
 

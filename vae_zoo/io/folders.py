@@ -195,3 +195,32 @@ def refuse_unfinished(path):
     if is_unfinished(path):
         raise ModelFileError(f"{path} is an unfinished or replaced save, not a model; load {Path(path).parent}/"
                              f"{Path(path).name[1:].rsplit('.', 1)[0]} instead")
+
+
+def write_file(path, data, overwrite=False):
+    """Write ``data`` (bytes) to ``path`` all at once: staged beside it, fsynced, renamed into place.
+
+    A crash leaves either the old file or the new one, never half of one. Without
+    ``overwrite`` an existing file is refused (and kept), even one created meanwhile.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite (--overwrite) to replace it")
+    staging = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(staging, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(staging, path)
+        else:
+            try:
+                os.link(staging, path)  # fails if the path appeared since the check: nothing is overwritten
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links
+                os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+    sync_folder(path.parent)

@@ -27,6 +27,7 @@ class LadderVAE(VAE):
     # Its z has several stochastic layers: the portable export's sample(noise) and elbo(x, noise),
     # which take one Gaussian noise vector, do not apply.
     portable_noise = False
+    hierarchical = True  # several stochastic layers: the one-layer bits-back coder refuses it
 
     def __init__(self, latent_dim=20, upper_latent_dims=(10,), ladder_hidden=(256,), **kwargs):
         self.level_dims = [int(latent_dim), *(int(d) for d in upper_latent_dims)]

@@ -1,0 +1,159 @@
+"""Lossless compression with a VAE: bits-back coding with ANS (Townsend, Bird and Barber, ICLR 2019).
+
+For each image x, with the ANS stack as the message:
+
+1. pop z under q(z|x)   (the bits-back step: it takes bits off the stack)
+2. push x under p(x|z)
+3. push z under p(z)
+
+so each image adds -log p(x|z) - log p(z) + log q(z|x) bits: the negative
+ELBO, up to the discretization of z (``buckets``). Decoding runs the steps
+backwards: pop z under p(z), pop x under p(x|z), push z under q(z|x), which
+puts back the bits step 1 took. ``constriction`` is the coder.
+
+Images go in batches, each popped, pushed and popped as one call per step;
+the decoder repeats the same batches, so every network output it computes
+is computed on the same inputs in the same shapes as when encoding.
+
+Initial bits: step 1 of the first batch needs bits on the stack before any
+image has put some there. The stack starts with ``seed_words`` words from a
+PCG64 generator seeded by the file's content digest (so compressing the same
+data twice gives the same bytes); they are part of the file, counted in every
+size the report states, and amortized over the data set. A batch is as large
+as the stack can pay for (at most 24 bits per latent symbol, constriction's
+precision), so the first batches are small and the batch sizes go in the
+file's header.
+"""
+
+import struct
+
+import constriction
+import numpy as np
+import tensorflow as tf
+
+from vae_zoo.compression.buckets import PriorBuckets
+from vae_zoo.errors import InputError
+
+PRECISION_BITS = 24  # constriction's default model precision: no symbol costs more than 24 bits
+MARGIN_BITS = 64
+_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
+_BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
+
+
+def why_not_codable(model):
+    """None if bits-back coding applies to ``model``, otherwise the reason, as a sentence."""
+    from vae_zoo.models.distributions import BernoulliLikelihood, StandardNormalPrior
+
+    name = model.registered_name
+    if not (model.can("gaussian_posterior") and model.can("elbo")):
+        return f"{name} has no Gaussian posterior q(z|x) to take bits back from"
+    if getattr(model, "hierarchical", False):
+        return f"{name} has a hierarchy of latents; bits-back coding here handles one Gaussian layer"
+    if model.can("labels"):
+        return f"{name} is conditional on labels, which a compressed file does not carry"
+    if not isinstance(model.likelihood, BernoulliLikelihood):
+        return (f"{name} has a {type(model.likelihood).__name__}; lossless coding needs a discrete likelihood "
+                "(the zoo's is Bernoulli, for binary images)")
+    if not isinstance(model.prior_layer, StandardNormalPrior):
+        return f"{name} has a {type(model.prior_layer).__name__}; bits-back coding here needs the N(0, I) prior"
+    return None
+
+
+class BitsBackCodec:
+    """Bits-back ANS coding of binary images with a Bernoulli VAE with an N(0, I) prior."""
+
+    method = "bits_back"
+
+    def __init__(self, model, latent_bits=10, max_batch=128, seed_words=None):
+        reason = why_not_codable(model)
+        if reason:
+            raise InputError(f"cannot compress losslessly: {reason}")
+        self.model = model
+        self.buckets = PriorBuckets(latent_bits)
+        self.latent_dim = int(model.latent_dim)
+        # Buckets of equal prior mass: under p(z) each costs latent_bits (up to the coder's rounding).
+        self.prior_model = constriction.stream.model.Uniform(self.buckets.count)
+        self.max_batch = int(max_batch)
+        self.batch_cost_bits = PRECISION_BITS * self.latent_dim  # the most one image's step 1 can take
+        self.seed_words = int(seed_words) if seed_words else -(-(2 * self.batch_cost_bits + MARGIN_BITS) // 32)
+
+    # ------------------------------------------------------------------ the networks, in float64 for the coder
+
+    def posterior(self, images):
+        q = self.model.encode(tf.convert_to_tensor(images, tf.float32))
+        return q.mean().numpy().reshape(-1), q.stddev().numpy().reshape(-1)
+
+    def pixel_probabilities(self, latent_indices, count):
+        z = self.buckets.values(latent_indices).reshape(count, self.latent_dim)
+        likelihood = self.model.decode(tf.convert_to_tensor(z))
+        logits = likelihood.distribution.logits_parameter().numpy().astype(np.float64).reshape(-1)
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    # ------------------------------------------------------------------ coding
+
+    def initial_words(self, salt):
+        rng = np.random.Generator(np.random.PCG64(int.from_bytes(salt[:8], "little")))
+        return rng.integers(0, 2**32, size=self.seed_words, dtype=np.uint32)
+
+    def encode(self, images, salt=b"\0" * 8):
+        """(words, options) for binary images (count, *data_shape) with values 0 and 1."""
+        pixels = np.asarray(images).reshape(len(images), -1).astype(np.int32)
+        coder = constriction.stream.stack.AnsCoder(self.initial_words(salt))
+        batches, start = [], 0
+        while start < len(pixels):
+            affordable = (coder.num_valid_bits() - MARGIN_BITS) // self.batch_cost_bits
+            size = int(min(self.max_batch, len(pixels) - start, affordable))
+            if size < 1:
+                raise InputError("the bits-back stack ran short of bits; compress with more seed_words")
+            batch = pixels[start:start + size]
+            mean, stddev = self.posterior(batch.astype(np.float32).reshape(size, *self.model.data_shape))
+            z = coder.decode(_CATEGORICAL, self.buckets.posterior_masses(mean, stddev))
+            coder.encode_reverse(batch.reshape(-1), _BERNOULLI, self.pixel_probabilities(z, size))
+            coder.encode_reverse(z, self.prior_model)
+            batches.append(size)
+            start += size
+        return coder.get_compressed(), self.pack_options(batches)
+
+    def decode(self, words, options, count, salt=b"\0" * 8):
+        """The images (count, *data_shape) as int32 0/1, from ``encode``'s words and options."""
+        batches = self.unpack_options(options)
+        if sum(batches) != count:
+            raise InputError(f"the header's batches hold {sum(batches)} images, not {count}")
+        coder = constriction.stream.stack.AnsCoder(np.asarray(words, np.uint32))
+        decoded = []
+        for size in reversed(batches):
+            z = coder.decode(self.prior_model, size * self.latent_dim)
+            pixels = coder.decode(_BERNOULLI, self.pixel_probabilities(z, size)).reshape(size, *self.model.data_shape)
+            mean, stddev = self.posterior(pixels.astype(np.float32))
+            coder.encode_reverse(z, _CATEGORICAL, self.buckets.posterior_masses(mean, stddev))
+            decoded.append(pixels)
+        leftover = coder.get_compressed()
+        if not np.array_equal(leftover, self.initial_words(salt)):
+            raise InputError("after decoding, the stack does not hold the initial bits it began with: "
+                             "the file was made with different numerics or weights")
+        return np.concatenate(decoded[::-1]) if decoded else np.zeros((0, *self.model.data_shape), np.int32)
+
+    # ------------------------------------------------------------------ header options
+
+    def pack_options(self, batches):
+        return struct.pack(f"<BHI{len(batches)}H", self.buckets.bits, self.seed_words, len(batches), *batches)
+
+    def unpack_options(self, options):
+        try:
+            bits, seed_words, n = struct.unpack_from("<BHI", options)
+            batches = struct.unpack_from(f"<{n}H", options, struct.calcsize("<BHI"))
+        except struct.error:
+            raise InputError("the file's bits-back options are corrupt") from None
+        if bits != self.buckets.bits or seed_words != self.seed_words:
+            raise InputError(f"the file was coded with {bits}-bit latent buckets and {seed_words} initial words, "
+                             f"this codec has {self.buckets.bits} and {self.seed_words}")
+        return list(batches)
+
+    @staticmethod
+    def options_settings(options):
+        """(latent_bits, seed_words) from a header's options, to build the matching codec."""
+        try:
+            bits, seed_words, _ = struct.unpack_from("<BHI", options)
+        except struct.error:
+            raise InputError("the file's bits-back options are corrupt") from None
+        return bits, seed_words

@@ -1,0 +1,121 @@
+"""Compress data to ``.vzc`` bytes with a zoo model, and back.
+
+The model decides the method: a Bernoulli VAE with a Gaussian posterior codes
+binary images losslessly by bits-back ANS; a VQ-VAE codes any images lossily
+as its code grids. Decoding checks, in this order, that the bytes are a
+``.vzc`` file, whole and unaltered (its CRC), that the model's weights are
+the ones it was made with, and that what it decoded has the digest the
+header recorded; any failure is a ``CompressedFileError`` that says which.
+"""
+
+import numpy as np
+
+from vae_zoo.compression import bits_back, container, vq_codes
+from vae_zoo.compression.container import CompressedFileError, Header
+from vae_zoo.errors import InputError
+
+
+def method_for(model):
+    """The coding method that applies to ``model``, or an ``InputError`` saying why none does."""
+    if model.can("discrete_codes"):
+        return "vq_codes"
+    reason = bits_back.why_not_codable(model)
+    if reason:
+        raise InputError(f"{model.registered_name} cannot compress: {reason}")
+    return "bits_back"
+
+
+def codec_for(model, method, options=b""):
+    if method == "vq_codes":
+        return vq_codes.VQCodeCodec(model)
+    if options:
+        latent_bits, seed_words = bits_back.BitsBackCodec.options_settings(options)
+        return bits_back.BitsBackCodec(model, latent_bits=latent_bits, seed_words=seed_words)
+    return bits_back.BitsBackCodec(model)
+
+
+def as_examples(images, model):
+    """``images`` as (count, *data_shape): one example gets a batch axis; other shapes, NaN or non-numbers are refused."""
+    images = np.asarray(images)
+    shape = tuple(model.data_shape)
+    if images.shape == shape:
+        images = images[None]
+    if images.ndim != len(shape) + 1 or tuple(images.shape[1:]) != shape:
+        raise InputError(f"{model.registered_name} codes examples of shape {shape}; got an array of shape {images.shape}")
+    if not (np.issubdtype(images.dtype, np.number) or images.dtype == bool):
+        raise InputError(f"images must be numbers, not {images.dtype}")
+    if len(images) == 0:
+        raise InputError("there are no images to compress")
+    if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+        raise InputError("the images contain NaN or infinite values")
+    return images
+
+
+def check_binary(images):
+    values = np.unique(images)
+    if not np.isin(values, (0, 1)).all():
+        raise InputError(f"lossless coding with a Bernoulli likelihood needs binary images (0 and 1); these have "
+                         f"{len(values)} distinct values from {values.min()} to {values.max()}: binarize them first "
+                         "(vae-zoo compress --binarize threshold or stochastic)")
+
+
+def compress(model, images, model_name, weights_digest):
+    """The ``.vzc`` bytes of ``images`` under ``model`` (named ``model_name`` in the header, so that
+    ``decompress`` can find it again) and a summary of the sizes."""
+    images = as_examples(images, model)
+    method = method_for(model)
+    codec = codec_for(model, method)
+    if method == "bits_back":
+        check_binary(images)
+        content = container.content_digest(images)
+        words, options = codec.encode(images, salt=content)
+        overhead_words = codec.seed_words
+    else:
+        codes = codec.codes(images)
+        content = container.content_digest(codes)
+        words, options = codec.encode(codes)
+        overhead_words = 0
+    header = Header(method, str(model_name), container.digest(weights_digest), content, images.dtype.str,
+                    tuple(images.shape[1:]), len(images), options)
+    raw = container.pack(header, words)
+    dims = images.size
+    summary = {"method": method, "model": str(model_name), "examples": len(images), "bytes": len(raw),
+               "header_bytes": len(raw) - 4 * len(words), "payload_bytes": 4 * len(words),
+               "initial_bytes": 4 * overhead_words, "bits_per_dim": 8 * len(raw) / dims}
+    if method == "vq_codes":
+        summary["information_bits"] = float(codec.information_bits(codes).sum())
+    return raw, summary
+
+
+def check_model(header, model, weights_digest):
+    if container.digest(weights_digest) != header.weights_digest:
+        raise CompressedFileError(f"the file was compressed with {header.model} (weights {header.weights_digest.hex()}...), "
+                                  f"and this model's weights differ ({container.digest(weights_digest).hex()}...): "
+                                  "decompress with the model it was made with")
+    if tuple(model.data_shape) != header.shape:
+        raise CompressedFileError(f"the file holds examples of shape {header.shape}, the model makes {tuple(model.data_shape)}")
+
+
+def decompress(raw, model, weights_digest, source="the file"):
+    """{"header", and "images" (lossless: exactly the compressed array) or "codes" and "reconstructions" (lossy)}."""
+    header, words = container.unpack(raw, source)
+    check_model(header, model, weights_digest)
+    codec = codec_for(model, header.method, header.options)
+    if header.method == "bits_back":
+        try:
+            pixels = codec.decode(words, header.options, header.count, salt=header.content_digest)
+        except (InputError, ValueError, RuntimeError) as err:  # the coder's own complaints about a damaged stream
+            raise CompressedFileError(f"{source} does not decode: {err}") from None
+        images = pixels.astype(np.dtype(header.dtype))
+        if container.content_digest(images) != header.content_digest:
+            raise CompressedFileError(f"{source} decoded to images that differ from the ones compressed "
+                                      "(the digest in its header does not match): it was altered or made with other numerics")
+        return {"header": header, "images": images}
+    try:
+        codes = codec.decode(words, header.options, header.count)
+    except (InputError, ValueError, RuntimeError) as err:
+        raise CompressedFileError(f"{source} does not decode: {err}") from None
+    if container.content_digest(codes) != header.content_digest:
+        raise CompressedFileError(f"{source} decoded to code grids that differ from the ones compressed "
+                                  "(the digest in its header does not match)")
+    return {"header": header, "codes": codes, "reconstructions": codec.reconstruct(codes)}

@@ -1,0 +1,69 @@
+"""What ``vae-zoo compress`` reads: an .npz of images, a folder of image files, or a named data set's split."""
+
+from pathlib import Path
+
+import numpy as np
+
+from vae_zoo.errors import InputError
+
+BINARIZATIONS = ("none", "threshold", "stochastic")
+
+
+def read_images(source, split="test", limit=None, seed=0):
+    """(images as float32 in [0, 1] or the .npz's own array, a description) from ``source``.
+
+    ``source``: a path to an ``.npz`` (key ``images`` or ``x``; its dtype is kept, so a lossless
+    round trip gives back the same array), a folder of images (sorted by path, read as greyscale),
+    or a data set name such as ``mnist_mini`` (``split`` of it; held-out splits of a data set
+    whose models binarize come binarized once with ``seed``, exactly as ``vae-zoo evaluate`` scores them).
+    """
+    from vae_zoo import data as data_module
+
+    path = Path(source)
+    if path.suffix == ".npz":
+        images, _ = data_module.read_npz(path)
+        description = str(path)
+    elif path.is_dir():
+        images = _read_folder(path)
+        description = f"{path}/ ({len(images)} files)"
+    elif path.exists() or "/" in str(source):
+        raise InputError(f"{source} is neither an .npz file, a folder of images, nor a data set name")
+    else:
+        data = data_module.load(str(source), binarize="dynamic", seed=seed)  # held-out splits: binarized once
+        images, _ = data.take(split, limit)
+        description = f"{source}:{split} (binarized once with seed {seed})"
+    if limit is not None:
+        images = images[:limit]
+    return images, description
+
+
+def _read_folder(path):
+    from PIL import Image
+
+    from vae_zoo.data.images import image_files
+
+    files, _ = image_files(path)
+    arrays = []
+    for file, _ in files:
+        with Image.open(file) as image:
+            arrays.append(np.asarray(image.convert("L"), np.float32)[..., None] / 255.0)
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise InputError(f"the images in {path} differ in size ({sorted(shapes)[:3]}...); compress images of one size")
+    return np.stack(arrays)
+
+
+def binarize(images, how, seed=0):
+    """Binary images for a lossless Bernoulli code: ``threshold`` at 0.5, or ``stochastic`` x ~ Bernoulli(pixel)."""
+    if how == "none":
+        return images
+    if how not in BINARIZATIONS:
+        raise InputError(f"unknown binarization {how!r}; choose from {', '.join(BINARIZATIONS)}")
+    grey = np.asarray(images, np.float32)
+    if grey.max(initial=0) > 1.0 or grey.min(initial=0) < 0.0:
+        grey = grey / 255.0
+    if how == "threshold":
+        return (grey >= 0.5).astype(np.float32)
+    from vae_zoo.data import binarize_static
+
+    return binarize_static(grey, seed)
