@@ -113,7 +113,7 @@ def cmd_evaluate(args):
     from vae_zoo.evaluation import report
     from vae_zoo.io.saving import read_card
 
-    args.dir = str(resolve(args.dir))
+    model_name, args.dir = args.dir, str(resolve(args.dir))
     model = vae_zoo.load(args.dir)
     spec = dict(read_card(args.dir).get("recipe", {}).get("data") or {})
     if args.data:
@@ -127,7 +127,8 @@ def cmd_evaluate(args):
         only = [p.strip() for p in args.only.split(",")] if args.only else None
         with contextlib.redirect_stdout(sys.stderr):  # progress bars on stderr; stdout is the JSON result
             result = report.evaluate(model, spec, args.out or "report", only=only, split=args.split, k=args.k,
-                                     anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed, progress=True)
+                                     anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed, progress=True,
+                                     model_name=model_name)
         print(strict_json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
         return
     data = data_module.load(**{**spec, "labels": model.can("labels")})
@@ -296,7 +297,8 @@ def build_parser():
     p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0)
     p.add_argument("--out", help="write the full report (report.json and PNGs) into this folder")
     p.add_argument("--only", help="comma-separated report parts: " + ", ".join(
-        ["scores", "nll", "latents", "generation", "interpolation", "latent_map", "anomaly", "semi_supervised", "disentanglement"]))
+        ["scores", "nll", "latents", "generation", "interpolation", "latent_map", "anomaly", "semi_supervised", "disentanglement",
+         "compression"]))
     p.add_argument("--k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=1000, help="importance samples for the test NLL")
     p.add_argument("--anomaly-k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=100,
                    help="importance samples for the NLL anomaly score")

@@ -40,6 +40,7 @@ class Context:
     limit: int = None
     seed: int = 0
     progress: bool = False  # progress bars for the long parts (the IS-NLL above all)
+    model_name: str = None  # how the user named the model (a pretrained name or a folder), for compressed files
 
     def pipeline(self):
         """The split as batches, at most ``limit`` examples: for parts that stream over it."""
@@ -167,6 +168,26 @@ def part_disentanglement(c):
     }
 
 
+def part_compression(c):
+    from vae_zoo.compression import files
+    from vae_zoo.compression import report as compression
+    from vae_zoo.errors import InputError
+    from vae_zoo.io.saving import weights_digest
+
+    try:
+        method = files.method_for(c.model)
+    except InputError as reason:
+        raise NotApplicable(str(reason)) from None
+    name, digest = c.model_name or c.model.registered_name, weights_digest(c.model)
+    if method == "vq_codes":
+        result = compression.lossy(c.model, c.images, name, digest)
+        title = f"{c.data.name} {c.split} ({len(c.images)} images)"
+        return {**result, "files": [compression.plot_rate_distortion({title: result}, c.out_dir / "rate_distortion.png")]}
+    if not np.isin(np.unique(c.images), (0, 1)).all():
+        raise NotApplicable("lossless coding with a Bernoulli likelihood needs binary images; this data set is not binarized")
+    return compression.lossless(c.model, c.images, name, digest, seed=c.seed)
+
+
 PARTS = {
     "scores": part_scores,
     "nll": part_nll,
@@ -177,10 +198,12 @@ PARTS = {
     "anomaly": part_anomaly,
     "semi_supervised": part_semi_supervised,
     "disentanglement": part_disentanglement,
+    "compression": part_compression,
 }
 
 
-def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly_k=100, limit=None, seed=0, progress=False):
+def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly_k=100, limit=None, seed=0, progress=False,
+             model_name=None):
     """Run the report's parts (all, or ``only``) and write ``report.json`` and the PNGs into ``out_dir``."""
     for name in only or []:
         if name not in PARTS:
@@ -191,7 +214,7 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
     data = data_module.load(**spec)
     model.check_fits(data)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed), bool(progress))
+    context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed), bool(progress), model_name)
     report = {"model": model.registered_name, "data": data.name, "binarize": data.binarize, "split": split,
               "examples": int(len(context.images)), "seed": seed, "parts": {}}
     for name, part in PARTS.items():

@@ -1,0 +1,110 @@
+"""Compression with zoo models against the standard codecs, measured side by side in one run.
+
+    python tools/bench_compression.py --out reports          # the README's Compression tables (about 3 minutes)
+    python tools/bench_compression.py --quick --out /tmp/c   # the bundled digits only (about 30 s)
+
+Lossless: bits-back ANS with ``vae.mnist_mini`` on the binarized test split of the bundled MNIST digits
+(1,000 images) and with ``vae.fashion_mnist`` on the binarized Fashion-MNIST test split (10,000 images;
+skipped if the data set is not installed), against gzip, bz2, lzma, PNG and lossless WebP.
+Lossy: ``vq_vae.mnist_mini``'s codes for the grey test digits against JPEG and WebP.
+
+Writes ``compression.json`` (lossless table), ``compression_lossy.json`` (lossy table), the full
+figures in ``compression_details.json``, ``rate_distortion.png``, and the ``.vzc`` files under
+``compressed/``; ``tools/write_readme.py`` puts the tables in the README.
+"""
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import vae_zoo
+from vae_zoo import data as data_module
+from vae_zoo.compression import report
+from vae_zoo.errors import DataError
+from vae_zoo.io.saving import weights_digest
+from vae_zoo.io.strict_json import dumps
+
+# Townsend, Bird and Barber (ICLR 2019), Table 2, binarized MNIST test set, bits per dimension.
+TOWNSEND_2019 = {"model -ELBO": 0.19, "bits-back": 0.19, "bz2": 0.25, "gzip": 0.33, "PNG": 0.78, "WebP": 0.44}
+LOSSLESS = [("mnist_mini", "vae.mnist_mini"), ("fashion_mnist", "vae.fashion_mnist")]
+LOSSY = [("mnist_mini", "vq_vae.mnist_mini")]
+SHOWN_QUALITIES = {"JPEG": (1, 10, 50), "WebP": (0, 10, 50)}
+
+
+def test_images(name, binarized, seed=0):
+    """The test split: binarized once with ``seed`` (as ``vae-zoo evaluate`` scores it), or grey."""
+    data = data_module.load(name, binarize="dynamic" if binarized else "none", seed=seed)
+    return data.take("test")[0]
+
+
+def lossless_row(name, result):
+    rows = result["rows"]
+    bpd = lambda key: f"{rows[key]['bits_per_dim']:.4f}"  # noqa: E731
+    file_row = rows["vae-zoo bits-back (file)"]
+    return [f"{name} test, binarized ({result['examples']:,})", f"`{result['model']}`", f"**{bpd('vae-zoo bits-back (file)')}**",
+            bpd("model -ELBO"), f"{100 * result['gap_to_elbo']:+.2f}%", bpd("gzip"), bpd("bz2"), bpd("lzma"), bpd("PNG"), bpd("WebP"),
+            f"{file_row['encode_images_per_second']:,.0f} / {file_row['decode_images_per_second']:,.0f}"]
+
+
+def lossy_rows(name, result):
+    vq = result["vq_vae"]
+    rows = [[f"{name} test, grey ({result['examples']:,})", f"VQ-VAE codes, `{result['model']}`", "learned MADE prior",
+             f"**{vq['bits_per_pixel']:.4f}**", f"{vq['information_bits_per_pixel']:.4f}", f"{vq['psnr']:.2f}"]]
+    for codec, qualities in SHOWN_QUALITIES.items():
+        for point in result[codec]:
+            if point["quality"] in qualities:
+                rows.append(["", codec, f"quality {point['quality']}", f"{point['bits_per_pixel']:.3f}", "", f"{point['psnr']:.2f}"])
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="reports", help="folder for the JSON tables, the PNG and the .vzc files")
+    parser.add_argument("--quick", action="store_true", help="the bundled digits only")
+    args = parser.parse_args()
+    out = Path(args.out)
+    (out / "compressed").mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores, {platform.python_version()}"
+    details = {"lossless": {}, "lossy": {}}
+    lossless_table, lossy_table = [], []
+    for name, model_name in LOSSLESS[:1] if args.quick else LOSSLESS:
+        try:
+            images = test_images(name, binarized=True)
+        except DataError as err:
+            print(f"skipping {name}: {err}", file=sys.stderr)
+            continue
+        model = vae_zoo.load_pretrained(model_name)
+        result = report.lossless(model, images, model_name, weights_digest(model), save_to=out / "compressed" / f"{name}.vzc")
+        details["lossless"][name] = result
+        lossless_table.append(lossless_row(name, result))
+        print(f"{name}: {result['rows']['vae-zoo bits-back (file)']['bits_per_dim']:.4f} bits/dim, "
+              f"-ELBO {result['rows']['model -ELBO']['bits_per_dim']:.4f}, gap {100 * result['gap_to_elbo']:+.2f}%", flush=True)
+    lossless_table.append(["MNIST test, binarized (10,000), Townsend et al. 2019, Table 2", "their VAE",
+                           f"{TOWNSEND_2019['bits-back']:.2f}", f"{TOWNSEND_2019['model -ELBO']:.2f}", "", f"{TOWNSEND_2019['gzip']:.2f}",
+                           f"{TOWNSEND_2019['bz2']:.2f}", "", f"{TOWNSEND_2019['PNG']:.2f}", f"{TOWNSEND_2019['WebP']:.2f}", ""])
+    for name, model_name in LOSSY:
+        model = vae_zoo.load_pretrained(model_name)
+        result = report.lossy(model, test_images(name, binarized=False), model_name, weights_digest(model),
+                              save_to=out / "compressed" / f"{name}_vq.vzc")
+        details["lossy"][name] = result
+        lossy_table.extend(lossy_rows(name, result))
+        print(f"{name} VQ: {result['vq_vae']['bits_per_pixel']:.4f} bits/pixel "
+              f"({100 * result['vq_vae']['file_over_information']:+.2f}% over -log2 p(codes)), PSNR {result['vq_vae']['psnr']:.2f} dB",
+              flush=True)
+    png = report.plot_rate_distortion({f"{n} test, grey": details["lossy"][n] for n in details["lossy"]}, out / "rate_distortion.png")
+    measure = "bits per dimension of each whole compressed set, headers included; images/s of vae-zoo's encode / decode"
+    common = {"tool": "tools/bench_compression.py", "machine": machine}
+    (out / "compression.json").write_text(dumps({**common, "measure": measure, "columns": [
+        "test images", "model", "vae-zoo bits-back", "model -ELBO", "file vs -ELBO", "gzip", "bz2", "lzma", "PNG", "WebP",
+        "images/s (enc / dec)"], "rows": lossless_table}, indent=2) + "\n")
+    (out / "compression_lossy.json").write_text(dumps({**common, "measure": "bits per pixel (file size, headers included) and mean PSNR",
+                                                       "columns": ["test images", "codec", "setting", "bits/pixel", "-log2 p(codes)/pixel",
+                                                                   "PSNR (dB)"], "rows": lossy_table}, indent=2) + "\n")
+    (out / "compression_details.json").write_text(dumps({**common, **details}, indent=2) + "\n")
+    print(json.dumps({"written": [str(out / f) for f in ("compression.json", "compression_lossy.json", "compression_details.json")] + [png]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
