@@ -6,7 +6,7 @@
     model.fit(vae_zoo.data.load("mnist_mini").train, epochs=10)
 """
 
-__version__ = "0.2.2"
+__version__ = "0.3.0"
 
 import importlib
 

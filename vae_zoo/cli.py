@@ -196,7 +196,8 @@ def cmd_compress(args):
     if out.exists() and not args.overwrite:
         raise vae_zoo.InputError(f"{out} exists; pass --overwrite to replace it")
     model = vae_zoo.load(resolve(args.model))
-    images, description = inputs.read_images(args.input, split=args.split, limit=args.limit, seed=args.seed)
+    binarized = files.method_for(model) == "bits_back"  # a named data set comes binarized for a lossless code
+    images, description = inputs.read_images(args.input, split=args.split, limit=args.limit, seed=args.seed, binarized=binarized)
     images = inputs.binarize(images, args.binarize, seed=args.seed)
     digest = weights_digest(model)
     start = time.perf_counter()

@@ -9,13 +9,13 @@ from vae_zoo.errors import InputError
 BINARIZATIONS = ("none", "threshold", "stochastic")
 
 
-def read_images(source, split="test", limit=None, seed=0):
+def read_images(source, split="test", limit=None, seed=0, binarized=False):
     """(images as float32 in [0, 1] or the .npz's own array, a description) from ``source``.
 
     ``source``: a path to an ``.npz`` (key ``images`` or ``x``; its dtype is kept, so a lossless
     round trip gives back the same array), a folder of images (sorted by path, read as greyscale),
-    or a data set name such as ``mnist_mini`` (``split`` of it; held-out splits of a data set
-    whose models binarize come binarized once with ``seed``, exactly as ``vae-zoo evaluate`` scores them).
+    or a data set name such as ``mnist_mini`` (``split`` of it: grey, or with ``binarized`` (what lossless
+    coding with a Bernoulli model needs) binarized once with ``seed``, exactly as ``vae-zoo evaluate`` scores it).
     """
     from vae_zoo import data as data_module
 
@@ -29,9 +29,9 @@ def read_images(source, split="test", limit=None, seed=0):
     elif path.exists() or "/" in str(source):
         raise InputError(f"{source} is neither an .npz file, a folder of images, nor a data set name")
     else:
-        data = data_module.load(str(source), binarize="dynamic", seed=seed)  # held-out splits: binarized once
+        data = data_module.load(str(source), binarize="dynamic" if binarized else "none", seed=seed)  # held-out splits: once
         images, _ = data.take(split, limit)
-        description = f"{source}:{split} (binarized once with seed {seed})"
+        description = f"{source}:{split}" + (f" (binarized once with seed {seed})" if binarized else " (grey)")
     if limit is not None:
         images = images[:limit]
     return images, description

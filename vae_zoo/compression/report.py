@@ -123,6 +123,7 @@ def plot_rate_distortion(results, path):
         point = result["vq_vae"]
         axis.plot([point["bits_per_pixel"]], [point["psnr"]], "r*", markersize=14, label=f"VQ-VAE ({result['model']})")
         axis.set_xscale("log")
+        axis.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_xlabel("bits per pixel (log scale)")
