@@ -5,12 +5,14 @@ import json
 import constriction
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import special
 
 import vae_zoo
 from vae_zoo import cli
 from vae_zoo import data as data_module
-from vae_zoo.compression import baselines, bits_back, container, files, vq_codes
+from vae_zoo.compression import baselines, container, files, vq_codes
 from vae_zoo.compression.buckets import PriorBuckets
 from vae_zoo.compression.container import CompressedFileError
 from vae_zoo.io.saving import weights_digest
@@ -269,3 +271,35 @@ def test_evaluate_reports_compression_beside_the_standard_codecs(tmp_path, capsy
     rows = part["rows"]
     assert {"vae-zoo bits-back (file)", "model -ELBO", "gzip", "bz2", "lzma", "PNG", "WebP"} <= set(rows)
     assert rows["vae-zoo bits-back (file)"]["encode_images_per_second"] > 0
+
+
+# --------------------------------------------------------------------------- hostile bytes
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_damage_to_a_file_is_refused_never_decoded_wrongly(vae, small_file, data):
+    """Random byte changes, cuts and insertions anywhere in a file: a CompressedFileError, or (a change that
+    leaves the file as it was) the original images; never other images and never another exception."""
+    digest = weights_digest(vae)
+    raw = bytearray(small_file)
+    kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+    at = data.draw(st.integers(0, len(raw) - 1))
+    if kind == "flip":
+        raw[at] ^= data.draw(st.integers(1, 255))
+    elif kind == "cut":
+        del raw[at:at + data.draw(st.integers(1, 16))]
+    else:
+        raw[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+    try:
+        decoded = files.decompress(bytes(raw), vae, digest)
+    except CompressedFileError:
+        return
+    assert bytes(raw) == small_file or np.array_equal(decoded["images"], files.decompress(small_file, vae, digest)["images"])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(raw=st.binary(max_size=400))
+def test_arbitrary_bytes_are_refused_as_not_a_compressed_file(raw):
+    with pytest.raises(CompressedFileError):
+        container.unpack(b"VZC1" + raw if raw[:1] == b"V" else raw)

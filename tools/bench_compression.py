@@ -41,7 +41,7 @@ def test_images(name, binarized, seed=0):
 
 def lossless_row(name, result):
     rows = result["rows"]
-    bpd = lambda key: f"{rows[key]['bits_per_dim']:.4f}"  # noqa: E731
+    bpd = lambda key: f"{rows[key]['bits_per_dim']:.4f}"
     file_row = rows["vae-zoo bits-back (file)"]
     return [f"{name} test, binarized ({result['examples']:,})", f"`{result['model']}`", f"**{bpd('vae-zoo bits-back (file)')}**",
             bpd("model -ELBO"), f"{100 * result['gap_to_elbo']:+.2f}%", bpd("gzip"), bpd("bz2"), bpd("lzma"), bpd("PNG"), bpd("WebP"),

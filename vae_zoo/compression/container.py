@@ -14,7 +14,7 @@ Layout (little-endian throughout)::
     count      u32       number of examples
     options    u16 length + method-specific bytes (e.g. the bits-back batch sizes)
     words      u32       number of payload words
-    crc32      u32       of the payload bytes
+    crc32      u32       of every byte before it (from the version on) and of the payload
     payload    words x u32
 
 The header is about 80 bytes; every size the report states counts it.
@@ -84,8 +84,7 @@ def pack(header, words):
     if len(header.options) > 0xFFFF:
         raise InputError(f"method options of {len(header.options)} bytes do not fit the header (at most 65,535)")
     payload = words.tobytes()
-    parts = [
-        MAGIC,
+    fields = [
         struct.pack("<BB", FORMAT_VERSION, METHODS[header.method]),
         _short_text(header.model, "model name"),
         header.weights_digest,
@@ -94,10 +93,10 @@ def pack(header, words):
         struct.pack("<B", len(header.shape)) + struct.pack(f"<{len(header.shape)}I", *header.shape),
         struct.pack("<I", header.count),
         struct.pack("<H", len(header.options)) + header.options,
-        struct.pack("<II", len(words), zlib.crc32(payload)),
-        payload,
+        struct.pack("<I", len(words)),
     ]
-    return b"".join(parts)
+    described = b"".join(fields)
+    return MAGIC + described + struct.pack("<I", zlib.crc32(payload, zlib.crc32(described))) + payload
 
 
 class _Reader:
@@ -148,14 +147,16 @@ def unpack(raw, source="the file"):
     (count,) = reader.unpack("<I", "count")
     (options_size,) = reader.unpack("<H", "options")
     options = reader.take(options_size, "options")
-    word_count, crc = reader.unpack("<II", "payload size")
+    (word_count,) = reader.unpack("<I", "payload size")
+    described = raw[len(MAGIC):reader.at]
+    (crc,) = reader.unpack("<I", "checksum")
     payload = raw[reader.at:]
     if len(payload) < 4 * word_count:
         raise CompressedFileError(f"{source} is truncated: its payload has {len(payload):,} of {4 * word_count:,} bytes")
     if len(payload) > 4 * word_count:
         raise CompressedFileError(f"{source} has {len(payload) - 4 * word_count:,} bytes after its payload")
-    if zlib.crc32(payload) != crc:
-        raise CompressedFileError(f"{source} is corrupt: its payload does not match the checksum in its header")
+    if zlib.crc32(payload, zlib.crc32(described)) != crc:
+        raise CompressedFileError(f"{source} is corrupt: its header or payload does not match the checksum in its header")
     try:
         np.dtype(dtype)
     except TypeError:

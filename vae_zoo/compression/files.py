@@ -26,6 +26,15 @@ def method_for(model):
 
 
 def codec_for(model, method, options=b""):
+    try:
+        return _codec(model, method, options)
+    except InputError:
+        raise
+    except ValueError as err:  # settings out of range in a header (which its checksum vouched for)
+        raise CompressedFileError(f"the file's coding options are not usable: {err}") from None
+
+
+def _codec(model, method, options):
     if method == "vq_codes":
         return vq_codes.VQCodeCodec(model)
     if options:

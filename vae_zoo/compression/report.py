@@ -41,19 +41,24 @@ def _save(raw, save_to):
         write_file(save_to, raw, overwrite=True)
 
 
-def lossless(model, images, model_name, weights_digest, k=16, seed=0, save_to=None):
-    """The lossless table for binary ``images`` under a Bernoulli VAE: every row in bits per dimension.
-    ``save_to``: also write the compressed file there."""
-    images = files.as_examples(images, model)
-    files.check_binary(images)
-    dims = images.size
+def _round_trip(model, images, model_name, weights_digest, save_to):
+    """Compress and decompress once, timing each: (bytes, summary, decoded, encode seconds, decode seconds)."""
     start = time.perf_counter()
     raw, summary = files.compress(model, images, model_name, weights_digest)
     encode_s = time.perf_counter() - start
     _save(raw, save_to)
     start = time.perf_counter()
     decoded = files.decompress(raw, model, weights_digest)
-    decode_s = time.perf_counter() - start
+    return raw, summary, decoded, encode_s, time.perf_counter() - start
+
+
+def lossless(model, images, model_name, weights_digest, k=16, seed=0, save_to=None):
+    """The lossless table for binary ``images`` under a Bernoulli VAE: every row in bits per dimension.
+    ``save_to``: also write the compressed file there."""
+    images = files.as_examples(images, model)
+    files.check_binary(images)
+    dims = images.size
+    raw, summary, decoded, encode_s, decode_s = _round_trip(model, images, model_name, weights_digest, save_to)
     if not np.array_equal(decoded["images"], images):
         raise InputError("the bits-back file did not decode to the same images")
     elbo_bits = negative_elbo_bits(model, images, k=k, seed=seed)
@@ -84,13 +89,7 @@ def lossy(model, images, model_name, weights_digest, save_to=None):
     """The lossy table for ``images`` (values in [0, 1]) under a VQ-VAE, beside JPEG and WebP curves."""
     images = files.as_examples(np.asarray(images, np.float32), model)
     pixels = images.size
-    start = time.perf_counter()
-    raw, summary = files.compress(model, images, model_name, weights_digest)
-    encode_s = time.perf_counter() - start
-    _save(raw, save_to)
-    start = time.perf_counter()
-    decoded = files.decompress(raw, model, weights_digest)
-    decode_s = time.perf_counter() - start
+    raw, summary, decoded, encode_s, decode_s = _round_trip(model, images, model_name, weights_digest, save_to)
     information = summary["information_bits"]
     return {
         "model": str(model_name), "examples": len(images),
