@@ -142,16 +142,35 @@ def cmd_evaluate(args):
 
 
 def cmd_sample(args):
+    import numpy as np
+
     import vae_zoo
     from vae_zoo.evaluation.plotting import save_image_grid
 
     model = vae_zoo.load(resolve(args.dir))
     if not model.can("sample"):
         raise vae_zoo.InputError(f"{model.registered_name} cannot generate: it has no prior to sample from")
+    folder = resolve(args.dir)
     images = model.sample(args.n, seed=args.seed)
     if not save_image_grid(images, args.out, title=f"{model.registered_name}: {args.n} samples"):
         raise vae_zoo.DataError(f"{model.registered_name} generates data of shape {model.data_shape}, which are not images")
     print(args.out)
+    if model_modality(folder) == "audio":  # spectrograms: listen to them too
+        from vae_zoo.evaluation import audio
+
+        wav_folder = Path(args.out).with_name(Path(args.out).stem + "_wav")
+        wav_folder.mkdir(exist_ok=True)
+        for path in audio.write_wavs(np.asarray(images), wav_folder, "sample"):
+            print(path)
+
+
+def model_modality(folder):
+    """The modality of the data set a saved model was trained on ("image" when its card does not say)."""
+    from vae_zoo.data import SOURCES
+    from vae_zoo.io.saving import read_card
+
+    name = (read_card(folder).get("recipe", {}).get("data") or {}).get("name")
+    return SOURCES[name].modality if name in SOURCES else "image"
 
 
 def cmd_export(args):

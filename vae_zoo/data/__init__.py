@@ -13,6 +13,7 @@ from vae_zoo.data.base import (  # noqa: F401
     list_datasets,
     register_source,
 )
+from vae_zoo.data import audio  # noqa: F401,E402  registers the fsdd source
 from vae_zoo.data.images import (  # noqa: F401
     array_splits,
     from_arrays,

@@ -168,6 +168,19 @@ def part_disentanglement(c):
     }
 
 
+def part_audio(c):
+    if c.data.spec.modality != "audio":
+        raise NotApplicable("the data set is not audio")
+    from vae_zoo.evaluation import audio
+
+    written = audio.listen(c.model, c.images, c.labels, c.out_dir, seed=c.seed)
+    result = {"files": sorted({str(Path(p).relative_to(c.out_dir)) for paths in written.values() for p in paths}
+                              | {p.name for p in c.out_dir.glob("*.png")})}
+    if c.data.name == "fsdd":
+        result["probes"] = audio.probes(c.model, c.data_spec.get("data_dir"), seed=c.seed)
+    return result
+
+
 def part_compression(c):
     from vae_zoo.compression import files
     from vae_zoo.compression import report as compression
@@ -199,6 +212,7 @@ PARTS = {
     "semi_supervised": part_semi_supervised,
     "disentanglement": part_disentanglement,
     "compression": part_compression,
+    "audio": part_audio,
 }
 
 
