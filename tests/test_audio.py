@@ -1,0 +1,101 @@
+"""Audio: spectrogram features and their inversion (known answers), the FSDD source, and an audio model
+through train, evaluate and sample."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vae_zoo import cli
+from vae_zoo.data import audio
+
+ROOT = Path(__file__).parent.parent
+needs_fsdd = pytest.mark.skipif(not os.environ.get("VAE_ZOO_FSDD"),
+                                reason="the Free Spoken Digit Dataset is not here (set VAE_ZOO_FSDD to fsdd.npz)")
+
+
+def sine(frequency, amplitude=0.5):
+    t = np.arange(audio.CLIP_SAMPLES) / audio.SAMPLE_RATE
+    return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def peak_frequency(waveform):
+    middle = waveform[1000:7000]  # away from the clip's edges
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle))))
+    return np.fft.rfftfreq(len(middle), 1 / audio.SAMPLE_RATE)[spectrum.argmax()]
+
+
+@pytest.mark.parametrize("frequency", [300.0, 440.0, 1250.0])
+def test_griffin_lim_inversion_of_a_sine_wave_recovers_its_frequency(frequency):
+    features = audio.waveforms_to_features(sine(frequency)[None])
+    waveform = audio.features_to_waveforms(features, iterations=32)[0]
+    # Within half a bin of the spectrogram (31.25 Hz wide): the features hold no finer frequency than that,
+    # and the phase Griffin-Lim settles on places the tone inside the bin.
+    assert abs(peak_frequency(waveform) - frequency) <= 0.5 * audio.SAMPLE_RATE / audio.FFT_LENGTH
+    # The energy is where the sine's is: the spectrogram of the inversion peaks in the sine's bin.
+    bins = audio.waveforms_to_features(waveform[None])[0, 10:50, :, 0].mean(axis=0)
+    assert abs(bins.argmax() - frequency / (audio.SAMPLE_RATE / audio.FFT_LENGTH)) <= 1
+
+
+def test_features_are_fixed_size_in_the_unit_interval_and_silence_is_zero():
+    features = audio.waveforms_to_features(np.stack([sine(440.0), np.zeros(audio.CLIP_SAMPLES, np.float32)]))
+    assert features.shape == (2, *audio.FEATURE_SHAPE) and features.dtype == np.float32
+    assert 0.0 <= features.min() and features.max() <= 1.0
+    assert features[1].max() == 0.0
+    # Above the floor the scaling is exactly invertible: magnitudes come back.
+    magnitude = np.abs(audio.stft(sine(440.0)[None]).numpy())[..., :audio.BINS]
+    restored = audio.features_to_magnitude(features[:1])[..., :audio.BINS]
+    loud = magnitude > 1e-3
+    np.testing.assert_allclose(restored[loud], magnitude[loud], rtol=1e-3)
+
+
+def test_recordings_are_padded_or_cropped_to_the_clip():
+    short, long = audio.fixed_length(np.full(100, 16384, np.int16)), audio.fixed_length(np.ones(20000, np.int16))
+    assert short.shape == long.shape == (audio.CLIP_SAMPLES,)
+    assert short[:100].tolist() == [0.5] * 100 and not short[100:].any()
+
+
+def test_mfccs_have_one_row_per_frame():
+    assert audio.mfcc(sine(440.0)[None]).shape == (1, audio.FRAMES, 13)
+
+
+def test_a_missing_fsdd_file_is_a_clear_error(tmp_path):
+    from vae_zoo.errors import DataError
+
+    with pytest.raises(DataError, match="not at"):
+        audio.read_fsdd(tmp_path / "nothing.npz")
+    np.savez(tmp_path / "fsdd.npz", audio=np.zeros(10, np.int16))
+    with pytest.raises(DataError, match="not the FSDD bundle"):
+        audio.read_fsdd(tmp_path)
+
+
+@needs_fsdd
+def test_the_fsdd_source_has_the_usual_split_by_take():
+    everything = audio.read_fsdd()
+    masks = audio.fsdd_split_masks(everything["take"])
+    assert {split: int(mask.sum()) for split, mask in masks.items()} == {"train": 2400, "validation": 300, "test": 300}
+    assert set(everything["take"][masks["test"]]) == {0, 1, 2, 3, 4}
+    from vae_zoo import data as data_module
+
+    data = data_module.load("fsdd", labels=True)
+    assert data.spec.modality == "audio" and data.data_shape == audio.FEATURE_SHAPE and data.num_classes == 10
+
+
+@needs_fsdd
+def test_an_audio_model_trains_evaluates_and_samples_to_wav(tmp_path, capsys):
+    out = tmp_path / "model"
+    assert cli.main(["train", str(ROOT / "recipes/vae/fsdd.yaml"), "--smoke", "--set", "data.limit=64",
+                     "--set", "training.epochs=1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["sample", str(out), "--n", "3", "--out", str(tmp_path / "s.png")]) == 0
+    wavs = sorted((tmp_path / "s_wav").glob("*.wav"))
+    assert len(wavs) == 3 and all(w.read_bytes()[:4] == b"RIFF" for w in wavs)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out), "--only", "audio,scores", "--limit", "8", "--out", str(tmp_path / "r")]) == 0
+    part = json.loads(capsys.readouterr().out)["parts"]["audio"]
+    assert {"originals.png", "reconstructions.png", "samples.png", "wav/sample_00.wav"} <= set(part["files"])
+    accuracy = part["probes"]["accuracy"]
+    assert set(accuracy) == {"latent means (16)", "spectrogram (8192)", "MFCC (64 x 13)"}
+    assert accuracy["MFCC (64 x 13)"]["digit"] > 0.8, "MFCCs of real speech tell the digits apart"
