@@ -10,11 +10,13 @@ from vae_zoo.data.base import (  # noqa: F401
     binarize_static,
     clear_cache,
     from_splits,
+    from_token_splits,
     list_datasets,
     register_source,
 )
 from vae_zoo.data import audio  # noqa: F401,E402  registers the fsdd source
 from vae_zoo.data.images import (  # noqa: F401
+    TEXT_SOURCES,
     array_splits,
     from_arrays,
     image_folder_data,

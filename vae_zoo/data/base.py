@@ -306,6 +306,19 @@ def as_labels(labels, count, where):
     return labels.astype(np.int64)
 
 
+def from_token_splits(token_splits, vocabulary, name="text", batch_size=128, labels=False, limit=None, seed=0):
+    """Padded token-id arrays per split (``vae_zoo.data.text.token_splits``) as a ``Data`` bundle of modality "text"."""
+    if not int(batch_size) >= 1:
+        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
+    prepared = {}
+    for split in SPLITS:
+        ids = np.asarray(token_splits[split], np.int32)[: int(limit) if limit else None]
+        prepared[split] = (ids, np.full((len(ids),), -1, np.int64))
+    shape = tuple(prepared["train"][0].shape[1:])
+    spec = DataSpec(name, "text", shape, dtype="int32", vocabulary=tuple(vocabulary.tokens))
+    return Data(spec, prepared, "none", batch_size, labels, seed)
+
+
 def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=False, limit=None, seed=0, num_classes=None,
                 exclude_classes=(), modality="image"):
     """Turn split arrays (uint8 or [0, 1] floats) into a ``Data`` bundle.

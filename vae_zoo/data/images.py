@@ -31,6 +31,7 @@ from vae_zoo.data.base import (
     as_float_images,
     as_labels,
     from_splits,
+    from_token_splits,
     get_source,
     read_source,
     register_source,
@@ -290,8 +291,13 @@ def _first_image_size(folder):
     raise DataError(f"no images found in {folder}")
 
 
+# Text sources build their splits with a vocabulary (vae_zoo.data.text), not through the image source table.
+TEXT_SOURCES = ("fortunes", "ptb", "text_file")
+
+
 def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, limit=None, seed=0, exclude_classes=(),
-         data_dir=None, path=None, validation_split=0.1, test_split=0.1, image_size=None, color_mode="grayscale"):
+         data_dir=None, path=None, validation_split=0.1, test_split=0.1, image_size=None, color_mode="grayscale",
+         max_length=30, vocabulary_size=10000, min_count=2, vocabulary=None):
     """Load a data set by name as train/validation/test pipelines.
 
     Names: ``mnist_mini`` (bundled, offline), ``fashion_mnist``, ``mnist``,
@@ -302,7 +308,20 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
     ``labels=True`` makes the pipelines yield ``(images, labels)`` pairs.
     ``limit`` keeps at most that many examples of each split (for quick checks).
     ``exclude_classes`` removes those labels from train and validation (anomaly protocol).
+
+    Text (``fortunes``, ``ptb``, ``text_file`` with ``path``): sentences of at most ``max_length`` tokens as
+    padded ids; the vocabulary (``vocabulary_size`` tokens seen ``min_count`` times in the training split) is
+    built unless ``vocabulary`` (a trained model's tokens) is given. Audio: ``fsdd``.
     """
+    if name in TEXT_SOURCES:
+        from vae_zoo.data import text
+
+        if binarize != "none":
+            raise DataError(f"data set {name!r} is text: binarize does not apply")
+        given = text.Vocabulary(tuple(vocabulary)) if vocabulary is not None else None
+        splits, built = text.token_splits(text.text_parts(name, data_dir, path), given, int(max_length),
+                                          int(vocabulary_size), int(min_count))
+        return from_token_splits(splits, built, name, batch_size, labels, limit, seed)
     if name in ("npz", "image_folder"):
         if not path:
             raise DataError(f"data set {name!r} needs a path")
@@ -315,7 +334,7 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
         splits = array_splits(images, user_labels, validation_split, test_split, seed)
         return from_splits(splits, name, batch_size, binarize, labels, limit, seed, exclude_classes=exclude_classes)
     if name not in SOURCES:
-        raise unknown_name("data set", name, [*SOURCES, "npz", "image_folder"])
+        raise unknown_name("data set", name, [*SOURCES, "npz", "image_folder", *TEXT_SOURCES])
     splits = read_source(name, str(data_dir) if data_dir else None)
     source = get_source(name)
     return from_splits(splits, name, batch_size, binarize, labels, limit, seed, source.num_classes, exclude_classes, source.modality)
