@@ -175,6 +175,46 @@ def fsdd_splits(data_dir=None):
             for split, mask in fsdd_split_masks(everything["take"]).items()}
 
 
+# --------------------------------------------------------------------------- a user's WAV files
+
+
+def read_wav(path):
+    """A mono waveform at SAMPLE_RATE from a WAV file (channels averaged, resampled if needed), float32 in [-1, 1]."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    try:
+        audio_tensor, rate = tf.audio.decode_wav(tf.io.read_file(str(path)))
+    except tf.errors.OpError as err:
+        raise DataError(f"cannot read {path} as a WAV file: {' '.join(str(err.message).split())[:200]}") from None
+    waveform, rate = audio_tensor.numpy().mean(axis=1), int(rate.numpy())
+    if rate != SAMPLE_RATE:
+        divisor = gcd(rate, SAMPLE_RATE)
+        waveform = resample_poly(waveform, SAMPLE_RATE // divisor, rate // divisor).astype(np.float32)
+    return waveform
+
+
+def wav_folder_splits(path):
+    """{split: (features, labels)} from a folder of .wav files: subfolders name the classes (else label -1);
+    split 80/10/10 by a hash of each file's path below the folder, so adding files does not move the others."""
+    import hashlib
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"WAV folder {root} does not exist")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    files = sorted(f for f in root.rglob("*") if f.suffix.lower() == ".wav")
+    if not files:
+        raise DataError(f"no .wav files found in {root}")
+    labels = np.array([classes.index(f.relative_to(root).parts[0]) if classes and len(f.relative_to(root).parts) > 1 else -1
+                       for f in files], np.int64)
+    features = waveforms_to_features(np.stack([fixed_length(read_wav(f)) for f in files]))
+    buckets = np.array([int(hashlib.sha256(str(f.relative_to(root)).encode()).hexdigest()[:8], 16) % 10 for f in files])
+    masks = {"train": buckets < 8, "validation": buckets == 8, "test": buckets == 9}
+    return {split: (features[mask], labels[mask]) for split, mask in masks.items()}
+
+
 @register_source("fsdd", 10, "Free Spoken Digit Dataset: 3,000 recordings as 64x128 log-magnitude spectrograms "
                              "(2400/300/300 by take), data_dir or $VAE_ZOO_FSDD, else tfds spoken_digit", modality="audio")
 def _fsdd(data_dir=None):

@@ -322,6 +322,13 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
         splits, built = text.token_splits(text.text_parts(name, data_dir, path), given, int(max_length),
                                           int(vocabulary_size), int(min_count))
         return from_token_splits(splits, built, name, batch_size, labels, limit, seed)
+    if name == "wav_folder":
+        from vae_zoo.data.audio import wav_folder_splits
+
+        if not path:
+            raise DataError("data set 'wav_folder' needs a path: a folder of .wav files (subfolders name classes)")
+        splits = wav_folder_splits(path)
+        return from_splits(splits, name, batch_size, "none", labels, limit, seed, exclude_classes=exclude_classes, modality="audio")
     if name in ("npz", "image_folder"):
         if not path:
             raise DataError(f"data set {name!r} needs a path")
@@ -334,7 +341,7 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
         splits = array_splits(images, user_labels, validation_split, test_split, seed)
         return from_splits(splits, name, batch_size, binarize, labels, limit, seed, exclude_classes=exclude_classes)
     if name not in SOURCES:
-        raise unknown_name("data set", name, [*SOURCES, "npz", "image_folder", *TEXT_SOURCES])
+        raise unknown_name("data set", name, [*SOURCES, "npz", "image_folder", "wav_folder", *TEXT_SOURCES])
     splits = read_source(name, str(data_dir) if data_dir else None)
     source = get_source(name)
     return from_splits(splits, name, batch_size, binarize, labels, limit, seed, source.num_classes, exclude_classes, source.modality)

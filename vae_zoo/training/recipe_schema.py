@@ -156,7 +156,7 @@ def check_data(section, model_class):
     from vae_zoo import data as data_module
 
     accepted = {k: v.default for k, v in inspect.signature(data_module.load).parameters.items()}
-    names = sorted([*data_module.SOURCES, "npz", "image_folder", *data_module.TEXT_SOURCES])
+    names = sorted([*data_module.SOURCES, "npz", "image_folder", "wav_folder", *data_module.TEXT_SOURCES])
     rules = {**DATA_RULES, "name": choice(*names), "binarize": choice(*data_module.BINARIZATIONS)}
     schema.check_arguments(accepted, section, "data", "data", rules)
     if "name" not in section:
@@ -164,7 +164,7 @@ def check_data(section, model_class):
     if "vocabulary" in section:
         raise ConfigError("data.vocabulary is not a recipe setting: the vocabulary is built from the training split "
                           "(data.vocabulary_size, data.min_count) and saved with the model")
-    if section["name"] in ("npz", "image_folder", "text_file") and not section.get("path"):
+    if section["name"] in ("npz", "image_folder", "wav_folder", "text_file") and not section.get("path"):
         raise ConfigError(f"data.path is needed for data.name {section['name']!r}")
     if "labels" in model_class.capabilities and section.get("labels") is not True:
         raise ConfigError(f"data.labels must be true: {model_class.registered_name} is conditional and trains on (data, labels)")
