@@ -114,7 +114,8 @@ VALID_KEYS = {
     "callbacks.0": {"name", "schedule", *inspect.signature(schedules.linear).parameters},
 }
 UNKNOWN_NAMES = {"model.name": vae_zoo.list_models(), "data.name": ["digits", "mnist_mini", "fashion_mnist", "mnist", "cifar10", "shapes",
-                                                                       "npz", "image_folder"],
+                                                                       "npz", "image_folder", "fsdd", "wav_folder", "fortunes",
+                                                                       "ptb", "text_file"],
                  "optimizer.name": ["adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "ftrl", "lion", "lamb",
                                     "muon", "adafactor"],
                  "callbacks.0.name": ["kl_annealing", "early_stopping", "collapse_monitor", "image_logger", "reduce_lr_on_plateau",
