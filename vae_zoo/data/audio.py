@@ -31,7 +31,7 @@ FRAME_LENGTH, FRAME_STEP, FFT_LENGTH = 256, 128, 256
 FRAMES, BINS = CLIP_SAMPLES // FRAME_STEP, FFT_LENGTH // 2
 DB_FLOOR, DB_CEILING = -100.0, 40.0
 FEATURE_SHAPE = (FRAMES, BINS, 1)
-TEST_TAKES, VALIDATION_TAKES = range(0, 5), range(5, 10)
+TEST_TAKES, VALIDATION_TAKES = range(5), range(5, 10)
 
 
 def fixed_length(recording, samples=CLIP_SAMPLES):
@@ -143,7 +143,7 @@ def _fsdd_from_tfds():
 
     try:
         records = tfds.as_numpy(tfds.load("spoken_digit", split="train"))
-    except Exception as err:  # tfds raises many types when offline
+    except Exception as err:  # noqa: BLE001  tfds raises many types when offline
         raise DataError(f"the Free Spoken Digit Dataset: no data_dir or $VAE_ZOO_FSDD given, and tensorflow-datasets "
                         f"could not load 'spoken_digit' ({type(err).__name__}: {str(err)[:160]})") from None
     waveforms, digits, speakers, takes, names = [], [], [], [], []

@@ -80,6 +80,6 @@ def probes(model, data_dir=None, seed=0):
     }
     table = {name: {"digit": _probe_accuracy(tr, train_digit, te, test_digit, seed),
                     "speaker": _probe_accuracy(tr, train_speaker, te, test_speaker, seed)} for name, (tr, te) in inputs.items()}
-    return {"accuracy": table, "train": int(len(train_f)), "test": int(len(test_f)),
+    return {"accuracy": table, "train": len(train_f), "test": len(test_f),
             "method": "logistic regression (standardized inputs) fit on the training split, accuracy on the test split "
                       "(takes 0-4 of each speaker and digit)"}
