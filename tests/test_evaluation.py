@@ -1,6 +1,8 @@
 """Evaluation and applications: likelihood, latent diagnostics, anomalies, semi-supervised, disentanglement."""
 
 import json
+import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -182,3 +184,42 @@ def test_semi_supervised_binarizes_training_images_like_the_test_split(trained):
         evaluation.semi_supervised(trained, data, labels_per_class=(10,), repeats=1)
     # The pixel classifier (the second fit) was trained on binary pixels, like the test images.
     assert seen[1] <= 2
+
+
+# --------------------------------------------------------------------------- out-of-distribution detection
+
+
+def test_ood_detection_metrics_have_known_answers():
+    from vae_zoo.evaluation import ood
+
+    perfect = ood.detection_metrics(np.arange(100.0), np.arange(100.0) + 1000)
+    assert perfect == {"auroc": 1.0, "auprc": 1.0, "fpr_at_95_tpr": 0.0}
+    reversed_ = ood.detection_metrics(np.arange(100.0) + 1000, np.arange(100.0))
+    assert reversed_["auroc"] == 0.0 and reversed_["fpr_at_95_tpr"] == 1.0
+    same = ood.detection_metrics(np.ones(50), np.ones(50))
+    assert same["auroc"] == 0.5
+
+
+def test_complexity_estimates_grow_with_the_image_content():
+    from vae_zoo.evaluation import ood
+
+    blank = np.zeros((1, 28, 28, 1), np.float32)
+    noisy = (np.random.default_rng(0).random((1, 28, 28, 1)) < 0.5).astype(np.float32)
+    assert ood.png_bits(blank)[0] < ood.png_bits(noisy)[0]
+    assert ood.bz2_bits(blank)[0] < ood.bz2_bits(noisy)[0]
+
+
+def test_evaluate_reports_ood_scores_for_another_data_set(tmp_path, capsys):
+    from vae_zoo import cli
+    from vae_zoo.data import images
+
+    assert cli.main(["evaluate", "vae.mnist_mini", "--only", "ood", "--ood-data", "shapes", "--out", str(tmp_path / "x")]) == 2
+    assert "shape" in capsys.readouterr().err
+    if not Path(os.environ.get("VAE_ZOO_FASHION_MNIST_DIR", images.DEBIAN_FASHION_MNIST)).is_dir():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist; .ci/run does)")
+    assert cli.main(["evaluate", "vae.mnist_mini", "--only", "ood", "--ood-data", "fashion_mnist", "--limit", "60",
+                     "--anomaly-k", "8", "--out", str(tmp_path / "r")]) == 0
+    part = json.loads(capsys.readouterr().out)["parts"]["ood"]
+    assert {"negative_log_likelihood", "input_complexity_png", "input_complexity_bz2", "typicality"} <= set(part["scores"])
+    assert all(0.0 <= s["auroc"] <= 1.0 for s in part["scores"].values())
+    assert (tmp_path / "r" / "ood_scores.png").is_file()

@@ -128,7 +128,7 @@ def cmd_evaluate(args):
         with contextlib.redirect_stdout(sys.stderr):  # progress bars on stderr; stdout is the JSON result
             result = report.evaluate(model, spec, args.out or "report", only=only, split=args.split, k=args.k,
                                      anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed, progress=True,
-                                     model_name=model_name)
+                                     model_name=model_name, ood_data=args.ood_data)
         print(strict_json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
         return
     data = data_module.load(**{**spec, "labels": model.can("labels")})
@@ -317,8 +317,9 @@ def build_parser():
     p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0)
     p.add_argument("--out", help="write the full report (report.json and PNGs) into this folder")
     p.add_argument("--only", help="comma-separated report parts: " + ", ".join(
-        ["scores", "nll", "latents", "generation", "interpolation", "latent_map", "anomaly", "semi_supervised", "disentanglement",
-         "compression"]))
+        ["scores", "nll", "latents", "generation", "interpolation", "latent_map", "anomaly", "ood", "semi_supervised",
+         "disentanglement", "compression", "audio"]))
+    p.add_argument("--ood-data", help="the 'ood' part: a data set whose test split is out of distribution, e.g. mnist_mini")
     p.add_argument("--k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=1000, help="importance samples for the test NLL")
     p.add_argument("--anomaly-k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=100,
                    help="importance samples for the NLL anomaly score")

@@ -41,6 +41,7 @@ class Context:
     seed: int = 0
     progress: bool = False  # progress bars for the long parts (the IS-NLL above all)
     model_name: str = None  # how the user named the model (a pretrained name or a folder), for compressed files
+    ood_data: str = None  # a data set name: the out-of-distribution examples of the "ood" part
 
     def pipeline(self):
         """The split as batches, at most ``limit`` examples: for parts that stream over it."""
@@ -138,6 +139,23 @@ def part_anomaly(c):
             "method": "test images of the held-out classes against the other test images; AUROC of each score"}
 
 
+def part_ood(c):
+    if not c.ood_data:
+        raise NotApplicable("no out-of-distribution data set given (--ood-data NAME)")
+    if not c.model.can("elbo"):
+        raise NotApplicable("the model defines no likelihood")
+    from vae_zoo.evaluation import ood
+
+    spec = {"binarize": c.data.binarize, "seed": c.seed, "labels": c.model.can("labels"), "batch_size": c.data.batch_size}
+    outside = data_module.load(c.ood_data, **spec)
+    c.model.check_fits(outside)
+    limit = c.limit or ARRAY_LIMIT
+    result = ood.evaluate_ood(c.model, c.sample, outside.take(c.split, limit), c.data.take("validation", limit),
+                              k=c.anomaly_k, seed=c.seed, histogram=c.out_dir / "ood_scores.png",
+                              names=(c.data.name, outside.name))
+    return {**result, "in": f"{c.data.name} {c.split}", "out": f"{outside.name} {c.split}", "binarize": c.data.binarize}
+
+
 def part_semi_supervised(c):
     if c.data.num_classes < 2:
         raise NotApplicable("the data set has no class labels")
@@ -209,6 +227,7 @@ PARTS = {
     "interpolation": part_interpolation,
     "latent_map": part_latent_map,
     "anomaly": part_anomaly,
+    "ood": part_ood,
     "semi_supervised": part_semi_supervised,
     "disentanglement": part_disentanglement,
     "compression": part_compression,
@@ -217,7 +236,7 @@ PARTS = {
 
 
 def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly_k=100, limit=None, seed=0, progress=False,
-             model_name=None):
+             model_name=None, ood_data=None):
     """Run the report's parts (all, or ``only``) and write ``report.json`` and the PNGs into ``out_dir``."""
     for name in only or []:
         if name not in PARTS:
@@ -228,7 +247,7 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
     data = data_module.load(**spec)
     model.check_fits(data)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed), bool(progress), model_name)
+    context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed), bool(progress), model_name, ood_data)
     report = {"model": model.registered_name, "data": data.name, "binarize": data.binarize, "split": split,
               "examples": int(len(context.images)), "seed": seed, "parts": {}}
     for name, part in PARTS.items():
