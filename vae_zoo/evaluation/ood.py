@@ -30,7 +30,7 @@ SCORE_TITLES = {
     "negative_log_likelihood": "-log p(x) (IS)",
     "input_complexity_png": "input complexity (PNG)",
     "input_complexity_bz2": "input complexity (bz2)",
-    "typicality": "typicality |-log p(x) - H|",
+    "typicality": "typicality: distance of -log p(x) from H",
 }
 
 
