@@ -57,6 +57,20 @@ def score_dataset(model, dataset, seed=0):
 _COMPILED_CHUNKS = weakref.WeakKeyDictionary()
 
 
+MAX_DECODER_VALUES = 120_000_000
+
+
+def decoder_values_per_draw(model):
+    """Values one decoder pass holds for one example: the sum of its layers' output sizes (at least the example's)."""
+    total = 0
+    for layer in getattr(getattr(model, "decoder", None), "layers", []):
+        try:
+            total += int(np.prod(layer.output.shape[1:]))
+        except (AttributeError, ValueError, TypeError):  # a layer without a symbolic output
+            continue
+    return max(total, int(np.prod(model.data_shape)))
+
+
 def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100, seed=0, progress=False):
     """Per-example importance-sampled log p(x) over a data set, as numpy (nats).
 
@@ -67,7 +81,12 @@ def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100
     """
     from vae_zoo.evaluation.latents import batches
 
-    k, chunk = int(k), min(int(chunk), int(k))
+    # One compiled call decodes batch_size x chunk draws, each holding every decoder layer's output: keep that under
+    # MAX_DECODER_VALUES (the MNIST MLP's 100 x 500 draws fit), so that a conv decoder of spectrograms takes fewer
+    # draws per call instead of exhausting memory.
+    per_draw, k = decoder_values_per_draw(model), int(k)
+    chunk = max(1, min(int(chunk), k, MAX_DECODER_VALUES // per_draw))
+    batch_size = max(1, min(int(batch_size), MAX_DECODER_VALUES // (chunk * per_draw)))
     sizes = [chunk] * (k // chunk) + ([k % chunk] if k % chunk else [])
     # Kept per model (weakly), so later calls (the anomaly scores, a second split) reuse the compiled chunks.
     compiled = _COMPILED_CHUNKS.setdefault(model, {})
