@@ -46,7 +46,7 @@ def listen(model, features, labels, out_dir, n=8, seed=0):
         samples = model.sample(n, seed=seed, labels=sample_labels).numpy()
         written["samples"] = write_wavs(samples, out_dir / "wav", "sample")
         spectrogram_png(samples, out_dir / "samples.png", f"{model.registered_name}: prior samples (means)"
-                        + (", digits 0-9 in order" if sample_labels is not None else ""))
+                        + (", digits 0, 1, 2, ... in order" if sample_labels is not None else ""))
     if model.can("gaussian_posterior") and not model.can("labels"):
         codes = latents.posterior_means(model, features[:2])
         path = np.stack([(1 - t) * codes[0] + t * codes[1] for t in np.linspace(0, 1, n)]).astype(np.float32)
