@@ -147,10 +147,10 @@ def cmd_sample(args):
     import vae_zoo
     from vae_zoo.evaluation.plotting import save_image_grid
 
-    model = vae_zoo.load(resolve(args.dir))
+    folder = resolve(args.dir)
+    model = vae_zoo.load(folder)
     if not model.can("sample"):
         raise vae_zoo.InputError(f"{model.registered_name} cannot generate: it has no prior to sample from")
-    folder = resolve(args.dir)
     images = model.sample(args.n, seed=args.seed)
     if not save_image_grid(images, args.out, title=f"{model.registered_name}: {args.n} samples"):
         raise vae_zoo.DataError(f"{model.registered_name} generates data of shape {model.data_shape}, which are not images")

@@ -61,8 +61,10 @@ def as_examples(images, model):
 
 
 def check_binary(images):
-    values = np.unique(images)
-    if not np.isin(values, (0, 1)).all():
+    from vae_zoo.data import is_binary
+
+    if not is_binary(images):
+        values = np.unique(images)
         raise InputError(f"lossless coding with a Bernoulli likelihood needs binary images (0 and 1); these have "
                          f"{len(values)} distinct values from {values.min()} to {values.max()}: binarize them first "
                          "(vae-zoo compress --binarize threshold or stochastic)")

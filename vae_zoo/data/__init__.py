@@ -11,6 +11,7 @@ from vae_zoo.data.base import (  # noqa: F401
     clear_cache,
     from_splits,
     from_token_splits,
+    is_binary,
     list_datasets,
     register_source,
 )

@@ -112,6 +112,11 @@ STREAM_SHUFFLE_BLOCK = 10_000
 # --------------------------------------------------------------------------- binarization
 
 
+def is_binary(images):
+    """Whether every value is 0 or 1 (what a Bernoulli likelihood's lossless code and a 1-bit PNG need)."""
+    return bool(np.isin(np.unique(np.asarray(images)), (0, 1)).all())
+
+
 def binarize_static(images, seed):
     """x ~ Bernoulli(pixel), drawn once with a fixed seed."""
     rng = np.random.default_rng(seed)

@@ -38,8 +38,10 @@ def png_bits(images):
     """Bits of each image saved alone as an optimized PNG: 1-bit for binary images, else 8-bit grey."""
     from PIL import Image
 
+    from vae_zoo.data import is_binary
+
     images = np.asarray(images, np.float32)
-    binary = bool(np.isin(np.unique(images), (0.0, 1.0)).all())
+    binary = is_binary(images)
     sizes = []
     for image in images:
         plane = image[..., 0] if image.shape[-1] == 1 else image
@@ -55,8 +57,10 @@ def bz2_bits(images):
     """Bits of each image compressed alone by bz2 -9: binary images as 8 pixels per byte, others as bytes."""
     import bz2
 
+    from vae_zoo.data import is_binary
+
     images = np.asarray(images, np.float32).reshape(len(images), -1)
-    binary = bool(np.isin(np.unique(images), (0.0, 1.0)).all())
+    binary = is_binary(images)
     raw = [np.packbits(x > 0.5).tobytes() if binary else np.clip(np.rint(x * 255), 0, 255).astype(np.uint8).tobytes() for x in images]
     return np.array([8 * len(bz2.compress(r, 9)) for r in raw], np.float64)
 

@@ -214,7 +214,7 @@ def part_compression(c):
         result = compression.lossy(c.model, c.images, name, digest)
         title = f"{c.data.name} {c.split} ({len(c.images)} images)"
         return {**result, "files": [compression.plot_rate_distortion({title: result}, c.out_dir / "rate_distortion.png")]}
-    if not np.isin(np.unique(c.images), (0, 1)).all():
+    if not data_module.is_binary(c.images):
         raise NotApplicable("lossless coding with a Bernoulli likelihood needs binary images; this data set is not binarized")
     return compression.lossless(c.model, c.images, name, digest, seed=c.seed)
 
