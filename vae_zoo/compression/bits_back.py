@@ -62,8 +62,6 @@ def why_not_codable(model):
 class BitsBackCodec:
     """Bits-back ANS coding of binary images with a Bernoulli VAE with an N(0, I) prior."""
 
-    method = "bits_back"
-
     def __init__(self, model, latent_bits=10, max_batch=128, seed_words=None):
         reason = why_not_codable(model)
         if reason:

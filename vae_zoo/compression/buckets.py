@@ -32,9 +32,3 @@ class PriorBuckets:
     def values(self, indices):
         """The latent values (bucket centres) that the decoder sees, float32."""
         return self.centres[np.asarray(indices)].astype(np.float32)
-
-    def expected_cost_bits(self, mean, stddev, indices):
-        """-log2 q(bucket) + log2 p(bucket) per symbol: what a bits-back step pays for z, before the x term."""
-        masses = self.posterior_masses(mean, stddev)
-        chosen = masses[np.arange(len(masses)), np.asarray(indices).reshape(-1)]
-        return np.log2(chosen) + self.bits

@@ -30,8 +30,6 @@ def why_not_codable(model):
 class VQCodeCodec:
     """Range coding of VQ-VAE code grids under the model's learned prior."""
 
-    method = "vq_codes"
-
     def __init__(self, model, batch=256):
         reason = why_not_codable(model)
         if reason:

@@ -18,6 +18,7 @@ Sources:
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -63,8 +64,9 @@ class Vocabulary:
     def size(self):
         return len(self.tokens)
 
-    @property
+    @functools.cached_property
     def index(self):
+        """Token -> id, built once (encoding a corpus looks up every token)."""
         return {token: i for i, token in enumerate(self.tokens)}
 
     def encode(self, text, max_length):
@@ -72,8 +74,8 @@ class Vocabulary:
         tokens = tokenize(text)
         if len(tokens) > max_length:
             return None
-        index, unk = self.index, self.tokens.index(UNK)
-        ids = [2] + [index.get(t, unk) for t in tokens] + [3]
+        index = self.index
+        ids = [SPECIALS.index(BOS)] + [index.get(t, SPECIALS.index(UNK)) for t in tokens] + [SPECIALS.index(EOS)]
         return np.array(ids + [0] * (max_length + 2 - len(ids)), np.int32)
 
     def decode(self, ids):

@@ -113,8 +113,8 @@ def histogram_png(inside, outside, path, in_name, out_name):
 def evaluate_ood(model, inside, outside, typical, k=100, seed=0, histogram=None, names=("in", "out")):
     """The OOD table for in-distribution test ``inside``, ``outside`` examples and the in-distribution
     validation examples ``typical`` (for H); each an (images, labels) pair."""
-    typical_scores = evaluation.anomaly_scores(model, *typical, k=k, seed=seed + 2)
-    h = float(np.mean(typical_scores["negative_log_likelihood"])) if "negative_log_likelihood" in typical_scores else None
+    # H needs only the likelihood of the validation split, not the other scores.
+    h = float(-np.mean(evaluation.log_likelihood(model, *typical, k=k, seed=seed + 2))) if model.can("elbo") else None
     inside_scores = scores(model, *inside, k=k, seed=seed, typical_nll=h)
     outside_scores = scores(model, *outside, k=k, seed=seed + 1, typical_nll=h)
     table = {name: {**detection_metrics(inside_scores[name], outside_scores[name]),
