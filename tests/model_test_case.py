@@ -14,12 +14,40 @@ import tensorflow as tf
 import vae_zoo
 
 SMALL_DATA_SHAPE = (8, 8, 1)
+# A small token model: sentences of up to 8 words over 20 ids.
+SMALL_TEXT_KWARGS = {"data_shape": (10,), "vocabulary_size": 20, "embedding_dim": 8, "encoder": {"name": "lstm", "units": 16},
+                     "latent_dim": 4}
+
+
+def small_kwargs(name):
+    """Constructor arguments of a small model of the registered ``name``, for its modality."""
+    if vae_zoo.get_model_class(name).modality == "text":
+        return dict(SMALL_TEXT_KWARGS)
+    return {"data_shape": SMALL_DATA_SHAPE}
 
 
 def example_batch(data_shape=SMALL_DATA_SHAPE, batch=6, seed=0):
     """Binary images: valid input for every likelihood."""
     rng = np.random.default_rng(seed)
     return (rng.random((batch, *data_shape)) < 0.3).astype(np.float32)
+
+
+def example_sentences(length=10, vocabulary_size=20, batch=6, seed=0):
+    """Token ids ``<bos> words <eos> <pad>...`` of random lengths (1 to length - 2 words)."""
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((batch, length), np.int32)
+    for row in ids:
+        words = rng.integers(1, length - 1)
+        row[0], row[words + 1] = 2, 3
+        row[1:words + 1] = rng.integers(4, vocabulary_size, words)
+    return ids
+
+
+def example_inputs(model, batch=6, seed=0):
+    """A valid batch for ``model``: sentences for a token model, binary images for the rest."""
+    if model.input_dtype.is_integer:
+        return example_sentences(model.data_shape[0], model.vocabulary_size, batch, seed)
+    return example_batch(model.data_shape, batch, seed)
 
 
 def fit_inputs(model, x):
@@ -105,9 +133,9 @@ def check_config_round_trip(model):
 
 
 def run_standard_checks(name, tmp_path, **kwargs):
-    kwargs.setdefault("data_shape", SMALL_DATA_SHAPE)
+    kwargs = {**small_kwargs(name), **kwargs}
     model = vae_zoo.create_model(name, **kwargs)
-    x = example_batch(model.data_shape)
+    x = example_inputs(model)
     tf.random.set_seed(0)
     check_build(model)
     check_contract(model)
@@ -124,7 +152,7 @@ class ModelTestCase:
     model_kwargs = {}
 
     def make_model(self, **overrides):
-        kwargs = {"data_shape": SMALL_DATA_SHAPE, **self.model_kwargs, **overrides}
+        kwargs = {**small_kwargs(self.model_name), **self.model_kwargs, **overrides}
         return vae_zoo.create_model(self.model_name, **kwargs)
 
     def test_standard_checks(self, tmp_path):

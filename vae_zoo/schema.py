@@ -184,6 +184,12 @@ ARGUMENTS = {
     "components": integer(1, MAX_SIZE),
     "scale": number(above=0),
     "min_log_variance": number(),
+    # token models
+    "vocabulary_size": integer(5, MAX_SIZE),
+    "embedding_dim": integer(1, MAX_SIZE),
+    "units": integer(1, MAX_SIZE),
+    "word_dropout": number(minimum=0),
+    "bn_gamma": number(above=0),
     # optimizers
     "learning_rate": number(above=0),
     "epsilon": number(above=0),

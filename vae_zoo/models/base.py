@@ -94,6 +94,10 @@ class ZooModel(keras.Model):
 
     capabilities = frozenset({"reconstruct"})
     modality = "image"
+    # The dtype of ``x``: float pixels or features; token models take int32 ids.
+    input_dtype = tf.float32
+    # Whether ``portable_signatures`` (TFLite, ONNX) can serve the model.
+    portable = True
     # Per-example quantities reported by fit() and evaluate(); "loss" is Keras's own tracker.
     metric_names = ("loss",)
     # Salt of the training step's stateless noise (the step counter is the other half).
@@ -142,7 +146,7 @@ class ZooModel(keras.Model):
 
     def input_specs(self):
         """The tensors the model takes: ``x`` and, for conditional models, ``labels``."""
-        specs = [tf.TensorSpec([None, *self.data_shape], tf.float32, name="x")]
+        specs = [tf.TensorSpec([None, *self.data_shape], self.input_dtype, name="x")]
         if self.can("labels"):
             specs.append(tf.TensorSpec([None], tf.int32, name="labels"))
         return specs
@@ -225,6 +229,15 @@ class ZooModel(keras.Model):
 
     def reconstruct(self, inputs):
         return self(inputs)
+
+    def reconstruction_error(self, x, reconstruction):
+        """Per-example distance between data and its reconstruction (the squared error)."""
+        error = tf.square(tf.cast(x, tf.float32) - tf.cast(reconstruction, tf.float32))
+        return tf.reduce_sum(tf.reshape(error, [tf.shape(error)[0], -1]), axis=1)
+
+    def decoded_outputs(self, z, y=None):
+        """What the ``decode`` serving signature returns."""
+        return {"mean": self.decoded_mean(z, y)}
 
     # What a model without the capability says when asked anyway.
     def elbo(self, inputs, num_samples=1):

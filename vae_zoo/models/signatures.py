@@ -64,6 +64,12 @@ def _checked(model, x, labels=None):
     checks = [_assert_shape(x, (None, *model.data_shape), f"{name}: input x")]
     if labels is not None:
         checks += _label_checks(model, labels, batch_of=x)
+    if not x.dtype.is_floating:  # token ids: each must name a token of the vocabulary
+        checks += [tf.debugging.assert_non_negative(x, message=f"{name}: token ids must be >= 0"),
+                   tf.debugging.assert_less(x, tf.cast(model.vocabulary_size, x.dtype),
+                                            message=f"{name}: token ids must be < {model.vocabulary_size}")]
+        with tf.control_dependencies(checks):
+            return tf.identity(x), None if labels is None else tf.identity(labels)
     with tf.control_dependencies(checks):
         x = tf.debugging.assert_all_finite(tf.identity(x), f"{name}: input x contains NaN or infinity")
         labels = None if labels is None else tf.identity(labels)
@@ -106,12 +112,11 @@ def serving_signatures(model):
             z = tf.identity(z)
         if z.dtype.is_floating:
             z = tf.debugging.assert_all_finite(z, f"{model.registered_name}: input {spec.name} contains NaN or infinity")
-        return {"mean": model.decoded_mean(z, labels)}
+        return model.decoded_outputs(z, labels)
 
     def anomaly_score(x, labels):
         x, labels = _checked(model, x, labels)
-        reconstruction = model.reconstruction(x, labels)
-        error = tf.reduce_sum(tf.reshape(tf.square(x - reconstruction), [tf.shape(x)[0], -1]), axis=1)
+        error = model.reconstruction_error(x, model.reconstruction(x, labels))
         if not model.can("elbo"):
             return {"score": error, "reconstruction_error": error}
         elbo = model.loss_terms(x, labels, seed=tf.constant(ANOMALY_SEED))["elbo"]

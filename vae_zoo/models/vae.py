@@ -77,7 +77,7 @@ class VAE(ZooModel):
         self.free_bits = float(free_bits)
         self.encoder_spec = encoder
         self.decoder_spec = encoder if decoder is None else decoder
-        self.likelihood = distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
+        self.likelihood = self.make_likelihood(likelihood)
         self.encoder = self.make_encoder()
         self.decoder = self.make_decoder()
         self.prior_layer = self.make_prior(prior)
@@ -97,6 +97,10 @@ class VAE(ZooModel):
 
     def decoder_input_dim(self):
         return self.latent_dim
+
+    def make_likelihood(self, likelihood):
+        """The likelihood p(x|z) from its spec, over one example of ``data_shape``."""
+        return distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
 
     def make_encoder(self):
         """The encoder body: data -> the parameters of q(z|x) (here a mean and a log-variance)."""
@@ -138,6 +142,10 @@ class VAE(ZooModel):
 
     # ------------------------------------------------------------------ the objective
 
+    def data_log_prob(self, z, x, y=None, training=False, seed=None):
+        """log p(x|z) per example (``seed`` keys any noise the decoder itself draws in training)."""
+        return self.decode(z, y, training=training).log_prob(x)
+
     def kl_per_dimension(self, q, p):
         """KL(q || p) of each latent dimension, shape (batch, latent_dim); both must factorize."""
         return tf.convert_to_tensor(distributions.tfd.kl_divergence(q.distribution, p.distribution))
@@ -172,7 +180,7 @@ class VAE(ZooModel):
         """
         q = self.encode(x, y, training=training)
         z = distributions.reparameterized_sample(q, seed=seed)
-        reconstruction = -self.decode(z, y, training=training).log_prob(x)
+        reconstruction = -self.data_log_prob(z, x, y, training=training, seed=seed)
         p = self.prior()
         kl = distributions.kl_divergence(q, p, z)
         return {
@@ -188,7 +196,7 @@ class VAE(ZooModel):
         z = distributions.reparameterized_sample(q, [k], seed=seed)
         labels = None if y is None else repeat_batch(y, k)
         x = repeat_batch(self.check_data(x), k)
-        log_likelihood = self.decode(flatten_samples(z), labels, training=training).log_prob(x)
+        log_likelihood = self.data_log_prob(flatten_samples(z), x, labels, training=training)
         return tf.reshape(log_likelihood, tf.shape(z)[:2]), self.prior().log_prob(z), q.log_prob(z)
 
     def log_weights(self, x, y=None, k=1, seed=None):

@@ -180,6 +180,8 @@ def build_model(recipe, data=None):
         given = kwargs.setdefault("data_shape", list(data.data_shape))
         if tuple(given) != tuple(data.data_shape):
             raise RecipeError(f"model.data_shape {tuple(given)} does not match the data {tuple(data.data_shape)}")
+        if data.spec.vocabulary is not None:  # token models keep the vocabulary they were trained with
+            kwargs.setdefault("vocabulary", list(data.spec.vocabulary))
     try:
         model = create_model(name, **kwargs)
     except VaeZooError:
