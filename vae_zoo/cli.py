@@ -131,7 +131,7 @@ def cmd_evaluate(args):
                                      model_name=model_name, ood_data=args.ood_data)
         print(strict_json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
         return
-    data = data_module.load(**{**spec, "labels": model.can("labels")})
+    data = data_module.load(**report.data_spec_for(model, spec))
     model.check_fits(data)
     dataset = data.split(args.split)
     if args.limit is not None:

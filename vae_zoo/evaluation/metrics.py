@@ -25,7 +25,8 @@ def score_dataset(model, dataset, seed=0):
     One z is drawn from q(z|x) per example (the single-sample ELBO); the
     reconstruction error is the squared error between x and the model's
     reconstruction (the likelihood mean at the posterior mean), summed over
-    pixels, as in the seed's ||x - decoder(encoder(x))||^2. Models without an
+    pixels, as in the seed's ||x - decoder(encoder(x))||^2 (for token models,
+    ``reconstruction_token_errors``: the tokens the greedy reconstruction gets wrong). Models without an
     ELBO (the plain autoencoder) report the reconstruction terms only. The
     pipeline yields examples, or (examples, labels) for a conditional model.
     """
@@ -37,7 +38,7 @@ def score_dataset(model, dataset, seed=0):
     @tf.function(jit_compile=True)
     def batch_scores(x, y, batch_seed):
         terms = model.loss_terms(x, y, seed=batch_seed)
-        error = tf.reduce_sum(tf.reshape(tf.square(x - model(model_inputs(model, x, y))), [tf.shape(x)[0], -1]), axis=1)
+        error = model.reconstruction_error(x, model(model_inputs(model, x, y)))
         return [tf.reduce_sum(terms[n]) for n in names] + [tf.reduce_sum(error)]
 
     totals, examples = np.zeros(len(names) + 1), 0
@@ -48,7 +49,7 @@ def score_dataset(model, dataset, seed=0):
         examples += int(x.shape[0])
     if not examples:
         raise ValueError("score_dataset got an empty pipeline")
-    means = dict(zip([*names, "reconstruction_squared_error"], totals / examples))
+    means = dict(zip([*names, model.reconstruction_error_name], totals / examples))
     if "reconstruction" in means:
         means["reconstruction_nll"] = means.pop("reconstruction")
     return {**means, "examples": examples}
@@ -62,6 +63,8 @@ MAX_DECODER_VALUES = 120_000_000
 
 def decoder_values_per_draw(model):
     """Values one decoder pass holds for one example: the sum of its layers' output sizes (at least the example's)."""
+    if hasattr(model, "decoder_values_per_example"):
+        return int(model.decoder_values_per_example())
     total = 0
     for layer in getattr(getattr(model, "decoder", None), "layers", []):
         try:

@@ -64,7 +64,7 @@ class Context:
 
 def part_scores(c):
     scores = evaluation.score_dataset(c.model, c.pipeline(), seed=c.seed)
-    if "elbo" in scores:
+    if "elbo" in scores and c.model.modality != "text":
         scores["negative_elbo_bits_per_dim"] = evaluation.bits_per_dimension(-scores["elbo"], c.model.data_shape)
     return {**scores, "method": "single-sample ELBO: one z ~ q(z|x) per example, mean over the split"}
 
@@ -74,8 +74,15 @@ def part_nll(c):
         raise NotApplicable("the model defines no likelihood")
     log_p = evaluation.log_likelihood(c.model, c.images, c.labels, k=c.k, seed=c.seed, progress=c.progress)
     nll = float(-log_p.mean())
-    return {"nll": nll, "nll_std_error": float(log_p.std() / np.sqrt(len(log_p))), "bits_per_dim": evaluation.bits_per_dimension(nll, c.model.data_shape),
-            "k": c.k, "examples": int(len(log_p)), "method": "importance sampling with k draws from q(z|x), log-mean-exp (Burda et al., 2015)"}
+    result = {"nll": nll, "nll_std_error": float(log_p.std() / np.sqrt(len(log_p))), "k": c.k, "examples": int(len(log_p)),
+              "method": "importance sampling with k draws from q(z|x), log-mean-exp (Burda et al., 2015)"}
+    if c.model.modality == "text":  # per sentence; perplexity per predicted token (words and <eos>)
+        from vae_zoo.evaluation import text
+
+        result.update(perplexity=text.perplexity(log_p, c.images), tokens=int(text.predicted_tokens(c.images).sum()))
+    else:
+        result["bits_per_dim"] = evaluation.bits_per_dimension(nll, c.model.data_shape)
+    return result
 
 
 def part_latents(c):
@@ -199,6 +206,21 @@ def part_audio(c):
     return result
 
 
+def part_text(c):
+    if c.model.modality != "text":
+        raise NotApplicable("the model does not write text")
+    from vae_zoo.evaluation import text
+
+    result = {"samples": text.samples(c.model, seed=c.seed)}
+    if c.model.can("gaussian_posterior"):
+        result.update(reconstructions=text.reconstructions(c.model, c.images), homotopies=text.homotopies(c.model, c.images, seed=c.seed))
+    labelled = c.labels is not None and len(np.unique(c.labels[c.labels >= 0])) > 1
+    if labelled and c.model.can("gaussian_posterior"):
+        result["m1_probe"] = evaluation.semi_supervised(c.model, c.data, seed=c.seed)
+    result["files"] = [Path(text.write_markdown(result, c.out_dir / "text.md", c.model.registered_name)).name]
+    return result
+
+
 def part_compression(c):
     from vae_zoo.compression import files
     from vae_zoo.compression import report as compression
@@ -232,7 +254,17 @@ PARTS = {
     "disentanglement": part_disentanglement,
     "compression": part_compression,
     "audio": part_audio,
+    "text": part_text,
 }
+
+
+def data_spec_for(model, data_spec):
+    """The data options that read ``data_spec``'s set as ``model`` takes it: with labels for a conditional
+    model, and with the model's own vocabulary for a token model (the same words keep the same ids)."""
+    spec = {**{k: v for k, v in data_spec.items() if k != "limit"}, "labels": model.can("labels")}
+    if getattr(model, "vocabulary", None) is not None and spec.get("name") in data_module.TEXT_SOURCES:
+        spec["vocabulary"] = list(model.vocabulary)
+    return spec
 
 
 def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly_k=100, limit=None, seed=0, progress=False,
@@ -242,8 +274,7 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
         if name not in PARTS:
             raise unknown_name("report part", name, PARTS)
     out_dir = Path(out_dir)
-    # Conditional models read (examples, labels) pairs; the others examples alone.
-    spec = {**{k_: v for k_, v in data_spec.items() if k_ != "limit"}, "labels": model.can("labels")}
+    spec = data_spec_for(model, data_spec)
     data = data_module.load(**spec)
     model.check_fits(data)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -230,6 +230,9 @@ class ZooModel(keras.Model):
     def reconstruct(self, inputs):
         return self(inputs)
 
+    # What ``reconstruction_error`` measures, as reports name it.
+    reconstruction_error_name = "reconstruction_squared_error"
+
     def reconstruction_error(self, x, reconstruction):
         """Per-example distance between data and its reconstruction (the squared error)."""
         error = tf.square(tf.cast(x, tf.float32) - tf.cast(reconstruction, tf.float32))

@@ -200,6 +200,13 @@ class SentenceVAE(VAE):
         """The greedy decoding of the posterior mean of z."""
         return self.generate(self.encode(x, training=training).mean())
 
+    reconstruction_error_name = "reconstruction_token_errors"
+
+    def decoder_values_per_example(self):
+        """Values one teacher-forced decoder pass holds per sentence (sizes the IS-NLL's compiled calls)."""
+        units = self.decoder.recurrent.units
+        return self.sequence_length * (self.vocabulary_size * 3 + 8 * units + self.embedding_dim + self.latent_dim)
+
     def reconstruction_error(self, x, reconstruction):
         """Per-example count of tokens the reconstruction gets wrong (padding after both sentences ignored)."""
         x = tf.cast(x, tf.int32)

@@ -112,7 +112,7 @@ def _validate(recipe):
     # MultiWorkerMirroredStrategy must be created before TensorFlow's runtime starts, and a dry build
     # starts it: a multi-worker recipe's model is sized when the runner builds it, inside the strategy.
     dry_build = (recipe.get("training") or {}).get("distribute") != "multi_worker"
-    model_class, metric_names = check_model(recipe["model"], dry_build)
+    model_class, metric_names = check_model(recipe["model"], dry_build, recipe["data"])
     check_data(recipe["data"], model_class)
     check_optimizer(recipe.get("optimizer") or {})
     monitors = [*metric_names, *(f"val_{name}" for name in metric_names)]
@@ -125,7 +125,22 @@ def _validate(recipe):
             raise ConfigError(f"smoke: {key!r} is not a dotted key such as training.epochs")
 
 
-def check_model(section, build=True):
+def data_bound_arguments(cls, arguments, data_section):
+    """A token model's size before its data is read: the data's largest vocabulary and its sentence length
+    (the runner passes the real vocabulary when it builds the model)."""
+    if cls.modality != "text" or "vocabulary" in arguments or "vocabulary_size" in arguments:
+        return arguments
+    from vae_zoo import data as data_module
+
+    defaults = {k: v.default for k, v in inspect.signature(data_module.load).parameters.items()}
+    options = {**defaults, **(data_section if isinstance(data_section, dict) else {})}
+    bound = {"vocabulary_size": options["vocabulary_size"]}
+    if "data_shape" not in arguments:
+        bound["data_shape"] = [int(options["max_length"]) + 2]
+    return {**arguments, **bound}
+
+
+def check_model(section, build=True, data_section=None):
     """The model class and the names it logs, once its arguments passed the model schema and size limit.
 
     With ``build=False`` the size is not checked and the logged names are the class's.
@@ -145,6 +160,7 @@ def check_model(section, build=True):
     except VaeZooError as err:
         raise ConfigError(f"model.name: {err}") from None
     arguments = {k: v for k, v in section.items() if k != "name"}
+    arguments = data_bound_arguments(get_model_class(name), arguments, data_section)
     cls = check_arguments(name, arguments, where="model", size=build)
     if not build:
         return cls, tuple(dict.fromkeys(("loss", *cls.metric_names)))
