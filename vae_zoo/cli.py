@@ -36,11 +36,11 @@ def bounded_int(minimum, maximum=None):
     return parse
 
 
-def image_output(text):
+def image_output(text, suffixes=IMAGE_SUFFIXES):
     """An argparse type: a new image file whose folder exists and is writable."""
     path = Path(text)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise argparse.ArgumentTypeError(f"{text!r} must end in one of {', '.join(IMAGE_SUFFIXES)}")
+    if path.suffix.lower() not in suffixes:
+        raise argparse.ArgumentTypeError(f"{text!r} must end in one of {', '.join(suffixes)}")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name such as {path / 'samples.png'}")
     folder = path.parent if str(path.parent) else Path(".")
@@ -151,7 +151,17 @@ def cmd_sample(args):
     model = vae_zoo.load(folder)
     if not model.can("sample"):
         raise vae_zoo.InputError(f"{model.registered_name} cannot generate: it has no prior to sample from")
-    images = model.sample(args.n, seed=args.seed)
+    samples = model.sample(args.n, seed=args.seed)
+    if model.modality == "text":  # sentences: one per line, in a text file and on the screen
+        out = Path(args.out).with_suffix(".txt")
+        sentences = model.texts(samples)
+        out.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+        print("\n".join(sentences))
+        print(out)
+        return
+    if Path(args.out).suffix.lower() == ".txt":
+        raise vae_zoo.InputError(f"{model.registered_name} generates {model.modality} data: give an image file for --out")
+    images = samples
     if not save_image_grid(images, args.out, title=f"{model.registered_name}: {args.n} samples"):
         raise vae_zoo.DataError(f"{model.registered_name} generates data of shape {model.data_shape}, which are not images")
     print(args.out)
@@ -325,10 +335,11 @@ def build_parser():
                    help="importance samples for the NLL anomaly score")
     p.set_defaults(run=cmd_evaluate)
 
-    p = commands.add_parser("sample", help="draw samples from a saved model into a PNG grid")
+    p = commands.add_parser("sample", help="draw samples from a saved model into a PNG grid (sentences: a text file)")
     p.add_argument("dir", help="a saved model folder or a pretrained name")
     p.add_argument("--n", type=bounded_int(1, MAX_SAMPLES), default=64, help=f"number of samples (at most {MAX_SAMPLES:,})")
-    p.add_argument("--out", type=image_output, default="samples.png", help="image file: " + ", ".join(IMAGE_SUFFIXES))
+    p.add_argument("--out", type=lambda text: image_output(text, (*IMAGE_SUFFIXES, ".txt")), default="samples.png",
+                   help="image file: " + ", ".join(IMAGE_SUFFIXES) + " (a text model writes sentences to the name with .txt)")
     p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=None)
     p.set_defaults(run=cmd_sample)
 
