@@ -1,0 +1,54 @@
+"""A sentence model through the same commands as an image model: train, evaluate, sample, export, tune."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from vae_zoo import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = str(ROOT / "recipes/sentence_vae/fortunes_bn.yaml")
+# A small model on 96 quotations, so that the whole run takes seconds.
+SMALL = ["--smoke", "--set", "data.limit=96", "--set", "model.encoder.units=16", "--set", "model.embedding_dim=8",
+         "--set", "model.latent_dim=4", "--set", "data.max_length=12"]
+
+
+def test_a_sentence_model_trains_evaluates_samples_exports_and_tunes(tmp_path, capsys):
+    out = tmp_path / "model"
+    assert cli.main(["train", RECIPE, *SMALL, "--out", str(out)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["model"] == "sentence_vae" and card["config"]["vocabulary"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+    capsys.readouterr()
+
+    assert cli.main(["sample", str(out), "--n", "4", "--seed", "3", "--out", str(tmp_path / "s.png")]) == 0
+    sentences = (tmp_path / "s.txt").read_text().splitlines()
+    assert len(sentences) == 4 and all(isinstance(s, str) for s in sentences)
+    capsys.readouterr()
+
+    assert cli.main(["evaluate", str(out), "--only", "scores,nll,latents,text", "--k", "5", "--limit", "12",
+                     "--out", str(tmp_path / "report")]) == 0
+    parts = json.loads(capsys.readouterr().out)["parts"]
+    assert parts["nll"]["perplexity"] > 1 and parts["nll"]["tokens"] > 12
+    assert parts["scores"]["reconstruction_token_errors"] >= 0
+    assert parts["latents"]["latent_dims"] == 4
+    assert len(parts["text"]["homotopies"]) == 3 and len(parts["text"]["homotopies"][0]["path"]) == 7
+    assert "## Homotopy 1" in (tmp_path / "report" / "text.md").read_text()
+
+    assert cli.main(["export", str(out), "--out", str(tmp_path / "export")]) == 0
+    client = ("import json, sys, tensorflow as tf\n"
+              f"m = tf.saved_model.load({str(tmp_path / 'export')!r})\n"
+              "ids = m.signatures['sample'](n=tf.constant(3), seed=tf.constant(1))['samples']\n"
+              "text = m.signatures['detokenize'](ids=ids)['text']\n"
+              "nll = m.signatures['log_likelihood'](x=ids, k=tf.constant(4), seed=tf.constant(2))['log_likelihood']\n"
+              "print(json.dumps({'n': int(text.shape[0]), 'finite': bool(tf.reduce_all(tf.math.is_finite(nll))),\n"
+              "                  'modules': sorted({k.split('.')[0] for k in sys.modules})}))\n")
+    run = subprocess.run([sys.executable, "-c", client], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    served = json.loads(run.stdout.strip().splitlines()[-1])
+    assert served["n"] == 3 and served["finite"] and "vae_zoo" not in served["modules"]
+    capsys.readouterr()
+
+    assert cli.main(["tune", RECIPE, *SMALL, "--out", str(tmp_path / "search")]) == 0
+    rows = json.loads((tmp_path / "search" / "trials.json").read_text())
+    assert len(rows) == 2 and all(r["status"] == "COMPLETED" for r in rows)
