@@ -95,9 +95,9 @@ def test_decodings_are_well_formed_and_beam_search_finds_likelier_sentences():
                 assert np.all(row[ends[0] + 1:] == 0) and not np.any(row[1:ends[0]] == 0)
     greedy, beam = model.generate(z, mode="greedy"), model.generate(z, mode="beam", width=5)
     assert np.array_equal(model.generate(z, mode="beam", width=1), greedy)
-    complete = np.all(np.any(greedy.numpy() == 3, axis=1) & np.any(beam.numpy() == 3, axis=1))
-    if complete:
-        assert np.all(model.data_log_prob(z, beam).numpy() >= model.data_log_prob(z, greedy).numpy() - 1e-4)
+    # Beam search is not guaranteed to beat greedy decoding sentence by sentence, but it should overall.
+    beam_scores, greedy_scores = model.data_log_prob(z, beam).numpy(), model.data_log_prob(z, greedy).numpy()
+    assert beam_scores.sum() >= greedy_scores.sum() and np.mean(beam_scores >= greedy_scores - 1e-4) >= 0.75
 
 
 def test_token_inputs_are_checked():
