@@ -53,6 +53,20 @@ def test_features_are_fixed_size_in_the_unit_interval_and_silence_is_zero():
     np.testing.assert_allclose(restored[loud], magnitude[loud], rtol=1e-3)
 
 
+@pytest.mark.parametrize("frequency", [300.0, 1200.0])
+def test_log_mel_features_peak_in_the_sine_waves_band_and_invert_to_its_frequency(frequency):
+    features = audio.waveforms_to_log_mel(np.stack([sine(frequency), np.zeros(audio.CLIP_SAMPLES, np.float32)]))
+    assert features.shape == (2, *audio.MEL_SHAPE) and features.min() >= 0 and features.max() <= 1
+    assert features[0].max() == 1.0 and np.all(features[1] == 0), "relative to each recording's peak; silence is 0"
+    band = int(np.argmax(features[0, 10:50, :, 0].mean(axis=0)))
+    centres = np.argmax(audio.mel_matrix().numpy(), axis=0) * audio.SAMPLE_RATE / audio.FFT_LENGTH
+    assert abs(centres[band] - frequency) < 0.1 * frequency
+    waveform = audio.features_to_waveforms(features[:1], iterations=32, kind=audio.LOG_MEL)[0]
+    spectrum = np.abs(np.fft.rfft(waveform))
+    assert abs(np.argmax(spectrum) * audio.SAMPLE_RATE / len(waveform) - frequency) < 0.1 * frequency
+    assert abs(np.abs(waveform).max() - 0.5) < 1e-3
+
+
 def test_recordings_are_padded_or_cropped_to_the_clip():
     short, long = audio.fixed_length(np.full(100, 16384, np.int16)), audio.fixed_length(np.ones(20000, np.int16))
     assert short.shape == long.shape == (audio.CLIP_SAMPLES,)
@@ -83,6 +97,9 @@ def test_the_fsdd_source_has_the_usual_split_by_take():
 
     data = data_module.load("fsdd", labels=True)
     assert data.spec.modality == "audio" and data.data_shape == audio.FEATURE_SHAPE and data.num_classes == 10
+    mel = data_module.load("fsdd_mel", labels=True)
+    assert mel.spec.modality == "audio" and mel.data_shape == audio.MEL_SHAPE
+    assert np.array_equal(mel.take("test", 300)[1], data.take("test", 300)[1]), "the same recordings in the same order"
 
 
 @needs_fsdd

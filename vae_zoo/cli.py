@@ -165,22 +165,29 @@ def cmd_sample(args):
     if not save_image_grid(images, args.out, title=f"{model.registered_name}: {args.n} samples"):
         raise vae_zoo.DataError(f"{model.registered_name} generates data of shape {model.data_shape}, which are not images")
     print(args.out)
-    if model_modality(folder) == "audio":  # spectrograms: listen to them too
+    source = trained_on(folder)
+    if model_modality(source) == "audio":  # spectrograms: listen to them too
+        from vae_zoo.data.audio import features_of
         from vae_zoo.evaluation import audio
 
         wav_folder = Path(args.out).with_name(Path(args.out).stem + "_wav")
         wav_folder.mkdir(exist_ok=True)
-        for path in audio.write_wavs(np.asarray(images), wav_folder, "sample"):
+        for path in audio.write_wavs(np.asarray(images), wav_folder, "sample", features_of(source)):
             print(path)
 
 
-def model_modality(folder):
-    """The modality of the data set a saved model was trained on ("image" when its card does not say)."""
-    from vae_zoo.data import SOURCES
+def trained_on(folder):
+    """The name of the data set a saved model was trained on, from its card (None when the card does not say)."""
     from vae_zoo.io.saving import read_card
 
-    name = (read_card(folder).get("recipe", {}).get("data") or {}).get("name")
-    return SOURCES[name].modality if name in SOURCES else "image"
+    return (read_card(folder).get("recipe", {}).get("data") or {}).get("name")
+
+
+def model_modality(source):
+    """The modality of a data set by name ("image" for a name that is not a registered source)."""
+    from vae_zoo.data import SOURCES
+
+    return SOURCES[source].modality if source in SOURCES else "image"
 
 
 def cmd_export(args):

@@ -10,12 +10,20 @@ examples as an image model (a Gaussian likelihood with learned variance suits th
 The way back: ``features_to_magnitude`` undoes the scaling, ``griffin_lim`` recovers a phase (Griffin and Lim,
 1984) with ``tf.signal.stft``/``inverse_stft``, and ``write_wav`` stores 16-bit PCM.
 
+A second representation, ``log_mel`` (source ``fsdd_mel``): the same STFT's power through 64 mel filters
+(60 Hz - 4 kHz, ``tf.signal.linear_to_mel_weight_matrix``), in decibels relative to each recording's loudest
+cell, clipped to the 80 dB below it and mapped onto [0, 1]: 64 frames x 64 mel bins. Fewer, perceptually spaced
+bands and a level that no longer depends on how loud the speaker was leave more of the picture to what was said.
+Its way back is the mel matrix's pseudo-inverse (clipped at 0), then Griffin-Lim; the absolute level is lost, so
+the waveform is scaled to a peak of 0.5.
+
 Sources: ``fsdd`` reads ``fsdd.npz`` (the recordings concatenated, see ``read_fsdd``) from the recipe's
 ``data_dir`` (the file or its folder) or ``$VAE_ZOO_FSDD``; otherwise, online, tensorflow-datasets' ``spoken_digit``.
 The split is the dataset's usual one: takes 0-4 of every speaker and digit are the test set, takes 5-9 validate,
 takes 10-49 train (2,400 / 300 / 300). The FSDD is CC BY-SA 4.0 (Jakobovski et al.); keep its attribution.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -80,8 +88,63 @@ def griffin_lim(magnitude, iterations=64, samples=CLIP_SAMPLES, seed=0):
     return waveform.numpy()
 
 
-def features_to_waveforms(features, iterations=64):
-    return griffin_lim(features_to_magnitude(features), iterations=iterations)
+MEL_BINS, MEL_LOW_HZ, MEL_RANGE_DB = 64, 60.0, 80.0
+MEL_SHAPE = (FRAMES, MEL_BINS, 1)
+
+
+def mel_matrix():
+    """(129 STFT bins, 64 mel bands) weights."""
+    return tf.signal.linear_to_mel_weight_matrix(MEL_BINS, FFT_LENGTH // 2 + 1, SAMPLE_RATE, MEL_LOW_HZ, SAMPLE_RATE / 2)
+
+
+def waveforms_to_log_mel(waveforms):
+    """(n, CLIP_SAMPLES) waveforms -> (n, 64, 64, 1) log-mel features in [0, 1], relative to each recording's peak."""
+    power = tf.tensordot(tf.abs(stft(waveforms)) ** 2, mel_matrix(), 1)
+    decibels = 10.0 * tf.math.log(tf.maximum(power, 1e-12)) / tf.math.log(10.0)
+    relative = decibels - tf.reduce_max(decibels, axis=[1, 2], keepdims=True)
+    # Below the same absolute floor as the log-magnitude features (-100 dB) is silence, even in a silent recording.
+    relative = tf.where(decibels > DB_FLOOR, relative, -MEL_RANGE_DB)
+    return ((tf.maximum(relative, -MEL_RANGE_DB) + MEL_RANGE_DB) / MEL_RANGE_DB)[..., None].numpy()
+
+
+def log_mel_to_magnitude(features):
+    """[0, 1] log-mel features (n, 64, 64[, 1]) -> STFT magnitudes (n, 64, 129) through the mel matrix's pseudo-inverse."""
+    features = np.asarray(features, np.float32).reshape(-1, FRAMES, MEL_BINS)
+    power = 10.0 ** ((np.clip(features, 0.0, 1.0) - 1.0) * MEL_RANGE_DB / 10.0)
+    power[features <= 1e-3] = 0.0  # the floor is silence
+    linear = np.maximum(power @ np.linalg.pinv(mel_matrix().numpy()), 0.0)
+    return np.sqrt(linear).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """A spectrogram representation: its example shape, and the ways there from waveforms and back to magnitudes."""
+
+    name: str
+    shape: tuple
+    from_waveforms: object
+    to_magnitude: object
+    # The level a waveform is scaled to after Griffin-Lim (None: keep the level the features hold).
+    peak: float = None
+
+
+LOG_MAGNITUDE = Features("log_magnitude", FEATURE_SHAPE, waveforms_to_features, features_to_magnitude)
+LOG_MEL = Features("log_mel", MEL_SHAPE, waveforms_to_log_mel, log_mel_to_magnitude, peak=0.5)
+# The features of each audio source.
+SOURCE_FEATURES = {"fsdd": LOG_MAGNITUDE, "fsdd_mel": LOG_MEL, "wav_folder": LOG_MAGNITUDE}
+
+
+def features_of(source):
+    """The features an audio source serves (log-magnitude for any source not listed)."""
+    return SOURCE_FEATURES.get(source, LOG_MAGNITUDE)
+
+
+def features_to_waveforms(features, iterations=64, kind=LOG_MAGNITUDE):
+    waveforms = griffin_lim(kind.to_magnitude(features), iterations=iterations)
+    if kind.peak is not None:
+        peaks = np.maximum(np.abs(waveforms).max(axis=1, keepdims=True), 1e-9)
+        waveforms = waveforms * (kind.peak / peaks)
+    return waveforms
 
 
 def write_wav(waveform, path, sample_rate=SAMPLE_RATE):
@@ -167,10 +230,10 @@ def fsdd_split_masks(takes):
     return {"train": ~(test | validation), "validation": validation, "test": test}
 
 
-def fsdd_splits(data_dir=None):
+def fsdd_splits(data_dir=None, kind=LOG_MAGNITUDE):
     """{split: (features, digits, speakers, waveforms)}, in the recordings' order within each split."""
     everything = read_fsdd(data_dir)
-    features = waveforms_to_features(everything["waveforms"])
+    features = kind.from_waveforms(everything["waveforms"])
     return {split: (features[mask], everything["digit"][mask], everything["speaker"][mask], everything["waveforms"][mask])
             for split, mask in fsdd_split_masks(everything["take"]).items()}
 
@@ -219,3 +282,9 @@ def wav_folder_splits(path):
                              "(2400/300/300 by take), data_dir or $VAE_ZOO_FSDD, else tfds spoken_digit", modality="audio")
 def _fsdd(data_dir=None):
     return {split: (features, digits) for split, (features, digits, _, _) in fsdd_splits(data_dir).items()}
+
+
+@register_source("fsdd_mel", 10, "Free Spoken Digit Dataset as 64x64 log-mel spectrograms relative to each recording's "
+                                 "peak (2400/300/300 by take), data_dir or $VAE_ZOO_FSDD, else tfds spoken_digit", modality="audio")
+def _fsdd_mel(data_dir=None):
+    return {split: (features, digits) for split, (features, digits, _, _) in fsdd_splits(data_dir, LOG_MEL).items()}

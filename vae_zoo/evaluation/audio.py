@@ -15,10 +15,10 @@ from vae_zoo.evaluation import latents
 from vae_zoo.evaluation.plotting import save_image_grid
 
 
-def write_wavs(features, folder, prefix):
+def write_wavs(features, folder, prefix, kind=audio.LOG_MAGNITUDE):
     """One WAV per spectrogram (phase by Griffin-Lim): ``folder/prefix_00.wav``, ...; the paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    waveforms = audio.features_to_waveforms(features)
+    waveforms = audio.features_to_waveforms(features, kind=kind)
     return [audio.write_wav(w, folder / f"{prefix}_{i:02d}.wav") for i, w in enumerate(waveforms)]
 
 
@@ -29,29 +29,30 @@ def spectrogram_png(features, path, title):
     return str(path)
 
 
-def listen(model, features, labels, out_dir, n=8, seed=0):
+def listen(model, features, labels, out_dir, n=8, seed=0, kind=audio.LOG_MAGNITUDE):
     """WAVs and PNGs of originals, reconstructions, prior samples and an interpolation, in ``out_dir``."""
     out_dir = Path(out_dir)
     features, labels = np.asarray(features[:n], np.float32), None if labels is None else np.asarray(labels[:n])
-    written = {"originals": write_wavs(features, out_dir / "wav", "original")}
-    spectrogram_png(features, out_dir / "originals.png", "test recordings (the features, 64 frames x 128 bins)")
+    written = {"originals": write_wavs(features, out_dir / "wav", "original", kind)}
+    frames, bins = kind.shape[:2]
+    spectrogram_png(features, out_dir / "originals.png", f"test recordings (the {kind.name} features, {frames} frames x {bins} bins)")
     if model.can("labels"):
         reconstructions = model.reconstruction(features, labels).numpy()
     else:
         reconstructions = model.reconstruction(features).numpy()
-    written["reconstructions"] = write_wavs(reconstructions, out_dir / "wav", "reconstruction")
+    written["reconstructions"] = write_wavs(reconstructions, out_dir / "wav", "reconstruction", kind)
     spectrogram_png(reconstructions, out_dir / "reconstructions.png", f"{model.registered_name}: reconstructions (means)")
     if model.can("sample"):
         sample_labels = np.arange(n) % 10 if model.can("labels") else None
         samples = model.sample(n, seed=seed, labels=sample_labels).numpy()
-        written["samples"] = write_wavs(samples, out_dir / "wav", "sample")
+        written["samples"] = write_wavs(samples, out_dir / "wav", "sample", kind)
         spectrogram_png(samples, out_dir / "samples.png", f"{model.registered_name}: prior samples (means)"
                         + (", digits 0, 1, 2, ... in order" if sample_labels is not None else ""))
     if model.can("gaussian_posterior") and not model.can("labels"):
         codes = latents.posterior_means(model, features[:2])
         path = np.stack([(1 - t) * codes[0] + t * codes[1] for t in np.linspace(0, 1, n)]).astype(np.float32)
         between = model.decoded_mean(path).numpy()
-        written["interpolation"] = write_wavs(between, out_dir / "wav", "interpolation")
+        written["interpolation"] = write_wavs(between, out_dir / "wav", "interpolation", kind)
         spectrogram_png(between, out_dir / "interpolation.png", "from the first test recording to the second")
     return written
 
@@ -66,16 +67,16 @@ def _probe_accuracy(train_x, train_y, test_x, test_y, seed=0):
     return float(probe.score(test_x.reshape(len(test_x), -1), test_y))
 
 
-def probes(model, data_dir=None, seed=0):
+def probes(model, data_dir=None, seed=0, kind=audio.LOG_MAGNITUDE):
     """Test accuracy of logistic-regression probes for the digit and the speaker, on the model's latent means
-    and, as baselines, on the raw spectrogram features and on MFCCs (13 per frame), FSDD's usual split."""
-    splits = audio.fsdd_splits(data_dir)
+    and, as baselines, on the raw spectrogram features (the model's) and on MFCCs (13 per frame), FSDD's usual split."""
+    splits = audio.fsdd_splits(data_dir, kind)
     (train_f, train_digit, train_speaker, train_wave) = splits["train"]
     (test_f, test_digit, test_speaker, test_wave) = splits["test"]
     inputs = {
         f"latent means ({model.latent_dim})": (latents.posterior_means(model, train_f, train_digit if model.can("labels") else None),
                                                latents.posterior_means(model, test_f, test_digit if model.can("labels") else None)),
-        f"spectrogram ({np.prod(audio.FEATURE_SHAPE)})": (train_f, test_f),
+        f"spectrogram ({np.prod(kind.shape)})" if kind is audio.LOG_MAGNITUDE else f"{kind.name} ({np.prod(kind.shape)})": (train_f, test_f),
         f"MFCC ({audio.FRAMES} x 13)": (audio.mfcc(train_wave), audio.mfcc(test_wave)),
     }
     table = {name: {"digit": _probe_accuracy(tr, train_digit, te, test_digit, seed),

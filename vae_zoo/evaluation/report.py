@@ -198,11 +198,14 @@ def part_audio(c):
         raise NotApplicable("the data set is not audio")
     from vae_zoo.evaluation import audio
 
-    written = audio.listen(c.model, c.images, c.labels, c.out_dir, seed=c.seed)
-    result = {"files": sorted({str(Path(p).relative_to(c.out_dir)) for paths in written.values() for p in paths}
-                              | {p.name for p in c.out_dir.glob("*.png")})}
-    if c.data.name == "fsdd":
-        result["probes"] = audio.probes(c.model, c.data_spec.get("data_dir"), seed=c.seed)
+    from vae_zoo.data.audio import features_of
+
+    kind = features_of(c.data.name)
+    written = audio.listen(c.model, c.images, c.labels, c.out_dir, seed=c.seed, kind=kind)
+    result = {"features": kind.name, "files": sorted({str(Path(p).relative_to(c.out_dir)) for paths in written.values() for p in paths}
+                                                     | {p.name for p in c.out_dir.glob("*.png")})}
+    if c.data.name in ("fsdd", "fsdd_mel"):
+        result["probes"] = audio.probes(c.model, c.data_spec.get("data_dir"), seed=c.seed, kind=kind)
     return result
 
 
