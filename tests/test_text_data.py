@@ -69,3 +69,43 @@ def test_the_fortunes_quotations_load_without_the_ascii_art():
     assert not any("(  /\\__________/\\  )" in q for q in quotations), "the ascii-art file is skipped"
     data = data_module.load("fortunes", max_length=30)
     assert data.count("train") > 5000 and 1000 < len(data.spec.vocabulary) <= 10_000
+
+
+def test_labelled_tensorflow_datasets_text_sets_keep_their_labels(monkeypatch):
+    """ag_news through tfds (faked here, as tests run offline): labels reach the pipelines, validation
+    comes out of tfds's training split by hash, and the M1 probe's bag-of-words baseline counts the words."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from vae_zoo.evaluation.metrics import bag_of_words
+
+    headlines = {"train": [(f"stocks rise on day {i}", 0) if i % 2 else (f"team wins match {i}", 1) for i in range(300)],
+                 "test": [("stocks fall", 0), ("team loses match", 1)]}
+
+    def fake_load(name, split):
+        assert name == "ag_news_subset"
+        titles, labels = zip(*headlines[split])
+        return tf.data.Dataset.from_tensor_slices({"title": list(titles), "label": list(labels)})
+
+    monkeypatch.setattr(tfds, "load", fake_load)
+    data = data_module.load("ag_news", labels=True, min_count=1)
+    assert data.num_classes == 4 and data.spec.modality == "text"
+    train_ids, train_labels = data.take("train")
+    validation_ids, _ = data.take("validation")
+    assert len(train_ids) + len(validation_ids) == 300 and 0 < len(validation_ids) < 60
+    assert set(train_labels.tolist()) == {0, 1}
+    vocabulary = text.Vocabulary(data.spec.vocabulary)
+    first = vocabulary.decode(train_ids[0])
+    assert (first.startswith("stocks") and train_labels[0] == 0) or (first.startswith("team") and train_labels[0] == 1)
+    test_ids, test_labels = data.take("test")
+    assert vocabulary.decode(test_ids[1]) == "team <unk> match" and test_labels.tolist() == [0, 1]  # "loses": not in training
+    counts = bag_of_words(test_ids, vocabulary.size).toarray()
+    assert counts.sum() == 3 and counts[1, vocabulary.index["match"]] == 1 and counts[:, :4].sum() == 0  # words, not <unk>
+    import vae_zoo
+    from vae_zoo.evaluation.metrics import semi_supervised
+
+    model = vae_zoo.create_model("sentence_vae", data_shape=data.data_shape, vocabulary=data.spec.vocabulary, latent_dim=4,
+                                 embedding_dim=8, encoder={"name": "lstm", "units": 16})
+    probe = semi_supervised(model, data, labels_per_class=(10,), repeats=2)["10_per_class"]
+    assert set(probe) == {"latent_accuracy", "bag_of_words_accuracy", "latent_accuracy_std", "bag_of_words_accuracy_std"}
+    assert probe["bag_of_words_accuracy"] == 1.0, "'stocks' and 'team' give the topic away"

@@ -311,16 +311,18 @@ def as_labels(labels, count, where):
     return labels.astype(np.int64)
 
 
-def from_token_splits(token_splits, vocabulary, name="text", batch_size=128, labels=False, limit=None, seed=0):
-    """Padded token-id arrays per split (``vae_zoo.data.text.token_splits``) as a ``Data`` bundle of modality "text"."""
+def from_token_splits(token_splits, vocabulary, name="text", batch_size=128, labels=False, limit=None, seed=0, num_classes=0):
+    """Padded token-id arrays and their labels per split (``vae_zoo.data.text.token_splits``) as a ``Data``
+    bundle of modality "text"."""
     if not int(batch_size) >= 1:
         raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
     prepared = {}
     for split in SPLITS:
-        ids = np.asarray(token_splits[split], np.int32)[: int(limit) if limit else None]
-        prepared[split] = (ids, np.full((len(ids),), -1, np.int64))
+        ids, split_labels = token_splits[split]
+        count = int(limit) if limit else None
+        prepared[split] = (np.asarray(ids, np.int32)[:count], np.asarray(split_labels, np.int64)[:count])
     shape = tuple(prepared["train"][0].shape[1:])
-    spec = DataSpec(name, "text", shape, dtype="int32", vocabulary=tuple(vocabulary.tokens))
+    spec = DataSpec(name, "text", shape, dtype="int32", num_classes=int(num_classes), vocabulary=tuple(vocabulary.tokens))
     return Data(spec, prepared, "none", batch_size, labels, seed)
 
 

@@ -292,7 +292,7 @@ def _first_image_size(folder):
 
 
 # Text sources build their splits with a vocabulary (vae_zoo.data.text), not through the image source table.
-TEXT_SOURCES = ("fortunes", "ptb", "text_file")
+TEXT_SOURCES = ("fortunes", "ptb", "text_file", "ag_news", "imdb_reviews")
 
 
 def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, limit=None, seed=0, exclude_classes=(),
@@ -309,7 +309,7 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
     ``limit`` keeps at most that many examples of each split (for quick checks).
     ``exclude_classes`` removes those labels from train and validation (anomaly protocol).
 
-    Text (``fortunes``, ``ptb``, ``text_file`` with ``path``): sentences of at most ``max_length`` tokens as
+    Text (``fortunes``, ``ptb``, ``text_file`` with ``path``; online ``ag_news``, ``imdb_reviews``): sentences of at most ``max_length`` tokens as
     padded ids; the vocabulary (``vocabulary_size`` tokens seen ``min_count`` times in the training split) is
     built unless ``vocabulary`` (a trained model's tokens) is given. Audio: ``fsdd``.
     """
@@ -321,7 +321,8 @@ def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, li
         given = text.Vocabulary(tuple(vocabulary)) if vocabulary is not None else None
         splits, built = text.token_splits(text.text_parts(name, data_dir, path), given, int(max_length),
                                           int(vocabulary_size), int(min_count))
-        return from_token_splits(splits, built, name, batch_size, labels, limit, seed)
+        classes = text.TFDS_TEXT[name][2] if name in text.TFDS_TEXT else 0
+        return from_token_splits(splits, built, name, batch_size, labels, limit, seed, classes)
     if name == "wav_folder":
         from vae_zoo.data.audio import wav_folder_splits
 

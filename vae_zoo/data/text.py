@@ -14,6 +14,11 @@ Sources:
   from ``data_dir`` (already tokenized, with ``<unk>``; one sentence per line).
 * ``text_file``: any text file, or folder of ``.txt`` files, of the user's: one sentence per line (``path``);
   hash-split like ``fortunes``.
+* ``ag_news`` and ``imdb_reviews``, online through tensorflow-datasets (``ag_news_subset``'s headlines, 4 topics;
+  IMDB's reviews, 2 sentiments): labelled texts, so the M1 probe applies. Their test split is tfds's; the
+  validation split is the training texts whose hash falls in the validation bucket.
+
+A source gives each split as a list of texts, or of (text, label) pairs where it has labels.
 """
 
 import collections
@@ -149,8 +154,31 @@ def read_ptb(data_dir):
     return {split: read_lines(Path(data_dir) / name) for split, name in names.items()}
 
 
+# Labelled text sets of tensorflow-datasets: our name -> (tfds name, text feature, number of classes).
+TFDS_TEXT = {"ag_news": ("ag_news_subset", "title", 4), "imdb_reviews": ("imdb_reviews", "text", 2)}
+
+
+def read_tfds_text(name):
+    """{split: [(text, label)]} of a labelled tensorflow-datasets text set (online)."""
+    import tensorflow_datasets as tfds
+
+    tfds_name, feature, _ = TFDS_TEXT[name]
+    try:
+        loaded = {split: tfds.as_numpy(tfds.load(tfds_name, split=split)) for split in ("train", "test")}
+        pairs = {split: [(" ".join(r[feature].decode("utf-8", errors="replace").split()), int(r["label"])) for r in records]
+                 for split, records in loaded.items()}
+    except Exception as err:  # noqa: BLE001  tfds raises many types when offline
+        raise DataError(f"text set {name!r} comes from tensorflow-datasets ({tfds_name}), which could not load it "
+                        f"({type(err).__name__}: {str(err)[:160]}); offline, use fortunes, ptb or text_file") from None
+    train = [pair for pair in pairs["train"] if hash_split(pair[0]) != "validation"]
+    validation = [pair for pair in pairs["train"] if hash_split(pair[0]) == "validation"]
+    return {"train": train, "validation": validation, "test": pairs["test"]}
+
+
 def text_parts(name, data_dir=None, path=None):
-    """{split: [texts]} for a text source name."""
+    """{split: [texts, or (text, label) pairs]} for a text source name."""
+    if name in TFDS_TEXT:
+        return read_tfds_text(name)
     if name == "fortunes":
         return split_texts(read_fortunes(data_dir))
     if name == "ptb":
@@ -163,15 +191,17 @@ def text_parts(name, data_dir=None, path=None):
 
 
 def token_splits(parts, vocabulary=None, max_length=30, max_size=10000, min_count=2):
-    """({split: (ids (n, max_length + 2) int32, lengths (n,) with bos and eos)}, vocabulary). The vocabulary
-    comes from the training split's texts that fit ``max_length`` unless one is given (a trained model's)."""
-    fitting = {split: [t for t in texts if len(tokenize(t)) <= max_length] for split, texts in parts.items()}
+    """({split: (ids (n, max_length + 2) int32, labels (n,) int64, -1 where the source has none)}, vocabulary).
+    The vocabulary comes from the training split's texts that fit ``max_length`` unless one is given (a
+    trained model's)."""
+    pairs = {split: [item if isinstance(item, tuple) else (item, -1) for item in items] for split, items in parts.items()}
+    fitting = {split: [(t, y) for t, y in items if len(tokenize(t)) <= max_length] for split, items in pairs.items()}
     if vocabulary is None:
-        vocabulary = Vocabulary.build(fitting["train"], max_size=max_size, min_count=min_count)
+        vocabulary = Vocabulary.build([t for t, _ in fitting["train"]], max_size=max_size, min_count=min_count)
     splits = {}
-    for split, texts in fitting.items():
-        ids = np.stack([vocabulary.encode(t, max_length) for t in texts]) if texts else np.zeros((0, max_length + 2), np.int32)
-        splits[split] = ids
-    if len(splits["train"]) == 0:
+    for split, items in fitting.items():
+        ids = np.stack([vocabulary.encode(t, max_length) for t, _ in items]) if items else np.zeros((0, max_length + 2), np.int32)
+        splits[split] = (ids, np.array([y for _, y in items], np.int64))
+    if len(splits["train"][0]) == 0:
         raise DataError(f"no training text has at most {max_length} tokens")
     return splits, vocabulary

@@ -170,12 +170,22 @@ def anomaly_auroc(model, normal_images, anomalous_images, normal_labels=None, an
     return {name: float(roc_auc_score(truth, np.concatenate([normal[name], anomalous[name]]))) for name in normal}
 
 
+def bag_of_words(ids, vocabulary_size):
+    """Token counts per sentence, a sparse (n, vocabulary_size) matrix (words only: no <pad>, <bos> or <eos>)."""
+    from scipy.sparse import csr_matrix
+
+    ids = np.asarray(ids)
+    rows, columns = np.nonzero(ids > 3)
+    return csr_matrix((np.ones(len(rows), np.float32), (rows, ids[rows, columns])), shape=(len(ids), int(vocabulary_size)))
+
+
 def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0):
     """The M1 protocol (Kingma et al., 2014): a classifier on latent codes from few labels.
 
     For each n in ``labels_per_class``, draw n labelled training examples per
     class (``repeats`` times), fit a logistic regression on their posterior means
-    and, for comparison, on their raw pixels, and score both on the test split.
+    and, for comparison, on their raw pixels (for text: bag-of-words counts), and
+    score both on the test split.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -190,8 +200,9 @@ def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0):
         from vae_zoo.data import binarize_static
 
         train_x = binarize_static(train_x, seed=seed)
-    codes = {"latent": (posterior_means(model, train_x, train_y), posterior_means(model, test_x, test_y)),
-             "pixels": (train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1))}
+    raw = ("bag_of_words", (bag_of_words(train_x, model.vocabulary_size), bag_of_words(test_x, model.vocabulary_size))) \
+        if model.modality == "text" else ("pixels", (train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)))
+    codes = {"latent": (posterior_means(model, train_x, train_y), posterior_means(model, test_x, test_y)), raw[0]: raw[1]}
     rng = np.random.default_rng(seed)
     results = {}
     for n in labels_per_class:
@@ -199,7 +210,8 @@ def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0):
         for _ in range(repeats):
             chosen = np.concatenate([rng.choice(np.flatnonzero(train_y == c), n, replace=False) for c in np.unique(train_y)])
             for name, (train_features, test_features) in codes.items():
-                classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+                sparse = not isinstance(train_features, np.ndarray)  # a sparse matrix cannot be centred
+                classifier = make_pipeline(StandardScaler(with_mean=not sparse), LogisticRegression(max_iter=2000))
                 classifier.fit(train_features[chosen], train_y[chosen])
                 scores[name].append(classifier.score(test_features, test_y))
         results[f"{n}_per_class"] = {f"{name}_accuracy": float(np.mean(s)) for name, s in scores.items()}
