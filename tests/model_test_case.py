@@ -7,6 +7,8 @@ and add only what is special about the variant.
 """
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -157,3 +159,15 @@ class ModelTestCase:
 
     def test_standard_checks(self, tmp_path):
         run_standard_checks(self.model_name, tmp_path, **self.model_kwargs)
+
+
+def serve_with_tensorflow_alone(export_dir, body):
+    """Run ``body`` (Python lines that read the SavedModel ``m`` and fill the dict ``out``) in a fresh process
+    that imports TensorFlow only; check that neither vae_zoo nor TensorFlow Probability was loaded; return ``out``."""
+    script = (f"import json, sys, numpy as np, tensorflow as tf\nm = tf.saved_model.load({str(export_dir)!r})\nout = {{}}\n{body}\n"
+              "out['modules'] = sorted({k.split('.')[0] for k in sys.modules})\nprint(json.dumps(out))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert "vae_zoo" not in out["modules"] and "tensorflow_probability" not in out["modules"]
+    return out
