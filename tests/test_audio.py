@@ -66,6 +66,15 @@ def test_log_mel_features_peak_in_the_sine_waves_band_and_invert_to_its_frequenc
     assert abs(np.abs(waveform).max() - 0.5) < 1e-3
 
 
+def test_log_mel_clips_start_just_before_their_onset():
+    late = np.concatenate([np.zeros(2048, np.float32), sine(500.0)[:-2048]])
+    features = audio.waveforms_to_log_mel(np.stack([sine(500.0), late]))[..., 0]
+    onsets = [int(np.argmax(f.max(axis=1) >= 1 - audio.ONSET_DB / audio.MEL_RANGE_DB)) for f in features]
+    assert onsets == [0, audio.ONSET_LEAD], "a sound from the start stays; a late one moves to 2 frames in"
+    np.testing.assert_allclose(features[1, audio.ONSET_LEAD + 2:40], features[0, 2:40 - audio.ONSET_LEAD], atol=0.02)
+    assert np.all(features[1, -8:] == 0), "silence fills the end"
+
+
 def test_recordings_are_padded_or_cropped_to_the_clip():
     short, long = audio.fixed_length(np.full(100, 16384, np.int16)), audio.fixed_length(np.ones(20000, np.int16))
     assert short.shape == long.shape == (audio.CLIP_SAMPLES,)

@@ -12,8 +12,10 @@ The way back: ``features_to_magnitude`` undoes the scaling, ``griffin_lim`` reco
 
 A second representation, ``log_mel`` (source ``fsdd_mel``): the same STFT's power through 64 mel filters
 (60 Hz - 4 kHz, ``tf.signal.linear_to_mel_weight_matrix``), in decibels relative to each recording's loudest
-cell, clipped to the 80 dB below it and mapped onto [0, 1]: 64 frames x 64 mel bins. Fewer, perceptually spaced
-bands and a level that no longer depends on how loud the speaker was leave more of the picture to what was said.
+cell, clipped to the 80 dB below it and mapped onto [0, 1]: 64 frames x 64 mel bins. Each clip is then shifted
+to start 2 frames (32 ms) before its first frame within 30 dB of its peak (``align_onsets``). Fewer, perceptually
+spaced bands, a level that no longer depends on how loud the speaker was and a common onset leave more of the
+picture to what was said.
 Its way back is the mel matrix's pseudo-inverse (clipped at 0), then Griffin-Lim; the absolute level is lost, so
 the waveform is scaled to a peak of 0.5.
 
@@ -89,6 +91,7 @@ def griffin_lim(magnitude, iterations=64, samples=CLIP_SAMPLES, seed=0):
 
 
 MEL_BINS, MEL_LOW_HZ, MEL_RANGE_DB = 64, 60.0, 80.0
+ONSET_DB, ONSET_LEAD = 30.0, 2
 MEL_SHAPE = (FRAMES, MEL_BINS, 1)
 
 
@@ -104,7 +107,22 @@ def waveforms_to_log_mel(waveforms):
     relative = decibels - tf.reduce_max(decibels, axis=[1, 2], keepdims=True)
     # Below the same absolute floor as the log-magnitude features (-100 dB) is silence, even in a silent recording.
     relative = tf.where(decibels > DB_FLOOR, relative, -MEL_RANGE_DB)
-    return ((tf.maximum(relative, -MEL_RANGE_DB) + MEL_RANGE_DB) / MEL_RANGE_DB)[..., None].numpy()
+    features = ((tf.maximum(relative, -MEL_RANGE_DB) + MEL_RANGE_DB) / MEL_RANGE_DB).numpy()
+    return align_onsets(features)[..., None]
+
+
+def align_onsets(features):
+    """Each (frames, bins) clip shifted to start ``ONSET_LEAD`` frames before its first frame within
+    ``ONSET_DB`` of its peak, silence appended: where a digit starts in its recording says nothing about which
+    digit it is, and a model should not spend a latent dimension on it."""
+    loudest = features.max(axis=2)
+    onsets = np.argmax(loudest >= 1.0 - ONSET_DB / MEL_RANGE_DB, axis=1)
+    starts = np.maximum(onsets - ONSET_LEAD, 0)
+    frames = features.shape[1]
+    index = np.minimum(np.arange(frames)[None, :] + starts[:, None], frames - 1)
+    shifted = np.take_along_axis(features, index[:, :, None], axis=1)
+    shifted[np.arange(frames)[None, :] + starts[:, None] >= frames] = 0.0
+    return shifted
 
 
 def log_mel_to_magnitude(features):
