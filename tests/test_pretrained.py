@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from model_test_case import example_inputs
 
 import vae_zoo
 from vae_zoo import cli
@@ -50,7 +51,7 @@ def test_every_shipped_pretrained_model_loads_and_runs(name):
     model = vae_zoo.load_pretrained(name)
     card = vae_zoo.pretrained_card(name)
     assert card["model"] == model.registered_name and card["parameters"] == model.count_params()
-    x = (np.random.default_rng(0).random((2, *model.data_shape)) < 0.3).astype(np.float32)
+    x = example_inputs(model, batch=2)
     inputs = (x, np.array([1, 7])) if model.can("labels") else x
     assert np.all(np.isfinite(model(inputs)))
     if model.can("sample"):

@@ -83,7 +83,12 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=N
         try:
             model.save(staging / MODEL_FILE)
             full_card = {**base_card(model), **(card or {})}
-            if samples and model.can("sample"):
+            if samples and model.can("sample") and getattr(model, "vocabulary", None) is not None:
+                # A text model's samples are sentences: 16 of them, one per line.
+                sentences = model.texts(model.sample(min(samples, 16), seed=seed))
+                (staging / "samples.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+                full_card["sample_text"] = "samples.txt"
+            elif samples and model.can("sample"):
                 drawn = save_image_grid(model.sample(samples, seed=seed), staging / SAMPLES_FILE, title=f"{model.registered_name}: samples from the prior")
                 if drawn:
                     full_card["sample_image"] = SAMPLES_FILE
