@@ -19,6 +19,7 @@ def test_a_sentence_model_trains_evaluates_samples_exports_and_tunes(tmp_path, c
     assert cli.main(["train", RECIPE, *SMALL, "--out", str(out)]) == 0
     card = json.loads((out / "card.json").read_text())
     assert card["model"] == "sentence_vae" and card["config"]["vocabulary"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+    assert card["sample_text"] == "samples.txt" and len((out / "samples.txt").read_text().splitlines()) == 16
     capsys.readouterr()
 
     assert cli.main(["sample", str(out), "--n", "4", "--seed", "3", "--out", str(tmp_path / "s.png")]) == 0
