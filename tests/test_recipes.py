@@ -23,9 +23,26 @@ def test_every_shipped_recipe_is_valid_and_builds(path):
     header = path.read_text().splitlines()[:12]
     assert any("vae-zoo train" in line for line in header), "the header must give the command"
     assert any("Expected" in line for line in header), "the header must give the expected figure"
-    shape = (28, 28, 1) if recipe["data"]["name"] != "digits" else (8, 8, 1)
-    model = recipes.build_model(recipe, SimpleNamespace(name=recipe["data"]["name"], data_shape=shape, num_classes=10))
+    model = recipes.build_model(recipe, stand_in_data(recipe["data"]))
     recipes.compile_model(model, recipe)
+
+
+def stand_in_data(section):
+    """What build_model reads of a data set (name, example shape, classes, spec), without reading the data."""
+    from vae_zoo.data import DataSpec, audio
+    from vae_zoo.data.images import TEXT_SOURCES
+    from vae_zoo.data.text import SPECIALS
+
+    name, vocabulary = section["name"], None
+    if name in TEXT_SOURCES:
+        shape, modality = (section.get("max_length", 30) + 2,), "text"
+        vocabulary = (*SPECIALS, *(f"w{i}" for i in range(96)))
+    elif name in ("fsdd", "fsdd_mel"):
+        shape, modality = audio.features_of(name).shape, "audio"
+    else:
+        shape, modality = ((8, 8, 1) if name == "digits" else (28, 28, 1)), "image"
+    spec = DataSpec(name, modality, shape, num_classes=10, vocabulary=vocabulary)
+    return SimpleNamespace(name=name, data_shape=shape, num_classes=10, spec=spec)
 
 
 def test_overrides_and_smoke(tmp_path):
@@ -44,7 +61,7 @@ def test_overrides_and_smoke(tmp_path):
 def test_data_shape_mismatch_is_reported():
     recipe = recipes.parse({"model": {"name": "vae", "data_shape": [28, 28, 1]}, "data": {"name": "digits"}})
     with pytest.raises(vae_zoo.RecipeError, match=r"model.data_shape \(28, 28, 1\) does not match the data \(8, 8, 1\)"):
-        recipes.build_model(recipe, SimpleNamespace(name="digits", data_shape=(8, 8, 1), num_classes=10))
+        recipes.build_model(recipe, stand_in_data({"name": "digits"}))
 
 
 def test_train_evaluate_sample_end_to_end_with_the_cli(tmp_path, capsys):
