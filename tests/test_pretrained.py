@@ -8,6 +8,8 @@ from model_test_case import example_inputs
 
 import vae_zoo
 from vae_zoo import cli
+from vae_zoo.errors import DataError
+from vae_zoo.evaluation import card_check
 from vae_zoo.io import pretrained
 
 
@@ -41,6 +43,18 @@ def test_publish_then_load_by_name(zoo, capsys):
     assert cli.main(["sample", "vae.tiny", "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
 
 
+def test_one_command_reproduces_a_pretrained_model(tmp_path):
+    """tools/reproduce_pretrained.py: train from the card's recipe (smoke), evaluate, publish with a test slice."""
+    tool = Path(__file__).parent.parent / "tools" / "reproduce_pretrained.py"
+    done = subprocess.run([sys.executable, str(tool), "vae.mnist_mini", "--smoke", "--runs", str(tmp_path / "runs"),
+                           "--zoo", str(tmp_path / "zoo")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    card = pretrained.read_card(tmp_path / "zoo" / "vae.mnist_mini")
+    assert card["recipe_file"] == "recipes/vae/mnist_mini.yaml" and card["training"]["epochs_run"] == 2
+    assert card["report"]["parts"]["nll"]["k"] == 10 and card["training"]["hardware"]["cpus"] >= 1
+    assert card["metrics"]["test_slice"]["examples"] == 500 and np.isfinite(card["metrics"]["test_slice"]["elbo"])
+
+
 def test_unknown_pretrained_name_suggests(zoo):
     with pytest.raises(vae_zoo.UnknownNameError, match="unknown pretrained model 'vae.tinny'"):
         vae_zoo.load_pretrained("vae.tinny")
@@ -56,3 +70,24 @@ def test_every_shipped_pretrained_model_loads_and_runs(name):
     assert np.all(np.isfinite(model(inputs)))
     if model.can("sample"):
         assert np.all(np.isfinite(model.sample(2, seed=1)))
+
+
+@pytest.mark.parametrize("name", pretrained.list_pretrained())
+def test_every_shipped_card_figure_is_measured_again_on_its_test_slice(name):
+    """The card's test scores over the first 500 test examples, measured at publication on the weights that
+    ship, come out again here: the card describes the file beside it."""
+    model = vae_zoo.load_pretrained(name)
+    card = vae_zoo.pretrained_card(name)
+    recorded = card["metrics"].get("test_slice")
+    assert recorded, f"{name}'s card has no test slice: publish it with tools/publish_pretrained.py"
+    try:
+        measured = card_check.slice_scores(model, card, examples=recorded["examples"], seed=recorded["seed"])
+    except DataError as err:
+        pytest.skip(f"{name}'s data cannot be read here: {err}")
+    assert measured["examples"] == recorded["examples"]
+    for figure in ("elbo", "reconstruction_nll", "kl"):
+        if figure in recorded:
+            assert measured[figure] == pytest.approx(recorded[figure], rel=1e-4, abs=0.02), figure
+    # The slice is a sample of the split the card's headline figure averages over.
+    headline = "elbo" if "elbo" in recorded else "reconstruction_nll"
+    assert abs(measured[headline] - card["metrics"]["test"][headline]) < 0.15 * abs(card["metrics"]["test"][headline]) + 1

@@ -4,7 +4,9 @@
 
 The model is re-saved without its optimizer state (a third of the size: users
 load it to use it, not to resume training); card.json, samples.png and any
-report.json from ``vae-zoo evaluate --out`` are copied beside it.
+report.json from ``vae-zoo evaluate --out`` are copied beside it. The card also
+gets ``metrics.test_slice`` (where it names its recipe's data): the test scores over the split's first 500 examples,
+measured on the weights as published (the zoo's tests measure them again).
 """
 
 import argparse
@@ -13,6 +15,8 @@ import sys
 from pathlib import Path
 
 import vae_zoo
+from vae_zoo.evaluation import card_check
+from vae_zoo.io import saving
 from vae_zoo.io.saving import read_card
 
 ZOO = Path(__file__).resolve().parent.parent / "saved_models"
@@ -24,19 +28,36 @@ def main():
     parser.add_argument("name", help="arch.tag, e.g. vae.fashion_mnist")
     parser.add_argument("--report", help="a report.json to publish with it")
     parser.add_argument("--zoo", default=str(ZOO), help="the zoo folder (default: the repository's saved_models/)")
+    parser.add_argument("--trained-on-this-machine", action="store_true",
+                        help="for a card from before vae_zoo 0.4.1, which did not record the hardware: record this "
+                             "machine's (only when the run was trained here)")
     args = parser.parse_args()
+    try:
+        folder = publish(args.run, args.name, args.zoo, args.report, args.trained_on_this_machine)
+    except ValueError as err:
+        sys.exit(str(err))
+    print(f"published {folder} ({sum(f.stat().st_size for f in folder.iterdir()) / 1e6:.1f} MB)")
 
-    trained = vae_zoo.load(args.run)
-    arch, _, tag = args.name.partition(".")
+
+def publish(run, name, zoo=ZOO, report=None, trained_on_this_machine=False):
+    """Save ``run``'s model as ``zoo/name`` with its card, its test slice measured on the published weights."""
+    trained = vae_zoo.load(run)
+    arch, _, tag = name.partition(".")
     if arch != trained.registered_name or not tag:
-        sys.exit(f"the name must be {trained.registered_name}.<tag>, got {args.name!r}")
+        raise ValueError(f"the name must be {trained.registered_name}.<tag>, got {name!r}")
     fresh = type(trained).from_config(trained.get_config())
     fresh.set_weights(trained.get_weights())
-    card = {**read_card(args.run), "pretrained_name": args.name}
-    if args.report:
-        card["report"] = json.loads(Path(args.report).read_text())
-    folder = vae_zoo.save(fresh, Path(args.zoo) / args.name, card=card, overwrite=True)
-    print(f"published {folder} ({sum(f.stat().st_size for f in folder.iterdir()) / 1e6:.1f} MB)")
+    card = {**read_card(run), "pretrained_name": name}
+    if report:
+        card["report"] = json.loads(Path(report).read_text())
+    training = card.setdefault("training", {})
+    if "hardware" not in training:
+        training["hardware"] = saving.hardware() if trained_on_this_machine else "not recorded"
+    if (card.get("recipe") or {}).get("data"):
+        card["metrics"]["test_slice"] = card_check.slice_scores(fresh, card)
+    else:  # trained through the Python API: no recipe says which data it was tested on
+        print(f"warning: {run}'s card names no recipe data, so no test slice is recorded", file=sys.stderr)
+    return vae_zoo.save(fresh, Path(zoo) / name, card=card, overwrite=True)
 
 
 if __name__ == "__main__":

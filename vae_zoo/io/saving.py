@@ -41,6 +41,26 @@ def library_versions():
     }
 
 
+def hardware():
+    """The machine a run trains on, for its card: CPU model, the CPUs this process may use, and any GPUs."""
+    import os
+
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:  # Linux names the CPU model here; platform.processor() often gives only the architecture
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+            for d in tf.config.list_physical_devices("GPU")]
+    return {"cpu": cpu, "cpus": cpus, "gpus": gpus}
+
+
 def base_card(model):
     """What every card states about a model, whoever trained it."""
     return {

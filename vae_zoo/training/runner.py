@@ -324,6 +324,8 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
 
 def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0, total_seconds=None):
     """What a trained folder's card says about its run (``seconds``: this sitting; ``total_seconds``: all of them)."""
+    from vae_zoo.io import saving
+
     total_seconds = seconds if total_seconds is None and not resumed_from else total_seconds
     options = recipes.training_options(recipe)
     monitor, pick = options["monitor"], (max if options["mode"] == "max" else min)
@@ -360,6 +362,7 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
             "resumed_after_epoch": resumed_from,
             "distribute": options["distribute"],
             "mixed_precision": options["mixed_precision"],
+            "hardware": saving.hardware(),
             # With validation and compilation, over the epochs of the last sitting.
             "examples_per_second_wall": round((epochs_run - resumed_from) * data.count("train") / seconds, 1),
         },
