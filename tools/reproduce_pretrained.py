@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
-
 from publish_pretrained import ZOO, publish
+
 from vae_zoo import cli
 from vae_zoo.io import pretrained
 

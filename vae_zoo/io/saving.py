@@ -21,7 +21,7 @@ import numpy as np
 from vae_zoo.errors import DivergenceError, ModelFileError, VaeZooError
 from vae_zoo.evaluation.plotting import save_image_grid
 from vae_zoo.io import folders, strict_json
-from vae_zoo.io.cards import CARD_FILE, MODEL_FILE, SAMPLES_FILE, read_card  # noqa: F401  (also saving's public names)
+from vae_zoo.io.cards import CARD_FILE, MODEL_FILE, SAMPLES_FILE, read_card
 
 
 def library_versions():
@@ -68,7 +68,7 @@ def base_card(model):
         "config": model.get_config(),
         "parameters": int(model.count_params()),
         "weights_sha256": weights_digest(model),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": library_versions(),
     }
 
