@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vae_zoo import catalog
+from vae_zoo import catalog, cli
 
 ROOT = Path(__file__).parent.parent
 
@@ -27,6 +27,12 @@ def test_list_info_and_help_do_not_import_tensorflow():
         assert run.returncode == 0, (argv, run.stderr[-2000:])
     listed = python("from vae_zoo.cli import run; run(['list'])").stdout.split()
     assert set(catalog.read()) <= set(listed)
+
+
+def test_the_help_names_every_report_part():
+    from vae_zoo.evaluation import report
+
+    assert list(cli.REPORT_PARTS) == list(report.PARTS)
 
 
 def test_commands_that_run_tensorflow_print_none_of_its_log_lines():

@@ -18,6 +18,7 @@ import vae_zoo
 from vae_zoo.evaluation import card_check
 from vae_zoo.io import saving
 from vae_zoo.io.saving import read_card
+from vae_zoo.training import recipe as recipes
 
 ZOO = Path(__file__).resolve().parent.parent / "saved_models"
 
@@ -28,18 +29,20 @@ def main():
     parser.add_argument("name", help="arch.tag, e.g. vae.fashion_mnist")
     parser.add_argument("--report", help="a report.json to publish with it")
     parser.add_argument("--zoo", default=str(ZOO), help="the zoo folder (default: the repository's saved_models/)")
+    parser.add_argument("--recipe-file", help="a recipe file of the repository that reads as the recipe on the card "
+                                              "(checked), to name on the card instead of the file the run was started from")
     parser.add_argument("--trained-on-this-machine", action="store_true",
                         help="for a card from before vae_zoo 0.4.1, which did not record the hardware: record this "
                              "machine's (only when the run was trained here)")
     args = parser.parse_args()
     try:
-        folder = publish(args.run, args.name, args.zoo, args.report, args.trained_on_this_machine)
+        folder = publish(args.run, args.name, args.zoo, args.report, args.trained_on_this_machine, args.recipe_file)
     except ValueError as err:
         sys.exit(str(err))
     print(f"published {folder} ({sum(f.stat().st_size for f in folder.iterdir()) / 1e6:.1f} MB)")
 
 
-def publish(run, name, zoo=ZOO, report=None, trained_on_this_machine=False):
+def publish(run, name, zoo=ZOO, report=None, trained_on_this_machine=False, recipe_file=None):
     """Save ``run``'s model as ``zoo/name`` with its card, its test slice measured on the published weights."""
     trained = vae_zoo.load(run)
     arch, _, tag = name.partition(".")
@@ -48,6 +51,10 @@ def publish(run, name, zoo=ZOO, report=None, trained_on_this_machine=False):
     fresh = type(trained).from_config(trained.get_config())
     fresh.set_weights(trained.get_weights())
     card = {**read_card(run), "pretrained_name": name}
+    if recipe_file:
+        if recipes.read(recipe_file) != card.get("recipe"):
+            raise ValueError(f"{recipe_file} is not the recipe on {run}'s card, so the card cannot name it")
+        card["recipe_file"] = str(recipe_file)
     if report:
         card["report"] = json.loads(Path(report).read_text())
     training = card.setdefault("training", {})

@@ -13,6 +13,8 @@ and NAME says where its figures come from:
 
 - ``pretrained``: each ``saved_models/*/card.json`` (the card written by ``vae-zoo train`` and the report
   of ``vae-zoo evaluate`` that ``tools/publish_pretrained.py --report`` stores in it);
+- ``targets``: the likelihood targets of the pretrained zoo (published figures, cited above the list in this
+  file) against the test NLL on each card;
 - ``recipes``: the ``Expected:`` line of each recipe's header (the figure the recipe promises; a test
   reproduces the smoke figure of ``vae/mnist_mini``);
 - ``startup``, ``speed`` and the like: ``reports/NAME.json``, written by the benchmark in ``tools/`` that the
@@ -71,6 +73,49 @@ def pretrained_table(zoo=ROOT / "saved_models"):
     return "\n".join(lines)
 
 
+# The likelihood targets of the pretrained zoo (test NLL in nats on dynamically binarized Fashion-MNIST, k = 5000).
+# Published figures: Norouzi, Fleet and Norouzi, "Exemplar VAEs", NeurIPS 2020 (the same protocol).
+# Each row: what, the published figure, the target, and which card(s) answer it.
+PROTOCOL_K = 5000
+LIKELIHOOD_TARGETS = [
+    ("MLP VAE, Gaussian prior (40 latents, 300-300)", "228.70", "at or under 228.7", "vae.fashion_mnist_40", 228.7),
+    ("MLP VAE, VampPrior", "227.35", "at or under 227.4", "vae.fashion_mnist_vamp", 227.4),
+    ("two-level hierarchical VAE", "227.37", "at or under 227.4", "ladder_vae.fashion_mnist", 227.4),
+    ("IWAE-trained MLP VAE", "about 2 nats better than the VAE on MNIST (Burda et al., 2015)",
+     "1 nat better than `vae.fashion_mnist` (same network)", "iwae.fashion_mnist", "vae.fashion_mnist"),
+    ("best model in the zoo", "224.67 (conv two-level VAE with VampPrior)", "under 224.5", "best", 224.5),
+]
+
+
+def _nll(card):
+    nll = card.get("report", {}).get("parts", {}).get("nll", {})
+    return (nll["nll"], nll["k"]) if "nll" in nll else None
+
+
+def targets_table(zoo=ROOT / "saved_models"):
+    """The likelihood targets against the pretrained cards: reached only at the protocol's k (5000)."""
+    cards = {f.parent.name: json.loads(f.read_text()) for f in sorted(Path(zoo).glob("*/card.json"))}
+    measured = {name: _nll(card) for name, card in cards.items()
+                if _nll(card) and card["data"]["name"] == "fashion_mnist" and card["data"].get("binarize") == "dynamic"}
+    lines = ["| target | published | asked | the zoo's model | its test NLL | reached |", "|---|---|---|---|---|---|"]
+    for what, published, asked, name, bound in LIKELIHOOD_TARGETS:
+        if name == "best" and measured:
+            name = min(measured, key=lambda n: measured[n][0])
+        if name not in measured:
+            lines.append(f"| {what} | {published} | {asked} | `{name}`: not published yet | | no |")
+            continue
+        nll, k = measured[name]
+        if isinstance(bound, str):  # better than another card by a nat, measured with the same k
+            other = measured.get(bound)
+            reached = bool(other) and other[1] == k and nll <= other[0] - 1.0
+        else:
+            reached = k >= PROTOCOL_K and nll <= bound
+        note = "" if k >= PROTOCOL_K else f" (the protocol asks k = {PROTOCOL_K})"
+        lines.append(f"| {what} | {published} | {asked} | `{name}` | {nll:.2f} (k = {k}){note} | "
+                     f"{'yes' if reached else 'no'} |")
+    return "\n".join(lines)
+
+
 def recipe_promise(text):
     """The header's ``Expected:`` sentence of a recipe, continuation lines joined."""
     header = []
@@ -115,6 +160,8 @@ def table(name):
         return pretrained_table()
     if name == "recipes":
         return recipes_table()
+    if name == "targets":
+        return targets_table()
     return report_table(name)
 
 

@@ -19,6 +19,10 @@ from vae_zoo.limits import MAX_IMPORTANCE_SAMPLES, MAX_SAMPLES
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 EXIT_USAGE, EXIT_DIVERGED, EXIT_BUG = 2, 3, 1
 
+# vae_zoo.evaluation.report.PARTS, named here so that --help does not import TensorFlow (a test holds them equal).
+REPORT_PARTS = ("scores", "nll", "latents", "generation", "interpolation", "latent_map", "anomaly", "ood",
+                "semi_supervised", "disentanglement", "compression", "audio", "text")
+
 
 def bounded_int(minimum, maximum=None):
     """An argparse type: an integer in [minimum, maximum]."""
@@ -333,9 +337,7 @@ def build_parser():
     p.add_argument("--limit", type=bounded_int(1), help="score at most this many examples")
     p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0)
     p.add_argument("--out", help="write the full report (report.json and PNGs) into this folder")
-    p.add_argument("--only", help="comma-separated report parts: " + ", ".join(
-        ["scores", "nll", "latents", "generation", "interpolation", "latent_map", "anomaly", "ood", "semi_supervised",
-         "disentanglement", "compression", "audio"]))
+    p.add_argument("--only", help="comma-separated report parts: " + ", ".join(REPORT_PARTS))
     p.add_argument("--ood-data", help="the 'ood' part: a data set whose test split is out of distribution, e.g. mnist_mini")
     p.add_argument("--k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=1000, help="importance samples for the test NLL")
     p.add_argument("--anomaly-k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=100,
