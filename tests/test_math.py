@@ -171,3 +171,25 @@ def test_elbo_gap_is_the_kl_to_the_true_posterior(rng):
     q64 = tfd.MultivariateNormalDiag(tf.cast(q.mean(), tf.float64), tf.cast(q.stddev(), tf.float64))
     gap = tfd.kl_divergence(q64, true_posterior).numpy()
     np.testing.assert_array_less(np.abs(estimate - (exact - gap)), 4 * error + 1e-2)
+
+
+def test_importance_weights_stay_exact_for_a_posterior_narrower_than_float32_can_place(rng):
+    """An adversarial autoencoder's posterior stddev reaches 1e-10 around means near 1, where float32 cannot
+    hold mean + stddev * eps apart from the mean. log q(z|x) must still be the density of the draw that was made:
+    its mean over draws is the negative entropy, -sum(log stddev) - d/2 log(2 pi e), known in closed form."""
+    model = vae_zoo.create_model("vae", data_shape=(4,), latent_dim=3, encoder={"name": "mlp", "hidden_sizes": [8]},
+                                 likelihood="bernoulli")
+    mean = tf.constant([[1.0, -0.7, 2.5]] * 2)
+    log_variance = tf.fill([2, 3], -46.0)  # stddev 1.0e-10
+    model.encode = lambda x, y=None, training=False: distributions.diagonal_gaussian(mean, log_variance)
+    x = (rng.random((2, 4)) > 0.5).astype(np.float32)
+    _, _, log_posterior = model.log_weight_terms(x, k=2000, seed=tf.constant([3, 4]))
+    negative_entropy = 3 * (46.0 / 2) - 1.5 * np.log(2 * np.pi * np.e)
+    assert log_posterior.shape == (2000, 2)
+    np.testing.assert_allclose(np.mean(log_posterior), negative_entropy, atol=0.2)
+    # What q.log_prob gives at the draws as float32 stores them: every z rounded onto the mean, so every draw
+    # scores the mode's density, d/2 nats above the mean (and an ulp's difference between two computations of
+    # the mean, as XLA may make, would be thousands of stddevs: millions of nats).
+    q = distributions.diagonal_gaussian(mean, log_variance)
+    z = distributions.reparameterized_sample(q, [2000], seed=tf.constant([3, 4]))
+    np.testing.assert_allclose(q.log_prob(z), negative_entropy + 1.5, atol=1e-3)

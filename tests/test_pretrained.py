@@ -55,6 +55,15 @@ def test_one_command_reproduces_a_pretrained_model(tmp_path):
     assert card["metrics"]["test_slice"]["examples"] == 500 and np.isfinite(card["metrics"]["test_slice"]["elbo"])
 
 
+def test_the_shipped_zoo_stays_within_its_size_budget():
+    """saved_models/ travels in every clone and wheel: at most 20 MB a model and 120 MB in all (README, Pretrained)."""
+    zoo = Path(__file__).parent.parent / "saved_models"
+    sizes = {folder.name: sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+             for folder in zoo.iterdir() if folder.is_dir()}
+    assert all(size <= 20e6 for size in sizes.values()), sizes
+    assert sum(sizes.values()) <= 120e6, sizes
+
+
 def test_unknown_pretrained_name_suggests(zoo):
     with pytest.raises(vae_zoo.UnknownNameError, match="unknown pretrained model 'vae.tinny'"):
         vae_zoo.load_pretrained("vae.tinny")

@@ -5,6 +5,8 @@ arguments (``{"name": "gaussian_fixed", "scale": 0.1}``), so that a model's
 config stays plain JSON and round-trips through ``.keras`` files.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -241,13 +243,30 @@ def reparameterized_sample(q, sample_shape=(), seed=None):
     draw is reproducible.
     """
     mean, stddev = q.mean(), q.stddev()
+    return mean + stddev * _standard_noise(mean, sample_shape, seed)
+
+
+def reparameterized_draw(q, sample_shape=(), seed=None):
+    """(z, log q(z|x)) for a diagonal Gaussian q with vector events, z drawn as ``reparameterized_sample`` draws it.
+
+    log q comes from the noise, sum(-log stddev - log(2 pi) / 2 - eps^2 / 2), not from ``q.log_prob(z)``: for a
+    very narrow posterior (an adversarial autoencoder's stddev reaches 1e-10) float32 cannot hold mean + stddev *
+    eps apart from the mean, and an ulp between two computations of the mean is thousands of stddevs, so
+    q.log_prob(z) was off by up to millions of nats: the AAE's IS-NLL on Fashion-MNIST came out as 216 nats (std.
+    error 168) where it is 447.
+    """
+    mean, stddev = q.mean(), q.stddev()
+    noise = _standard_noise(mean, sample_shape, seed)
+    log_q = tf.reduce_sum(-tf.math.log(stddev) - 0.5 * math.log(2.0 * math.pi) - 0.5 * tf.square(noise), axis=-1)
+    return mean + stddev * noise, log_q
+
+
+def _standard_noise(mean, sample_shape, seed):
     sample_shape = tf.reshape(tf.cast(sample_shape, tf.int32), [-1])
     shape = tf.concat([sample_shape, tf.shape(mean)], axis=0)
     if seed is None:
-        noise = tf.random.normal(shape, dtype=mean.dtype)
-    else:
-        noise = replica_normal(shape, seed, batch_axis=int(sample_shape.shape[0]), dtype=mean.dtype)
-    return mean + stddev * noise
+        return tf.random.normal(shape, dtype=mean.dtype)
+    return replica_normal(shape, seed, batch_axis=int(sample_shape.shape[0]), dtype=mean.dtype)
 
 
 # Philox, named. Under XLA on a CPU the default ("auto_select") draws the same numbers through a path about

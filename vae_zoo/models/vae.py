@@ -193,11 +193,11 @@ class VAE(ZooModel):
     def log_weight_terms(self, x, y=None, k=1, seed=None, training=False):
         """log p(x|z_i), log p(z_i) and log q(z_i|x) for k draws z_i ~ q(z|x); each (k, batch)."""
         q = self.encode(x, y, training=training)
-        z = distributions.reparameterized_sample(q, [k], seed=seed)
+        z, log_posterior = distributions.reparameterized_draw(q, [k], seed=seed)
         labels = None if y is None else repeat_batch(y, k)
         x = repeat_batch(self.check_data(x), k)
         log_likelihood = self.data_log_prob(flatten_samples(z), x, labels, training=training)
-        return tf.reshape(log_likelihood, tf.shape(z)[:2]), self.prior().log_prob(z), q.log_prob(z)
+        return tf.reshape(log_likelihood, tf.shape(z)[:2]), self.prior().log_prob(z), log_posterior
 
     def log_weights(self, x, y=None, k=1, seed=None):
         """log p(x, z_i) - log q(z_i | x) for k draws z_i ~ q(z|x); shape (k, batch).
