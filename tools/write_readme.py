@@ -45,9 +45,11 @@ def _minutes(seconds):
 def _pretrained_row(card):
     test = card["metrics"]["test"]
     parts = card.get("report", {}).get("parts", {})
-    nll = parts.get("nll", {})
+    nll = parts.get("nll", {}) if "nll" in parts.get("nll", {}) else {}  # a model without a likelihood skips it
     validation = card["metrics"].get("validation_at_best_epoch", {})
     notes = []
+    if "elbo" not in test and "reconstruction_nll" in test:  # an autoencoder: no prior, so no ELBO or likelihood
+        notes.append(f"reconstruction -log p(x|z) {test['reconstruction_nll']:.2f}")
     if "active_units" in parts.get("latents", {}):
         latents = parts["latents"]
         notes.append(f"active units {latents['active_units']} of {latents['latent_dims']}")
@@ -62,7 +64,13 @@ def _pretrained_row(card):
             f"{_figure(test.get('elbo'))} | "
             + (f"{nll['nll']:.2f} ± {nll['nll_std_error']:.2f} (k = {nll['k']})" if nll else "") +
             f" | {'; '.join(notes)} | {training['epochs_run']} ({training['best_epoch']}) | "
-            f"{_minutes(training.get('seconds'))} | {card['versions']['vae_zoo']} |")
+            f"{_minutes(training.get('seconds'))}{_hardware(training.get('hardware'))} | {card['versions']['vae_zoo']} |")
+
+
+def _hardware(hardware):
+    if not isinstance(hardware, dict):
+        return ""
+    return f", {', '.join(hardware['gpus'])}" if hardware.get("gpus") else f", {hardware['cpus']} CPUs"
 
 
 def pretrained_table(zoo=ROOT / "saved_models"):
