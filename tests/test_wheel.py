@@ -16,9 +16,12 @@ import json, pathlib, sys
 import vae_zoo
 assert pathlib.Path(vae_zoo.__file__).resolve().is_relative_to(pathlib.Path(sys.prefix).resolve()), vae_zoo.__file__
 names = vae_zoo.list_pretrained()
+# Every shipped model loads in one line from the installed wheel, offline.
+parameters = {name: vae_zoo.load_pretrained(name).count_params() for name in names}
 model = vae_zoo.load_pretrained("vae.mnist_mini")
 samples = model.sample(4, seed=0).numpy()
-print(json.dumps({"names": names, "shape": list(samples.shape), "finite": bool((samples == samples).all())}))
+print(json.dumps({"names": names, "parameters": parameters, "shape": list(samples.shape),
+                  "finite": bool((samples == samples).all())}))
 """
 
 
@@ -44,4 +47,5 @@ def test_pip_install_of_the_package_lists_and_loads_the_pretrained_models(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     found = __import__("json").loads(result.stdout.strip().splitlines()[-1])
     assert found["names"] == vae_zoo.list_pretrained() and len(found["names"]) >= 5
+    assert found["parameters"] == {name: vae_zoo.pretrained_card(name)["parameters"] for name in found["names"]}
     assert found["shape"] == [4, 28, 28, 1] and found["finite"]
