@@ -56,12 +56,12 @@ def test_one_command_reproduces_a_pretrained_model(tmp_path):
 
 
 def test_the_shipped_zoo_stays_within_its_size_budget():
-    """saved_models/ travels in every clone and wheel: at most 20 MB a model and 120 MB in all (README, Pretrained)."""
+    """saved_models/ travels in every clone and wheel: at most 30 MB a model and 150 MB in all (README, Pretrained models)."""
     zoo = Path(__file__).parent.parent / "saved_models"
     sizes = {folder.name: sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
              for folder in zoo.iterdir() if folder.is_dir()}
-    assert all(size <= 20e6 for size in sizes.values()), sizes
-    assert sum(sizes.values()) <= 120e6, sizes
+    assert all(size <= 30e6 for size in sizes.values()), sizes
+    assert sum(sizes.values()) <= 150e6, sizes
 
 
 def test_unknown_pretrained_name_suggests(zoo):
