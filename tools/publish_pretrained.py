@@ -58,6 +58,9 @@ def publish(run, name, zoo=ZOO, report=None, trained_on_this_machine=False, reci
     if report:
         card["report"] = json.loads(Path(report).read_text())
     training = card.setdefault("training", {})
+    if training.get("resumed_after_epoch") and "seconds_last_sitting" not in training:
+        # Before vae_zoo 0.2.2 a resumed run's card gave the last sitting's time as its training time.
+        training["seconds_last_sitting"], training["seconds"] = training.get("seconds"), None
     if "hardware" not in training:
         training["hardware"] = saving.hardware() if trained_on_this_machine else "not recorded"
     if (card.get("recipe") or {}).get("data"):
