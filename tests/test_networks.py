@@ -50,3 +50,26 @@ def test_a_new_body_is_one_registered_class_and_every_model_can_use_it():
             assert model.count_params() > 0
     finally:
         del networks.NETWORKS["test_linear"]
+
+
+def test_gated_dense_units_are_h_times_the_sigmoid_of_g_and_save_with_the_model(tmp_path):
+    from vae_zoo.networks.mlp import GatedDense
+
+    layer = GatedDense(3)
+    x = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    out = layer(x).numpy()
+    h = x @ layer.h.kernel.numpy() + layer.h.bias.numpy()
+    g = x @ layer.g.kernel.numpy() + layer.g.bias.numpy()
+    np.testing.assert_allclose(out, h / (1 + np.exp(-g)), rtol=1e-5, atol=1e-6)
+
+    model = vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=2,
+                                 encoder={"name": "mlp", "hidden_sizes": [6, 4], "activation": "gated"})
+    images = (np.random.default_rng(1).random((16, 8, 8, 1)) > 0.5).astype(np.float32)
+    model.compile()
+    model.fit(images, epochs=1, batch_size=8, verbose=0)
+    assert sum(isinstance(layer, GatedDense) for layer in model.encoder.layers) == 2
+    loaded = vae_zoo.load(vae_zoo.save(model, tmp_path / "gated"))
+    np.testing.assert_allclose(loaded.reconstruction(images), model.reconstruction(images), rtol=1e-5)
+    with pytest.raises(ValueError, match="'gated' does not take batch_norm"):
+        vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=2,
+                             encoder={"name": "mlp", "hidden_sizes": [4], "activation": "gated", "batch_norm": True})

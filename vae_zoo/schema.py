@@ -146,10 +146,12 @@ def mapping(value, key):
 
 
 def activation(value, key):
-    """A Keras activation's name (``relu``, ``gelu``, ...)."""
+    """A Keras activation's name (``relu``, ``gelu``, ...), or ``gated`` (gated dense units of the mlp network)."""
     import keras
 
     string(value, key)
+    if value == "gated":
+        return value
     try:
         keras.activations.get(value)
     except (ValueError, TypeError):

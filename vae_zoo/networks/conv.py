@@ -9,6 +9,8 @@ from vae_zoo.networks.mlp import dense_stack
 
 
 def conv_block(layer_cls, filters, activation, batch_norm, name):
+    if activation == "gated":
+        raise ValueError("activation 'gated' is for the mlp network's dense units, not convolutions")
     if not batch_norm:
         return [layer_cls(filters, 3, strides=2, padding="same", activation=activation, name=name)]
     return [

@@ -7,7 +7,37 @@ import keras
 from vae_zoo.networks import register_network
 
 
+@keras.saving.register_keras_serializable(package="vae_zoo")
+class GatedDense(keras.layers.Layer):
+    """h(x) * sigmoid(g(x)) with two dense maps h and g (Dauphin et al., 2017's gated linear unit): the hidden
+    units of the VampPrior code base (Tomczak and Welling, 2018), whose likelihood benchmark the zoo compares with.
+    ``activation: gated`` in an MLP spec."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.h = keras.layers.Dense(self.units, name="h")
+        self.g = keras.layers.Dense(self.units, name="g")
+
+    def build(self, input_shape):
+        self.h.build(input_shape)
+        self.g.build(input_shape)
+
+    def call(self, inputs):
+        return self.h(inputs) * keras.ops.sigmoid(self.g(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
 def dense_block(units, activation, batch_norm, name):
+    if activation == "gated":
+        if batch_norm:
+            raise ValueError("activation 'gated' does not take batch_norm: the gate already scales each unit")
+        return [GatedDense(units, name=name)]
     if not batch_norm:
         return [keras.layers.Dense(units, activation=activation, name=name)]
     # Normalise before the non-linearity, as in Ioffe & Szegedy (2015).
@@ -37,7 +67,8 @@ def make_mlp(hidden_sizes, output_units, input_units, activation="relu", name="m
 class MLP:
     """Dense layers of ``hidden_sizes`` on the flattened example; the decoder mirrors them in reverse.
 
-    Options: ``hidden_sizes``, ``activation``, ``batch_norm``.
+    Options: ``hidden_sizes``, ``activation`` (a Keras activation, or ``gated`` for gated dense units),
+    ``batch_norm``.
     """
 
     # The encoder sees the example flattened: a conditional model appends its label once.
