@@ -32,8 +32,20 @@ def test_fashion_mnist_reads_idx_files_from_data_dir_and_holds_out_the_last_trai
     np.testing.assert_allclose(bundle.take("validation")[0][..., 0], raw["train"][0][12:] / 255.0)
     assert bundle.data_shape == (28, 28, 1)
     monkeypatch.setenv("VAE_ZOO_FASHION_MNIST_DIR", str(tmp_path))
-    data.clear_cache()
     assert len(data.load("fashion_mnist").take("test")[0]) == 5
+
+
+def test_pointing_a_data_variable_elsewhere_reads_the_new_files_not_the_cached_ones(tmp_path, rng, monkeypatch):
+    """The splits are cached per process; the cache must not outlive the variable that chose the files (it once
+    handed the real Fashion-MNIST's users a 5-image fixture after a test had pointed the variable at it)."""
+    small, large = tmp_path / "small", tmp_path / "large"
+    for folder, test_count in ((small, 5), (large, 7)):
+        folder.mkdir()
+        fake_idx_directory(folder, rng, train=10_012, test=test_count)
+    monkeypatch.setenv("VAE_ZOO_FASHION_MNIST_DIR", str(small))
+    assert data.load("fashion_mnist").count("test") == 5
+    monkeypatch.setenv("VAE_ZOO_FASHION_MNIST_DIR", str(large))
+    assert data.load("fashion_mnist").count("test") == 7
 
 
 def test_bundled_mnist_mini_is_real_and_split_in_fixed_parts():

@@ -20,6 +20,7 @@ stopped. ``train`` is the same data as an ordinary one-epoch pipeline for
 import dataclasses
 import functools
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -81,15 +82,26 @@ def get_source(name):
     return SOURCES[name]
 
 
-@functools.lru_cache(maxsize=8)
 def read_source(name, data_dir=None):
-    """The raw splits of a named source that needs no path, read once per process."""
+    """The raw splits of a named source, read once per process for each place the data may come from."""
+    return _read_source_once(name, data_dir, _data_environment())
+
+
+def _data_environment():
+    """The ``VAE_ZOO_*`` variables that point sources at their files: part of the cache key, so that pointing a
+    variable elsewhere reads the new files rather than returning what the old ones held."""
+    return tuple(sorted((key, value) for key, value in os.environ.items() if key.startswith("VAE_ZOO_")))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_source_once(name, data_dir, environment):
+    del environment  # only part of the key
     return get_source(name).loader(data_dir)
 
 
 def clear_cache():
-    """Forget the splits read so far (after the files behind a source have changed)."""
-    read_source.cache_clear()
+    """Forget the splits read so far (after the files behind a source have changed in place)."""
+    _read_source_once.cache_clear()
 
 
 @dataclasses.dataclass(frozen=True)
