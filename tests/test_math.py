@@ -193,3 +193,33 @@ def test_importance_weights_stay_exact_for_a_posterior_narrower_than_float32_can
     q = distributions.diagonal_gaussian(mean, log_variance)
     z = distributions.reparameterized_sample(q, [2000], seed=tf.constant([3, 4]))
     np.testing.assert_allclose(q.log_prob(z), negative_entropy + 1.5, atol=1e-3)
+
+
+def test_bernoulli_evaluation_log_prob_is_the_exact_sum_for_any_size_and_extreme_logits(rng):
+    """The evaluation form (one logarithm per 16 pixels, XLA) against float64 by hand: sizes that 16 does not
+    divide (padding), logits of +-100 (factors at their bounds), grey values, and extra batch axes."""
+    likelihood = distributions.make_likelihood("bernoulli", 3)
+    for shape in [(3, 28, 28, 1), (2, 3, 5, 1), (4, 1, 1, 1), (2, 3, 4, 4, 2)]:
+        logits = rng.normal(scale=6, size=shape).astype(np.float32)
+        logits.reshape(-1)[:2] = [100.0, -100.0]
+        x = rng.random(shape).astype(np.float32)
+        x.reshape(-1)[2:] = np.round(x.reshape(-1)[2:])
+        event_axes = tuple(range(len(shape) - 3, len(shape)))
+        exact = np.sum(x * logits.astype(np.float64) - np.logaddexp(0.0, logits.astype(np.float64)), axis=event_axes)
+        fast = likelihood.evaluation_log_prob(tf.constant(logits), tf.constant(x)).numpy()
+        assert fast.shape == exact.shape
+        np.testing.assert_allclose(fast, exact, rtol=2e-6, atol=1e-4)
+        np.testing.assert_allclose(fast, likelihood(tf.constant(logits)).log_prob(x), rtol=2e-6, atol=1e-3)
+
+
+def test_importance_sampled_likelihood_draws_the_same_whether_or_not_xla_compiles_it(rng):
+    """The IS-NLL runs without XLA on a CPU (faster matmuls) and with it on a GPU; the noise is XLA's in both, so
+    the estimate is one number whichever way it was compiled (TensorFlow's own Philox kernel draws others)."""
+    from vae_zoo.evaluation import metrics
+
+    model = vae_zoo.create_model("vae", data_shape=(6, 6, 1), latent_dim=3, encoder={"name": "mlp", "hidden_sizes": [16]})
+    x = (rng.random((5, 6, 6, 1)) < 0.4).astype(np.float32)
+    compiled = metrics.log_likelihood(model, x, k=40, chunk=16, jit_compile=True)
+    plain = metrics.log_likelihood(model, x, k=40, chunk=16, jit_compile=False)
+    np.testing.assert_allclose(plain, compiled, rtol=1e-5, atol=1e-4)
+    assert not np.allclose(metrics.log_likelihood(model, x, k=40, chunk=16, seed=1, jit_compile=False), plain, atol=1e-3)

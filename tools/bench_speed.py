@@ -171,16 +171,17 @@ def pipeline_rate(images, batch, rounds):
 
 # --------------------------------------------------------------------------- IS-NLL
 
-def nll_rate(model, images, k, rounds):
-    """(examples x k)/s of vae_zoo.evaluation.log_likelihood, and the FLOPs of one (example, draw)."""
+def nll_rate(model, images, k, rounds, jit_compile=None):
+    """(examples x k)/s of vae_zoo.evaluation.log_likelihood, and the FLOPs of one (example, draw).
+    ``jit_compile``: None is the library's default for this machine (``metrics.chunks_use_xla()``)."""
     from vae_zoo import evaluation
 
     x = images.astype(np.float32) / 255.0
-    evaluation.log_likelihood(model, x[:100], k=k)  # compile
+    evaluation.log_likelihood(model, x[:100], k=k, jit_compile=jit_compile)  # compile
     rates = []
     for _ in range(rounds):
         start = time.perf_counter()
-        evaluation.log_likelihood(model, x, k=k)
+        evaluation.log_likelihood(model, x, k=k, jit_compile=jit_compile)
         rates.append(len(x) * k / (time.perf_counter() - start))
     draws = 500
     flops = counted_flops(lambda b: model.log_weights(b, None, k=draws, seed=tf.constant([0, 0])),
@@ -251,15 +252,25 @@ def main():
                                       "fraction_of_ceiling": round(minimal * seed_flops / (ceiling * 1e9), 3)})
     results["input_pipeline"] = record({"batch": 128, "examples_per_second": round(pipeline_rate(images, 128, args.rounds))})
 
+    from vae_zoo.evaluation.metrics import chunks_use_xla
+
     model = vae_zoo.load_pretrained("vae.fashion_mnist")
     results["nll"] = []
     for k in ((1000,) if args.quick else (100, 1000, 5000)):
         (rate, flops), ceiling = side_by_side(lambda: nll_rate(model, binary_images(args.nll_examples, seed=1), k, 1))
         results["nll"].append(record({
-            "model": "vae.fashion_mnist", "k": k, "examples": args.nll_examples, "samples_per_second": round(rate),
+            "model": "vae.fashion_mnist", "k": k, "examples": args.nll_examples, "xla": chunks_use_xla(),
+            "samples_per_second": round(rate),
             "flops_per_sample": flops, "ceiling_gflops": round(ceiling, 1),
             "fraction_of_ceiling": round(rate * flops / (ceiling * 1e9), 3),
             "seconds_for_10000_test_images": {"k=1000": round(1e7 / rate, 1), "k=5000": round(5e7 / rate, 1)}}))
+    # The other way of compiling a chunk, side by side: whole-chunk XLA (the default on a GPU).
+    (rate, flops), ceiling = side_by_side(lambda: nll_rate(model, binary_images(args.nll_examples, seed=1), 1000, 1,
+                                                            jit_compile=not chunks_use_xla()))
+    results["nll_whole_chunk_xla" if not chunks_use_xla() else "nll_without_xla"] = record({
+        "model": "vae.fashion_mnist", "k": 1000, "examples": args.nll_examples, "xla": not chunks_use_xla(),
+        "samples_per_second": round(rate), "ceiling_gflops": round(ceiling, 1),
+        "fraction_of_ceiling": round(rate * flops / (ceiling * 1e9), 3)})
 
     results["smoke_run_seconds"] = record({"steps_per_execution auto": round(smoke_seconds("auto"), 1),
                                            "steps_per_execution 1": round(smoke_seconds(1), 1)})
@@ -283,9 +294,14 @@ def headline(results):
         ["input pipeline alone (runner's stream, batch 128)", f"{results['input_pipeline']['examples_per_second']:,} examples/s", ""],
     ]
     for entry in results["nll"]:
-        rows.append([f"IS-NLL, vae.fashion_mnist, k = {entry['k']}", f"{entry['samples_per_second']:,} (example, draw)/s; "
+        compiled = "each chunk XLA-compiled" if entry.get("xla") else "oneDNN matmuls, XLA-compiled likelihood"
+        rows.append([f"IS-NLL, vae.fashion_mnist, k = {entry['k']} ({compiled})", f"{entry['samples_per_second']:,} (example, draw)/s; "
                      f"10,000 test images: {entry['seconds_for_10000_test_images']['k=1000']} s at k = 1000, "
                      f"{entry['seconds_for_10000_test_images']['k=5000']} s at k = 5000", entry["fraction_of_ceiling"]])
+    other = results.get("nll_whole_chunk_xla") or results.get("nll_without_xla")
+    if other:
+        rows.append([f"the same at k = 1000, {'each chunk XLA-compiled' if other['xla'] else 'without XLA'}",
+                     f"{other['samples_per_second']:,} (example, draw)/s", other["fraction_of_ceiling"]])
     rows.append(["1-epoch smoke run of vae/mnist_mini, whole process", f"{smoke['steps_per_execution auto']} s (auto) vs "
                  f"{smoke['steps_per_execution 1']} s (1)", ""])
     ceilings = [e["ceiling_gflops"] for e in results["training"] + results["nll"]]

@@ -74,12 +74,22 @@ def decoder_values_per_draw(model):
     return max(total, int(np.prod(model.data_shape)))
 
 
-def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100, seed=0, progress=False):
+def chunks_use_xla():
+    """Whether a chunk of draws compiles as a whole with XLA: on a GPU, yes. On a CPU, no: TensorFlow's own
+    (oneDNN) matmuls and convolutions run at about 0.9 of the machine's large-matmul rate at these sizes where
+    XLA's reach about 0.55, and the likelihood's per-pixel part is XLA-compiled on its own anyway
+    (``Likelihood.evaluation_log_prob``; tools/bench_speed.py measures both)."""
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100, seed=0, progress=False,
+                   jit_compile=None):
     """Per-example importance-sampled log p(x) over a data set, as numpy (nats).
 
     Like ``importance_log_likelihood``, but every chunk of draws has a static
-    size, so each chunk runs as one XLA-compiled call (k = 5000 on 10,000 images
+    size, so each chunk runs as one compiled call (k = 5000 on 10,000 images
     is tens of billions of flops; compiled chunks keep it to minutes on a CPU).
+    ``jit_compile``: compile each chunk with XLA (None: ``chunks_use_xla()``).
     ``progress=True`` shows a Keras progress bar (examples done, time left).
     """
     from vae_zoo.evaluation.latents import batches
@@ -93,13 +103,14 @@ def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100
     sizes = [chunk] * (k // chunk) + ([k % chunk] if k % chunk else [])
     # Kept per model (weakly), so later calls (the anomaly scores, a second split) reuse the compiled chunks.
     compiled = _COMPILED_CHUNKS.setdefault(model, {})
+    jit_compile = chunks_use_xla() if jit_compile is None else bool(jit_compile)
 
     def chunk_logsumexp(size):
-        if size not in compiled:
-            compiled[size] = tf.function(
-                lambda x, y, s: tf.reduce_logsumexp(model.log_weights(x, y, k=size, seed=s), axis=0), jit_compile=True
-            )
-        return compiled[size]
+        if (size, jit_compile) not in compiled:
+            compiled[size, jit_compile] = tf.function(
+                lambda x, y, s: tf.reduce_logsumexp(model.log_weights(x, y, k=size, seed=s), axis=0),
+                jit_compile=jit_compile)
+        return compiled[size, jit_compile]
 
     results = []
     bar = keras.utils.Progbar(len(images), unit_name="example") if progress else None

@@ -173,6 +173,7 @@ def _check_archive(path):
 def check_card(model, card, folder):
     """Raise ``ModelFileError`` naming the first card field that disagrees with the loaded model."""
     from vae_zoo.models.base import to_json
+    from vae_zoo.registry import hyperparameter_defaults
 
     if not card:
         return
@@ -180,7 +181,9 @@ def check_card(model, card, folder):
               ("parameters", card.get("parameters"), int(model.count_params()))]
     # Cards written before vae_zoo 0.2.1 have no digest, and 0.1 configs are upgraded on load.
     if "weights_sha256" in card:
-        checks += [("config", to_json(card.get("config")), to_json(model.get_config())),
+        # A card written before an argument existed lacks it; the model was built with its default.
+        stated_config = {**hyperparameter_defaults(type(model)), **(card.get("config") or {})}
+        checks += [("config", to_json(stated_config), to_json(model.get_config())),
                    ("weights_sha256", card["weights_sha256"], weights_digest(model))]
     for field, stated, actual in checks:
         if stated != actual:

@@ -41,8 +41,34 @@ class Likelihood:
         distribution's own ``log_prob`` where that is already so."""
         return self(params).log_prob(x)
 
+    def evaluation_log_prob(self, params, x):
+        """log p(x | params) per example where no gradient is needed (importance-sampled likelihoods, validation):
+        the distribution's own ``log_prob`` unless a likelihood has a faster form of the same value."""
+        return self(params).log_prob(x)
+
     def _independent(self, distribution):
         return tfd.Independent(distribution, reinterpreted_batch_ndims=self.event_ndims)
+
+
+# Factors multiplied together before one logarithm in bernoulli_log_prob_sum: each factor lies in (1, 2], so a
+# group's product stays under 2 ** 16 and its relative rounding under 16 float32 ulps (1e-6 nats a group).
+SOFTPLUS_GROUP = 16
+
+
+@tf.function(jit_compile=True)
+def bernoulli_log_prob_sum(logits, x):
+    """sum_j [x_j l_j - softplus(l_j)] over the last axis of (rows, values) logits, with one logarithm per
+    ``SOFTPLUS_GROUP`` values: softplus(l) = max(l, 0) + log(1 + exp(-|l|)), and the logs of a group add up to the
+    log of its product. Same value as TFP's Bernoulli log_prob to float32 rounding (tested), about twice as fast
+    on a CPU, where the IS-NLL's time otherwise goes as much to the per-pixel logarithms as to the decoder's matmuls.
+    Compiled by XLA whatever the caller, so the exp, products and sums fuse into one pass over the logits."""
+    values = logits.shape[-1]
+    padding = -values % SOFTPLUS_GROUP
+    # Padded logits of -inf give factors of exactly 1 and a max(l, 0) of 0: they change nothing.
+    padded = tf.pad(logits, [[0, 0], [0, padding]], constant_values=-float("inf"))
+    factors = 1.0 + tf.exp(-tf.abs(padded))
+    groups = tf.reduce_prod(tf.reshape(factors, [-1, (values + padding) // SOFTPLUS_GROUP, SOFTPLUS_GROUP]), axis=-1)
+    return tf.reduce_sum(x * logits - tf.nn.relu(logits), axis=-1) - tf.reduce_sum(tf.math.log(groups), axis=-1)
 
 
 class FusedBernoulli(tfd.Bernoulli):
@@ -69,6 +95,13 @@ class BernoulliLikelihood(Likelihood):
         # log1p: tf2onnx exports Log1p, which onnxruntime refuses to load.
         per_value = x * logits - tf.nn.relu(logits) - tf.math.log(1.0 + tf.exp(-tf.abs(logits)))
         return tf.reduce_sum(tf.reshape(per_value, [tf.shape(x)[0], -1]), axis=1)
+
+    def evaluation_log_prob(self, logits, x):
+        batch_shape = tf.shape(logits)[: logits.shape.rank - self.event_ndims]
+        values = math.prod(logits.shape[logits.shape.rank - self.event_ndims:])
+        flat_logits = tf.reshape(logits, [-1, values])
+        x = tf.reshape(tf.broadcast_to(tf.cast(x, logits.dtype), tf.shape(logits)), [-1, values])
+        return tf.reshape(bernoulli_log_prob_sum(flat_logits, x), batch_shape)
 
     def __call__(self, logits):
         return self._independent(FusedBernoulli(logits=logits, dtype=logits.dtype))
@@ -275,6 +308,14 @@ def _standard_noise(mean, sample_shape, seed):
 NOISE_ALGORITHM = "philox"
 
 
+@tf.function(jit_compile=True)
+def philox_normal(shape, seed, dtype=tf.float32):
+    """Stateless N(0, 1) noise, always drawn by XLA: TensorFlow's own kernel turns the same Philox bits into other
+    numbers, so a function compiled without XLA (the IS-NLL on a CPU, a conv recipe) would otherwise draw
+    differently from the same function compiled with it, and its figures would depend on how it was compiled."""
+    return tf.random.stateless_normal(shape, seed=seed, dtype=dtype, alg=NOISE_ALGORITHM)
+
+
 def replica_normal(shape, seed, batch_axis=0, dtype=tf.float32):
     """Stateless N(0, 1) noise of ``shape`` whose rows are the same however the batch is split.
 
@@ -287,10 +328,10 @@ def replica_normal(shape, seed, batch_axis=0, dtype=tf.float32):
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     context = tf.distribute.get_replica_context()
     if replicas == 1 or context is None:
-        return tf.random.stateless_normal(shape, seed=seed, dtype=dtype, alg=NOISE_ALGORITHM)
+        return philox_normal(shape, seed, dtype)
     local = shape[batch_axis]
     global_shape = tf.tensor_scatter_nd_update(shape, [[batch_axis]], [local * replicas])
-    noise = tf.random.stateless_normal(global_shape, seed=seed, dtype=dtype, alg=NOISE_ALGORITHM)
+    noise = philox_normal(global_shape, seed, dtype)
     begin = tf.tensor_scatter_nd_update(tf.zeros_like(shape), [[batch_axis]], [local * context.replica_id_in_sync_group])
     return tf.slice(noise, begin, shape)
 

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from vae_zoo import networks
-from vae_zoo.models import distributions
+from vae_zoo.models import corruption, distributions
 from vae_zoo.models.base import ZooModel
 from vae_zoo.models.objectives import flatten_samples, repeat_batch
 from vae_zoo.registry import register
@@ -48,6 +48,11 @@ class VAE(ZooModel):
         free_bits: kappa in nats; each latent dimension's KL enters the loss as at
             least kappa (Kingma et al., 2016), so the optimizer gains nothing by
             pushing it lower. 0 turns it off.
+        encoder_masks, encoder_mask_width, encoder_shift: in training, the encoder sees each
+            example with ``encoder_masks`` bands of up to ``encoder_mask_width`` zeros across
+            each of its first two axes and moved by up to ``encoder_shift`` places along the
+            first, while the likelihood scores the clean example (the denoising criterion with
+            SpecAugment's masks; ``vae_zoo.models.corruption``). 0 turns each off.
     """
 
     capabilities = frozenset({"elbo", "sample", "gaussian_posterior", "reconstruct"})
@@ -64,6 +69,9 @@ class VAE(ZooModel):
         prior="normal",
         beta=1.0,
         free_bits=0.0,
+        encoder_masks=0,
+        encoder_mask_width=8,
+        encoder_shift=0,
         **kwargs,
     ):
         super().__init__(data_shape=data_shape, **kwargs)
@@ -75,6 +83,14 @@ class VAE(ZooModel):
         if not float(free_bits) >= 0:
             raise ValueError(f"free_bits must be >= 0 nats, got {free_bits!r}")
         self.free_bits = float(free_bits)
+        self.encoder_masks, self.encoder_mask_width, self.encoder_shift = (
+            int(encoder_masks), int(encoder_mask_width), int(encoder_shift))
+        if min(self.encoder_masks, self.encoder_shift) < 0 or self.encoder_mask_width < 1:
+            raise ValueError("encoder_masks and encoder_shift must be >= 0 and encoder_mask_width >= 1, got "
+                             f"{encoder_masks!r}, {encoder_shift!r} and {encoder_mask_width!r}")
+        if (self.encoder_masks or self.encoder_shift) and type(self).loss_terms is not VAE.loss_terms:
+            raise ValueError(f"{self.registered_name} trains on an objective of its own, which does not corrupt the "
+                             "encoder's input: encoder_masks and encoder_shift are for the VAE's ELBO")
         self.encoder_spec = encoder
         self.decoder_spec = encoder if decoder is None else decoder
         self.likelihood = self.make_likelihood(likelihood)
@@ -133,8 +149,12 @@ class VAE(ZooModel):
 
     def decode(self, z, y=None, training=False):
         """The likelihood p(x|z) with event shape ``data_shape``."""
+        return self.likelihood(self.decoder_params(z, y, training=training))
+
+    def decoder_params(self, z, y=None, training=False):
+        """The decoder's raw output, the parameters of p(x|z)."""
         # Distributions are computed in float32, whatever the layers' mixed-precision policy.
-        return self.likelihood(tf.cast(self.decoder(self.decoder_inputs(z, y), training=training), tf.float32))
+        return tf.cast(self.decoder(self.decoder_inputs(z, y), training=training), tf.float32)
 
     def prior(self):
         """The prior p(z)."""
@@ -144,7 +164,10 @@ class VAE(ZooModel):
 
     def data_log_prob(self, z, x, y=None, training=False, seed=None):
         """log p(x|z) per example (``seed`` keys any noise the decoder itself draws in training)."""
-        return self.decode(z, y, training=training).log_prob(x)
+        if training:
+            return self.decode(z, y, training=True).log_prob(x)
+        # Outside training nothing needs its gradient: the likelihood's faster form of the same value.
+        return self.likelihood.evaluation_log_prob(self.decoder_params(z, y), x)
 
     def kl_per_dimension(self, q, p):
         """KL(q || p) of each latent dimension, shape (batch, latent_dim); both must factorize."""
@@ -178,7 +201,7 @@ class VAE(ZooModel):
         z = mean + sigma * eps (so gradients flow to the encoder), ``kl`` is KL(q(z|x) || p(z)) in nats: in closed form where
         it has one, else estimated at the same z.
         """
-        q = self.encode(x, y, training=training)
+        q = self.encode(self.encoder_view(x, seed) if training else x, y, training=training)
         z = distributions.reparameterized_sample(q, seed=seed)
         reconstruction = -self.data_log_prob(z, x, y, training=training, seed=seed)
         p = self.prior()
@@ -189,6 +212,12 @@ class VAE(ZooModel):
             "reconstruction": reconstruction,
             "kl": kl,
         }
+
+    def encoder_view(self, x, seed=None):
+        """What the encoder sees of ``x`` in training: ``x`` itself, or corrupted (``encoder_masks``, ``encoder_shift``)."""
+        if not (self.encoder_masks or self.encoder_shift):
+            return x
+        return corruption.corrupt(self.check_data(x), self.encoder_masks, self.encoder_mask_width, self.encoder_shift, seed)
 
     def log_weight_terms(self, x, y=None, k=1, seed=None, training=False):
         """log p(x|z_i), log p(z_i) and log q(z_i|x) for k draws z_i ~ q(z|x); each (k, batch)."""
