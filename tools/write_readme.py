@@ -83,10 +83,12 @@ def pretrained_table(zoo=ROOT / "saved_models"):
 
 # The likelihood targets of the pretrained zoo (test NLL in nats on dynamically binarized Fashion-MNIST, k = 5000).
 # Published figures: Norouzi, Fleet and Norouzi, "Exemplar VAEs", NeurIPS 2020 (the same protocol).
-# Each row: what, the published figure, the target, and which card(s) answer it.
+# Each row: what, the published figure, the target, and which card answers it (of several names, the one with the
+# lowest NLL; "best": the lowest of all).
 PROTOCOL_K = 5000
 LIKELIHOOD_TARGETS = [
-    ("MLP VAE, Gaussian prior (40 latents, 300-300)", "228.70", "at or under 228.7", "vae.fashion_mnist_40", 228.7),
+    ("MLP VAE, Gaussian prior (40 latents, 300-300)", "228.70", "at or under 228.7",
+     ("vae.fashion_mnist_40", "vae.fashion_mnist_40_gated"), 228.7),
     ("MLP VAE, VampPrior", "227.35", "at or under 227.4", "vae.fashion_mnist_vamp", 227.4),
     ("two-level hierarchical VAE", "227.37", "at or under 227.4", "ladder_vae.fashion_mnist", 227.4),
     ("IWAE-trained MLP VAE", "about 2 nats better than the VAE on MNIST (Burda et al., 2015)",
@@ -107,11 +109,13 @@ def targets_table(zoo=ROOT / "saved_models"):
                 if _nll(card) and card["data"]["name"] == "fashion_mnist" and card["data"].get("binarize") == "dynamic"}
     lines = ["| target | published | asked | the zoo's model | its test NLL | reached |", "|---|---|---|---|---|---|"]
     for what, published, asked, name, bound in LIKELIHOOD_TARGETS:
-        if name == "best" and measured:
-            name = min(measured, key=lambda n: measured[n][0])
-        if name not in measured:
-            lines.append(f"| {what} | {published} | {asked} | `{name}`: not published yet | | no |")
+        candidates = list(measured) if name == "best" else [name] if isinstance(name, str) else list(name)
+        published_ones = [n for n in candidates if n in measured]
+        if not published_ones:
+            lines.append(f"| {what} | {published} | {asked} | {', '.join(f'`{n}`' for n in candidates) or 'none'}: "
+                         "not published yet | | no |")
             continue
+        name = min(published_ones, key=lambda n: measured[n][0])
         nll, k = measured[name]
         if isinstance(bound, str):  # better than another card by a nat, measured with the same k
             other = measured.get(bound)
