@@ -20,7 +20,8 @@ from vae_zoo.io import saving
 from vae_zoo.io.saving import read_card
 from vae_zoo.training import recipe as recipes
 
-ZOO = Path(__file__).resolve().parent.parent / "saved_models"
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "saved_models"
 
 
 def main():
@@ -54,7 +55,9 @@ def publish(run, name, zoo=ZOO, report=None, trained_on_this_machine=False, reci
     if recipe_file:
         if recipes.read(recipe_file) != card.get("recipe"):
             raise ValueError(f"{recipe_file} is not the recipe on {run}'s card, so the card cannot name it")
-        card["recipe_file"] = str(recipe_file)
+        # Named from the repository's root, so the card reads the same in any checkout.
+        recipe_path = Path(recipe_file).resolve()
+        card["recipe_file"] = str(recipe_path.relative_to(ROOT) if recipe_path.is_relative_to(ROOT) else recipe_file)
     if report:
         card["report"] = json.loads(Path(report).read_text())
     training = card.setdefault("training", {})
