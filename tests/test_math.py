@@ -223,3 +223,24 @@ def test_importance_sampled_likelihood_draws_the_same_whether_or_not_xla_compile
     plain = metrics.log_likelihood(model, x, k=40, chunk=16, jit_compile=False)
     np.testing.assert_allclose(plain, compiled, rtol=1e-5, atol=1e-4)
     assert not np.allclose(metrics.log_likelihood(model, x, k=40, chunk=16, seed=1, jit_compile=False), plain, atol=1e-3)
+
+
+def test_log_variance_range_bounds_the_posterior_like_a_hard_tanh():
+    """Inside the range q(z|x) is the unbounded model's; outside, the log-variance sits at the bound and passes no
+    gradient (hard tanh), as the VampPrior code base's [-6, 2]."""
+    spec = {"name": "mlp", "hidden_sizes": [8]}
+    free = vae_zoo.create_model("vae", data_shape=(4,), latent_dim=3, encoder=spec)
+    x = tf.constant([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0]])
+    raw = np.log(free.encode(x).variance().numpy())
+    for low, high in ((-0.05, 0.05), (float(raw.max()) + 1.0, float(raw.max()) + 2.0)):
+        bounded = vae_zoo.create_model("vae", data_shape=(4,), latent_dim=3, encoder=spec, log_variance_range=[low, high])
+        bounded.set_weights(free.get_weights())
+        with tf.GradientTape() as tape:
+            log_variance = tf.math.log(bounded.encode(x).variance())
+        np.testing.assert_allclose(log_variance, np.clip(raw, low, high), atol=1e-5)
+        np.testing.assert_allclose(bounded.encode(x).mean(), free.encode(x).mean())
+        gradients = tape.gradient(tf.reduce_sum(log_variance), bounded.encoder.trainable_variables)
+    # Every raw value lies below the second range: the bound holds them all, and no gradient passes.
+    assert all(g is None or not np.any(g.numpy()) for g in gradients)
+    with pytest.raises(ValueError, match="log_variance_range"):
+        vae_zoo.create_model("vae", data_shape=(4,), log_variance_range=[2, -6])

@@ -126,6 +126,18 @@ def sizes(min_length=0, max_length=None, minimum=1):
     return check
 
 
+def interval(value, key):
+    """Two finite numbers ``[low, high]`` with low < high."""
+    words = "two finite numbers [low, high] with low < high"
+    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value)
+            or not all(math.isfinite(v) for v in value) or not value[0] < value[1]):
+        _fail(key, words, value)
+    return value
+
+
+interval.expected = "two finite numbers [low, high] with low < high"
+
+
 def optional(inner):
     """``None`` or what ``inner`` accepts."""
 
@@ -167,6 +179,7 @@ ARGUMENTS = {
     "latent_dim": integer(1, MAX_SIZE),
     "beta": number(minimum=0),
     "free_bits": number(minimum=0),
+    "log_variance_range": interval,
     "encoder_masks": integer(0, 64),
     "encoder_mask_width": integer(1, MAX_SIZE),
     "encoder_shift": integer(0, MAX_SIZE),

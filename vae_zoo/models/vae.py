@@ -48,6 +48,9 @@ class VAE(ZooModel):
         free_bits: kappa in nats; each latent dimension's KL enters the loss as at
             least kappa (Kingma et al., 2016), so the optimizer gains nothing by
             pushing it lower. 0 turns it off.
+        log_variance_range: ``[low, high]`` bounds on the posterior's log-variance (a hard tanh,
+            as in the VampPrior code base of Tomczak and Welling, 2018: ``[-6, 2]``); None leaves
+            it unbounded.
         encoder_masks, encoder_mask_width, encoder_shift: in training, the encoder sees each
             example with ``encoder_masks`` bands of up to ``encoder_mask_width`` zeros across
             each of its first two axes and moved by up to ``encoder_shift`` places along the
@@ -69,6 +72,7 @@ class VAE(ZooModel):
         prior="normal",
         beta=1.0,
         free_bits=0.0,
+        log_variance_range=None,
         encoder_masks=0,
         encoder_mask_width=8,
         encoder_shift=0,
@@ -83,6 +87,12 @@ class VAE(ZooModel):
         if not float(free_bits) >= 0:
             raise ValueError(f"free_bits must be >= 0 nats, got {free_bits!r}")
         self.free_bits = float(free_bits)
+        self.log_variance_range = None if log_variance_range is None else tuple(float(v) for v in log_variance_range)
+        if self.log_variance_range and not (len(self.log_variance_range) == 2
+                                            and self.log_variance_range[0] < self.log_variance_range[1]):
+            raise ValueError(f"log_variance_range must be [low, high] with low < high, got {log_variance_range!r}")
+        if self.log_variance_range and type(self).encode is not VAE.encode:
+            raise ValueError(f"{self.registered_name} has a posterior of its own: log_variance_range bounds the VAE's")
         self.encoder_masks, self.encoder_mask_width, self.encoder_shift = (
             int(encoder_masks), int(encoder_mask_width), int(encoder_shift))
         if min(self.encoder_masks, self.encoder_shift) < 0 or self.encoder_mask_width < 1:
@@ -145,6 +155,8 @@ class VAE(ZooModel):
         """The approximate posterior q(z|x), a diagonal Gaussian (the seed's mean and log-variance heads)."""
         h = tf.cast(self.encoder(self.encoder_inputs(x, y), training=training), tf.float32)
         mean, log_variance = tf.split(h, 2, axis=-1)
+        if self.log_variance_range:
+            log_variance = tf.clip_by_value(log_variance, *self.log_variance_range)
         return distributions.diagonal_gaussian(mean, log_variance)
 
     def decode(self, z, y=None, training=False):
