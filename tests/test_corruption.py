@@ -60,3 +60,11 @@ def test_the_encoder_sees_the_corrupted_example_and_the_likelihood_the_clean_one
 def test_variants_with_objectives_of_their_own_refuse_encoder_masks(name):
     with pytest.raises(ValueError, match="encoder_masks"):
         vae_zoo.create_model(name, data_shape=(8, 8, 1), encoder_masks=1)
+
+
+def test_a_recipe_asking_encoder_masks_of_such_a_variant_is_refused_naming_the_model():
+    from vae_zoo.training import recipe_schema
+
+    recipe = {"model": {"name": "iwae", "encoder_masks": 2}, "data": {"name": "mnist_mini"}}
+    with pytest.raises(vae_zoo.RecipeError, match="model .iwae.*encoder_masks"):
+        recipe_schema.validate(recipe)

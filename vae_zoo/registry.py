@@ -10,7 +10,7 @@ import inspect
 
 import keras
 
-from vae_zoo.errors import unknown_name
+from vae_zoo.errors import ConfigError, VaeZooError, unknown_name
 
 _MODELS = {}
 _variants_imported = False
@@ -100,7 +100,14 @@ def check_arguments(name, kwargs, where="", size=True):
     accepted = {**hyperparameter_defaults(cls), **{key: None for key in _KERAS_KWARGS}}
     check_model_arguments(cls, accepted, kwargs, where)
     if size:
-        check_size(lambda: cls(**kwargs), f"{where or 'model'} {name!r}")
+        try:
+            check_size(lambda: cls(**kwargs), f"{where or 'model'} {name!r}")
+        except (TypeError, ValueError) as err:
+            # Arguments each valid alone that the model refuses together (free bits with a prior that does
+            # not factorize, encoder masks on a variant with its own objective).
+            if isinstance(err, VaeZooError):
+                raise
+            raise ConfigError(f"{where or 'model'} {name!r}: {err}") from None
     return cls
 
 

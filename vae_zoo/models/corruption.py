@@ -48,11 +48,9 @@ def corrupt(x, masks=0, width=1, shift=0, seed=None):
     axes, and shifted by up to ``shift`` places along the first."""
     if shift:
         x = random_shift(x, int(shift), seed)
-    batch = tf.shape(x)[0]
-    for axis in range(1, min(x.shape.rank, 3)):
-        if not masks:
-            break
-        keep = band_masks(batch, x.shape[axis], int(masks), int(width), seed, MASK_SALT + 1000 * axis)
+    mask_axes = range(1, min(x.shape.rank, 3)) if masks else ()
+    for axis in mask_axes:
+        keep = band_masks(tf.shape(x)[0], x.shape[axis], int(masks), int(width), seed, MASK_SALT + 1000 * axis)
         shape = [-1] + [x.shape[axis] if a == axis else 1 for a in range(1, x.shape.rank)]
         x = x * tf.cast(tf.reshape(keep, shape), x.dtype)
     return x
