@@ -79,6 +79,21 @@ def test_binarization_modes():
     assert abs(static.take("train")[0].mean() - grey_mean) < 0.01
 
 
+def test_the_training_stream_is_pulled_between_steps_on_a_cpu_and_prefetched_with_an_accelerator(monkeypatch):
+    from vae_zoo.data import base
+
+    bundle = data.load("digits", binarize="dynamic", batch_size=64, limit=200)
+    on_cpu = bundle.training_stream()
+    assert on_cpu.options().autotune.enabled is False
+    assert on_cpu.options().threading.private_threadpool_size == 1
+    monkeypatch.setattr(base, "has_accelerator", lambda: True)
+    accelerated = bundle.training_stream()
+    assert accelerated.options().autotune.enabled is not False
+    # How the stream is fed changes nothing in what it holds.
+    for left, right in zip(on_cpu.take(5), accelerated.take(5)):
+        np.testing.assert_array_equal(left.numpy(), right.numpy())
+
+
 def test_limit_shrinks_every_split():
     bundle = data.load("digits", limit=50)
     assert {split: bundle.count(split) for split in data.SPLITS} == {"train": 50, "validation": 50, "test": 50}

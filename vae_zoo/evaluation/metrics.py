@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_zoo.hardware import has_accelerator
 from vae_zoo.models.objectives import importance_log_likelihood  # noqa: F401  (public here too)
 
 
@@ -79,7 +80,7 @@ def chunks_use_xla():
     (oneDNN) matmuls and convolutions run at about 0.9 of the machine's large-matmul rate at these sizes where
     XLA's reach about 0.55, and the likelihood's per-pixel part is XLA-compiled on its own anyway
     (``Likelihood.evaluation_log_prob``; tools/bench_speed.py measures both)."""
-    return bool(tf.config.list_logical_devices("GPU"))
+    return has_accelerator()
 
 
 def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100, seed=0, progress=False,
