@@ -73,3 +73,18 @@ def test_gated_dense_units_are_h_times_the_sigmoid_of_g_and_save_with_the_model(
     with pytest.raises(ValueError, match="'gated' does not take batch_norm"):
         vae_zoo.create_model("vae", data_shape=(8, 8, 1), latent_dim=2,
                              encoder={"name": "mlp", "hidden_sizes": [4], "activation": "gated", "batch_norm": True})
+
+
+def test_the_ladder_vae_levels_take_gated_units_like_its_encoder(tmp_path):
+    """The ladder VAE's level MLPs use the encoder's activation, gated included."""
+    from vae_zoo.networks.mlp import GatedDense
+
+    images = (np.random.default_rng(1).random((16, 8, 8, 1)) > 0.5).astype(np.float32)
+    gated = {"name": "mlp", "hidden_sizes": [6], "activation": "gated"}
+    ladder = vae_zoo.create_model("ladder_vae", data_shape=(8, 8, 1), latent_dim=3, upper_latent_dims=[2],
+                                  ladder_hidden=[5], encoder=gated)
+    ladder.compile()
+    ladder.fit(images, epochs=1, batch_size=8, verbose=0)
+    assert all(isinstance(head.layers[0], GatedDense) for head in ladder.bottom_up + ladder.top_down)
+    loaded = vae_zoo.load(vae_zoo.save(ladder, tmp_path / "ladder"))
+    np.testing.assert_allclose(loaded.reconstruction(images), ladder.reconstruction(images), rtol=1e-5)

@@ -57,8 +57,7 @@ def dense_stack(hidden_sizes, activation="relu", batch_norm=False, prefix="dense
 
 def make_mlp(hidden_sizes, output_units, input_units, activation="relu", name="mlp"):
     """A small built MLP head from vectors to ``output_units`` numbers (ladder levels, discriminators)."""
-    layers = [keras.layers.Dense(int(h), activation=activation, name=f"{name}_dense_{i}") for i, h in enumerate(hidden_sizes)]
-    stack = keras.Sequential(layers + [keras.layers.Dense(int(output_units), name=f"{name}_out")], name=name)
+    stack = keras.Sequential(dense_stack(hidden_sizes, activation, prefix=name) + [keras.layers.Dense(int(output_units), name=f"{name}_out")], name=name)
     stack.build((None, int(input_units)))
     return stack
 
