@@ -117,8 +117,22 @@ def recipe_for(name, batch, jit, precision, steps_per_execution="auto"):
     return recipe
 
 
+class EpochClock(keras.callbacks.Callback):
+    """Wall time of each epoch of one ``fit`` call."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
 def fit_rate(recipe, images, rounds):
-    """Examples/s of ``model.fit`` on the runner's training stream, compiled as the runner compiles it."""
+    """Examples/s of ``model.fit`` on the runner's training stream, compiled as the runner compiles it: the best
+    of ``rounds`` epochs of one ``fit`` call (as the runner trains), after a first epoch that compiles and warms up."""
     from vae_zoo.training.runner import precision
 
     batch = recipe["data"]["batch_size"]
@@ -128,17 +142,14 @@ def fit_rate(recipe, images, rounds):
         model = recipes.compile_model(recipes.build_model(recipe, data), recipe, data.steps_per_epoch())
         stream = data.training_stream()
         chunk = model.steps_per_execution
-        model.fit(stream, steps_per_epoch=chunk * 2, epochs=1, verbose=0)  # compile and warm up
+        model.fit(stream, steps_per_epoch=chunk * 2, epochs=1, verbose=0)  # compile
         start = time.perf_counter()
         model.fit(stream, steps_per_epoch=chunk * 2, epochs=1, verbose=0)
         per_step = (time.perf_counter() - start) / (chunk * 2)
         steps = max(chunk, int(EPOCH_SECONDS / max(per_step, 1e-6)) // chunk * chunk)
-        rates = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            model.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
-            rates.append(steps * batch / (time.perf_counter() - start))
-    return max(rates), model, chunk
+        clock = EpochClock()
+        model.fit(stream, steps_per_epoch=steps, epochs=rounds + 1, verbose=0, callbacks=[clock])
+    return max(steps * batch / seconds for seconds in clock.seconds[1:]), model, chunk
 
 
 def minimal_rate(images, batch, rounds):
