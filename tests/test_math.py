@@ -46,6 +46,44 @@ def test_monte_carlo_kl_is_used_without_a_closed_form_and_is_unbiased(rng):
     assert np.all(np.abs(estimates.mean(0) - seed_kl(mean, log_variance)) < 4 * error + 1e-3)
 
 
+def exact_mixture_log_density(points, logits, loc, scale):
+    """log sum_k w_k N(x; loc_k, scale_k^2) in float64 from the definition, for a (N, D) array of points."""
+    log_weights = logits - np.logaddexp.reduce(logits)
+    z = (points[:, None, :] - loc[None]) / scale[None]
+    log_components = -0.5 * np.sum(z**2, -1) - np.sum(np.log(scale), -1) - 0.5 * loc.shape[-1] * np.log(2 * np.pi)
+    return np.logaddexp.reduce(log_weights + log_components, axis=-1)
+
+
+def test_the_mixture_prior_density_by_matrix_products_matches_the_definition_and_tfp(rng):
+    # Sharp components (scales down to e^-3, as a VampPrior's posteriors with log-variances clamped at -6) far
+    # from the origin, so the expanded squares are large and their difference has to hold.
+    components, dims = 30, 8
+    logits = rng.normal(size=components)
+    loc = rng.normal(loc=3.0, size=(components, dims))
+    scale = np.exp(rng.uniform(-3.0, 0.5, size=(components, dims)))
+    points = np.concatenate([loc[:5] + 0.1 * scale[:5], rng.normal(loc=3.0, size=(15, dims))])
+    mixture = distributions.diagonal_gaussian_mixture(*(tf.constant(a, tf.float32) for a in (logits, loc, scale)))
+    reference = tfd.MixtureSameFamily(mixture.mixture_distribution, mixture.components_distribution)
+
+    batched = tf.constant(points.reshape(4, 5, dims), tf.float32)
+    fast = mixture.log_prob(batched).numpy()
+    assert fast.shape == (4, 5)
+    np.testing.assert_allclose(fast.ravel(), exact_mixture_log_density(points, logits, loc, scale), rtol=1e-5, atol=2e-3)
+    np.testing.assert_allclose(fast, reference.log_prob(batched).numpy(), rtol=1e-5, atol=2e-3)
+
+    # Gradients reach the points and every parameter as TFP's do.
+    variables = [tf.Variable(a, dtype=tf.float32) for a in (points, logits, loc, scale)]
+    gradients = []
+    for make in (distributions.diagonal_gaussian_mixture,
+                 lambda *a: tfd.MixtureSameFamily(tfd.Categorical(logits=a[0]), tfd.Independent(tfd.Normal(a[1], a[2]), 1))):
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(make(*variables[1:]).log_prob(variables[0]))
+        gradients.append(tape.gradient(total, variables))
+    for fast_gradient, reference_gradient in zip(*gradients):
+        scale_of = np.abs(reference_gradient.numpy()).max()
+        np.testing.assert_allclose(fast_gradient.numpy(), reference_gradient.numpy(), atol=1e-4 * scale_of)
+
+
 def test_reparameterized_samples_carry_gradients_to_mean_and_variance():
     mean = tf.Variable([[0.5, -1.0]])
     log_variance = tf.Variable([[0.2, -0.4]])
