@@ -10,7 +10,7 @@ import vae_zoo
 from vae_zoo import cli
 from vae_zoo.errors import DataError
 from vae_zoo.evaluation import card_check
-from vae_zoo.io import pretrained
+from vae_zoo.io import pretrained, saving
 
 
 @pytest.fixture
@@ -44,15 +44,63 @@ def test_publish_then_load_by_name(zoo, capsys):
 
 
 def test_one_command_reproduces_a_pretrained_model(tmp_path):
-    """tools/reproduce_pretrained.py: train from the card's recipe (smoke), evaluate, publish with a test slice."""
+    """tools/reproduce_pretrained.py: train from the card's recipe (smoke), evaluate, publish with a test slice;
+    here with the weights stored in float16, so every figure on the card must be measured on the rounded weights."""
     tool = Path(__file__).parent.parent / "tools" / "reproduce_pretrained.py"
     done = subprocess.run([sys.executable, str(tool), "vae.mnist_mini", "--smoke", "--runs", str(tmp_path / "runs"),
-                           "--zoo", str(tmp_path / "zoo")], capture_output=True, text=True, timeout=600)
+                           "--zoo", str(tmp_path / "zoo"), "--weights-dtype", "float16"],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    card = pretrained.read_card(tmp_path / "zoo" / "vae.mnist_mini")
+    folder = tmp_path / "zoo" / "vae.mnist_mini"
+    card = pretrained.read_card(folder)
     assert card["recipe_file"] == "recipes/vae/mnist_mini.yaml" and card["training"]["epochs_run"] == 2
     assert card["report"]["parts"]["nll"]["k"] == 10 and card["training"]["hardware"]["cpus"] >= 1
     assert card["metrics"]["test_slice"]["examples"] == 500 and np.isfinite(card["metrics"]["test_slice"]["elbo"])
+
+    # What ships is float16 in the file, float32 once loaded, and the card, its report and its test figures
+    # all describe those rounded weights (the float32 run's own figures are kept beside them).
+    assert card["storage"]["weights_dtype"] == "float16"
+    loaded = vae_zoo.load(folder)
+    assert {w.dtype for w in loaded.weights} == {"float32"}
+    assert saving.weights_digest(loaded) == card["weights_sha256"] == card["report"]["weights_sha256"]
+    trained = vae_zoo.load(tmp_path / "runs" / "vae.mnist_mini-smoke")
+    assert saving.weights_digest(trained) != card["weights_sha256"]
+    for shipped, original in zip(loaded.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(shipped, original.astype(np.float16).astype(np.float32))
+    assert card["metrics"]["test"]["elbo"] != card["metrics"]["test_before_rounding"]["elbo"]
+    assert abs(card["metrics"]["test"]["elbo"] - card["metrics"]["test_before_rounding"]["elbo"]) < 0.5
+
+
+def test_float16_storage_halves_the_file_and_refuses_weights_it_would_change(tmp_path):
+    model = vae_zoo.create_model("vae", data_shape=(16, 16, 1), latent_dim=4, encoder={"name": "mlp", "hidden_sizes": [64]})
+    model(np.zeros((1, 16, 16, 1), np.float32))
+    with pytest.raises(ValueError, match="not float16 values"):
+        vae_zoo.save(model, tmp_path / "unrounded", weights_dtype="float16", samples=0)
+    assert not (tmp_path / "unrounded").exists()
+    with pytest.raises(ValueError, match="weights_dtype must be one of"):
+        vae_zoo.save(model, tmp_path / "odd", weights_dtype="int8", samples=0)
+
+    vae_zoo.save(model, tmp_path / "full", samples=0)
+    model.set_weights(saving.rounded_to(model.get_weights(), "float16"))
+    vae_zoo.save(model, tmp_path / "half", weights_dtype="float16", samples=0)
+    full, half = ((tmp_path / name / "model.keras").stat().st_size for name in ("full", "half"))
+    assert half < 0.6 * full
+    loaded = vae_zoo.load(tmp_path / "half")
+    for shipped, rounded in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(shipped, rounded)
+    x = np.random.default_rng(0).random((3, 16, 16, 1)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+
+
+def test_a_report_measured_on_other_weights_is_refused_for_a_float16_model(zoo):
+    tmp_path, _ = zoo
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+    from publish_pretrained import publish
+
+    (tmp_path / "report.json").write_text('{"model": "vae", "weights_sha256": "0123", "parts": {}}')
+    with pytest.raises(ValueError, match="not measured on the weights to be published"):
+        publish(tmp_path / "run", "vae.tiny", tmp_path / "zoo", tmp_path / "report.json", weights_dtype="float16")
+    assert not (tmp_path / "zoo" / "vae.tiny").exists()
 
 
 def test_the_shipped_zoo_stays_within_its_size_budget():

@@ -34,3 +34,12 @@ def slice_scores(model, card, examples=SLICE_EXAMPLES, seed=SLICE_SEED):
     return {**scores, "seed": int(seed), "split": "test",
             "method": f"the test split's first {int(examples)} examples, one z ~ q(z|x) each with stateless draws keyed "
                       f"by seed {int(seed)} and the batch index (vae-zoo evaluate --only scores --limit {int(examples)})"}
+
+
+def test_scores(model, card, seed=0):
+    """The card's test scores over the whole test split, measured as a training run measures them at its end."""
+    from vae_zoo.evaluation.report import data_spec_for
+
+    data = data_module.load(**data_spec_for(model, card_data_spec(card)))
+    model.check_fits(data)
+    return metrics.score_dataset(model, data.test, seed=seed)

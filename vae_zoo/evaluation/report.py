@@ -282,8 +282,11 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
     model.check_fits(data)
     out_dir.mkdir(parents=True, exist_ok=True)
     context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed), bool(progress), model_name, ood_data)
-    report = {"model": model.registered_name, "data": data.name, "binarize": data.binarize, "split": split,
-              "examples": int(len(context.images)), "seed": seed, "parts": {}}
+    from vae_zoo.io.saving import weights_digest
+
+    # The digest names the weights measured, so that a card can show its report describes the weights it ships.
+    report = {"model": model.registered_name, "weights_sha256": weights_digest(model), "data": data.name,
+              "binarize": data.binarize, "split": split, "examples": int(len(context.images)), "seed": seed, "parts": {}}
     for name, part in PARTS.items():
         if only and name not in only:
             continue

@@ -23,6 +23,9 @@ from vae_zoo.evaluation.plotting import save_image_grid
 from vae_zoo.io import folders, strict_json
 from vae_zoo.io.cards import CARD_FILE, MODEL_FILE, SAMPLES_FILE, read_card
 
+# The member of a .keras archive that holds the weights.
+WEIGHTS_MEMBER = "model.weights.h5"
+
 
 def library_versions():
     import numpy
@@ -83,15 +86,60 @@ def weights_digest(model):
     return digest.hexdigest()
 
 
-def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=None):
+STORAGE_DTYPES = ("float32", "float16")
+
+
+def rounded_to(weights, dtype):
+    """Float32 ``weights`` rounded to ``dtype`` and back: the values a model stored in ``dtype`` loads with."""
+    return [w.astype(dtype).astype(w.dtype) if w.dtype == np.float32 else w for w in weights]
+
+
+def store_weights_as(keras_file, dtype):
+    """Rewrite a ``.keras`` file's float32 weight arrays in ``dtype``, in place; Keras loads them back into float32
+    variables as they are. Every other array, attribute and member of the archive is copied unchanged."""
+    import io
+
+    import h5py
+
+    keras_file = Path(keras_file)
+    with zipfile.ZipFile(keras_file) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    weights = next(data for info, data in members if info.filename == WEIGHTS_MEMBER)
+    rewritten = io.BytesIO()
+    with h5py.File(io.BytesIO(weights), "r") as source, h5py.File(rewritten, "w") as target:
+        def copy(name, item):
+            if isinstance(item, h5py.Dataset):
+                array = item[()]
+                target.create_dataset(name, data=array.astype(dtype) if array.dtype == np.float32 else array)
+            else:
+                target.require_group(name)
+            target[name].attrs.update(dict(item.attrs))
+        source.visititems(copy)
+        target.attrs.update(dict(source.attrs))
+    with zipfile.ZipFile(keras_file, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in members:
+            archive.writestr(info, rewritten.getvalue() if info.filename == WEIGHTS_MEMBER else data)
+
+
+def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=None, weights_dtype="float32"):
     """Save ``model`` as a zoo folder; ``card`` adds to (and overrides) the base card.
 
     ``samples`` is the number of prior samples drawn into ``samples.png`` (0 for none).
     ``attach`` maps names in the folder to existing files or folders to move in
     (training logs, for example). Non-finite weights are refused: a diverged
-    model is never saved as if it were a good one.
+    model is never saved as if it were a good one. ``weights_dtype="float16"``
+    stores the weights in half the space; the model's weights must already hold
+    values that float16 represents exactly (``rounded_to``), so that the card
+    describes the model as it loads.
     """
     folder = Path(folder)
+    if weights_dtype not in STORAGE_DTYPES:
+        raise ValueError(f"weights_dtype must be one of {', '.join(STORAGE_DTYPES)}, got {weights_dtype!r}")
+    if weights_dtype != "float32":
+        weights = model.get_weights()
+        if not all(np.array_equal(w, r) for w, r in zip(weights, rounded_to(weights, weights_dtype))):
+            raise ValueError(f"not saving {folder} in {weights_dtype}: the model's weights are not {weights_dtype} values; "
+                             f"round them first (vae_zoo.io.saving.rounded_to) and measure the model as it will load")
     with folders.exclusive(folder):
         folders.recover(folder)
         if folder.exists() and not overwrite:
@@ -103,6 +151,10 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=N
         try:
             model.save(staging / MODEL_FILE)
             full_card = {**base_card(model), **(card or {})}
+            if weights_dtype != "float32":
+                store_weights_as(staging / MODEL_FILE, weights_dtype)
+                full_card["storage"] = {"weights_dtype": weights_dtype,
+                                        "note": f"weights stored in {weights_dtype}, loaded into float32 variables"}
             if samples and model.can("sample") and getattr(model, "vocabulary", None) is not None:
                 # A text model's samples are sentences: 16 of them, one per line.
                 sentences = model.texts(model.sample(min(samples, 16), seed=seed))
