@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import yaml
 
 import vae_zoo
@@ -86,7 +87,7 @@ def test_an_interrupted_run_of_another_recipe_is_not_resumed(tmp_path):
     from vae_zoo.training.runner import WorkFolder
 
     WorkFolder(tmp_path / "out", RECIPE)
-    other = {**RECIPE, "training": {**RECIPE["training"], "epochs": 9}}
+    other = {**RECIPE, "optimizer": {**RECIPE["optimizer"], "learning_rate": 0.002}}
     try:
         WorkFolder(tmp_path / "out", other)
     except RecipeError as err:
@@ -122,3 +123,59 @@ def test_a_run_that_stopped_early_and_died_before_saving_resumes_without_trainin
     _, history, card = runner.train(recipe, tmp_path / "out", verbose=0)
     assert card["training"]["epochs_run"] == 2 and len(history["loss"]) == 2, "the resumed run trained no further epoch"
     assert vae_zoo.load(tmp_path / "out").count_params() > 0
+
+
+def test_a_resumed_run_may_be_given_fewer_or_more_epochs_and_nothing_else(tmp_path, monkeypatch):
+    """Only the budget may change: the epochs trained so far do not depend on it. A budget equal to the epochs
+    finished ends the run there and saves its best epoch, as if it had been the budget from the start."""
+    from vae_zoo.errors import RecipeError
+    from vae_zoo.io import saving
+    from vae_zoo.training import recipe as recipes
+    from vae_zoo.training import runner
+
+    spec = {
+        "model": {"name": "vae", "latent_dim": 2, "encoder": {"name": "mlp", "hidden_sizes": [16]}},
+        "data": {"name": "digits", "binarize": "static", "batch_size": 64},
+        "training": {"epochs": 3, "jit_compile": False, "verbose": 0, "monitor": "val_elbo"},
+    }
+    budget = lambda epochs: recipes.parse({**spec, "training": {**spec["training"], "epochs": epochs}})
+    real_save = saving.save
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt("killed while saving")
+
+    # Three epochs trained, then killed before the model folder was written.
+    monkeypatch.setattr(saving, "save", dies)
+    try:
+        runner.train(budget(3), tmp_path / "out", verbose=0)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(saving, "save", real_save)
+    with pytest.raises(RecipeError, match="must be at least 3"):
+        runner.train(budget(2), tmp_path / "out", verbose=0)
+    with pytest.raises(RecipeError, match="different recipe"):
+        runner.train(recipes.parse({**spec, "training": {**spec["training"], "seed": 1}}), tmp_path / "out", verbose=0)
+
+    # Two more epochs: the history continues from the third.
+    _, history, card = runner.train(budget(5), tmp_path / "out", verbose=0)
+    assert len(history["loss"]) == 5 and card["training"]["epochs_run"] == 5
+    assert card["training"]["resumed_after_epoch"] == 3 and card["recipe"]["training"]["epochs"] == 5
+
+    # A run with a budget of 6, interrupted after its second epoch, cut to 2: it ends at once, with the card of a
+    # run whose recipe said 2 epochs from the start.
+    class Interrupted(runner.DivergenceGuard):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt("interrupted")
+
+    monkeypatch.setattr(runner, "DivergenceGuard", Interrupted)
+    try:
+        runner.train(budget(6), tmp_path / "cut", verbose=0)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    _, history, card = runner.train(budget(2), tmp_path / "cut", verbose=0)
+    assert len(history["loss"]) == 2 and card["training"]["epochs_run"] == 2 and card["training"]["resumed_after_epoch"] == 2
+    _, _, straight = runner.train(budget(2), tmp_path / "straight", verbose=0)
+    assert card["recipe"] == straight["recipe"]
+    np.testing.assert_allclose(card["metrics"]["test"]["elbo"], straight["metrics"]["test"]["elbo"], rtol=1e-5)

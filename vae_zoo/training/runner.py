@@ -186,6 +186,13 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             super()._save_model()
 
 
+def without_epoch_budget(recipe):
+    """The recipe less ``training.epochs``: a run resumes with more or fewer epochs (the epochs already trained do
+    not depend on how many were to follow), never with anything else changed."""
+    training = {k: v for k, v in (recipe.get("training") or {}).items() if k != "epochs"}
+    return {**recipe, "training": training}
+
+
 class WorkFolder:
     """``.<out>.run`` beside the output folder: checkpoints, logs and the recipe of a run in progress."""
 
@@ -195,11 +202,16 @@ class WorkFolder:
         recorded = self.path / RECIPE_FILE
         if restart:
             shutil.rmtree(self.path, ignore_errors=True)  # every worker of a run may ask at once
-        if recorded.is_file() and json.loads(recorded.read_text()) != json.loads(json.dumps(recipe)):
-            raise RecipeError(
-                f"{self.path} holds an interrupted run of a different recipe; run that recipe again to resume it, "
-                "or pass --restart to discard it"
-            )
+        if recorded.is_file():
+            before, now = json.loads(recorded.read_text()), json.loads(json.dumps(recipe))
+            if without_epoch_budget(before) != without_epoch_budget(now):
+                raise RecipeError(
+                    f"{self.path} holds an interrupted run of a different recipe; run that recipe again to resume it "
+                    "(only training.epochs may change), or pass --restart to discard it"
+                )
+            if before != now:
+                print(f"resuming {out_dir} with a budget of {now['training']['epochs']} epochs "
+                      f"(it was {before['training']['epochs']})", flush=True)
         self.path.mkdir(parents=True, exist_ok=True)
         # Atomically: the workers of a multi-worker run all arrive here at once.
         temporary = self.path / f"{RECIPE_FILE}.{os.getpid()}.tmp"
@@ -294,6 +306,9 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
                     keras.callbacks.ModelCheckpoint(str(work.best_weights), monitor=options["monitor"], mode=options["mode"],
                                                     save_best_only=True, save_weights_only=True)]
         resumed_from = RunBackup.saved_epoch(work.backup)
+        if resumed_from > int(options["epochs"]):
+            raise RecipeError(f"{work.path} has finished {resumed_from} epochs: training.epochs must be at least "
+                              f"{resumed_from} to resume it (that many ends it there and saves its best epoch)")
         if resumed_from:
             print(f"resuming {out_dir} after epoch {resumed_from} from {work.path}", flush=True)
         started = time.perf_counter()
