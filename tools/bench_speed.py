@@ -32,7 +32,6 @@ puts in the README) and ``speed.png`` (throughput against batch size) into ``--o
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 import vae_zoo
+from vae_zoo.io import saving
 from vae_zoo.training import recipe as recipes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,7 +229,8 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     images = binary_images(8192)
-    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+    # The CPU's model name: ratios to the ceiling carry across machines, the rates themselves do not.
+    results = {"machine": f"{saving.hardware()['cpu']}, {os.cpu_count()} CPUs",
                "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "vae_zoo": vae_zoo.__version__},
                "devices": [d.device_type for d in tf.config.list_logical_devices()], "training": [], "notes": __doc__.split("\n\n")[1]}
 
