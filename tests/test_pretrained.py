@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,12 +50,14 @@ def test_one_command_reproduces_a_pretrained_model(tmp_path):
     tool = Path(__file__).parent.parent / "tools" / "reproduce_pretrained.py"
     done = subprocess.run([sys.executable, str(tool), "vae.mnist_mini", "--smoke", "--runs", str(tmp_path / "runs"),
                            "--zoo", str(tmp_path / "zoo"), "--weights-dtype", "float16"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_NUM_INTRAOP_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "zoo" / "vae.mnist_mini"
     card = pretrained.read_card(folder)
     assert card["recipe_file"] == "recipes/vae/mnist_mini.yaml" and card["training"]["epochs_run"] == 2
     assert card["report"]["parts"]["nll"]["k"] == 10 and card["training"]["hardware"]["cpus"] >= 1
+    assert card["training"]["hardware"]["threads"] == 1  # the card says when a run was pinned to fewer threads
     assert card["metrics"]["test_slice"]["examples"] == 500 and np.isfinite(card["metrics"]["test_slice"]["elbo"])
 
     # What ships is float16 in the file, float32 once loaded, and the card, its report and its test figures

@@ -118,6 +118,14 @@ def test_a_generated_table_follows_its_source(tmp_path):
     assert "| 1 | x |" in tool.regenerate(stale) and "old" not in tool.regenerate(stale)
 
 
+def test_the_model_table_says_when_a_run_used_fewer_threads_than_cpus():
+    tool = load_tool("write_readme")
+    assert tool._hardware({"cpu": "x", "cpus": 2, "threads": 1, "gpus": []}) == ", 1 of 2 CPUs"
+    assert tool._hardware({"cpu": "x", "cpus": 2, "threads": 2, "gpus": []}) == ", 2 CPUs"
+    assert tool._hardware({"cpu": "x", "cpus": 2, "gpus": []}) == ", 2 CPUs"  # a card from before threads were recorded
+    assert tool._hardware({"cpu": "x", "cpus": 16, "threads": 16, "gpus": ["H100"]}) == ", H100"
+
+
 def load_tool(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

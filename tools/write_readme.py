@@ -70,7 +70,12 @@ def _pretrained_row(card):
 def _hardware(hardware):
     if not isinstance(hardware, dict):
         return ""
-    return f", {', '.join(hardware['gpus'])}" if hardware.get("gpus") else f", {hardware['cpus']} CPUs"
+    if hardware.get("gpus"):
+        return f", {', '.join(hardware['gpus'])}"
+    threads = hardware.get("threads", hardware["cpus"])  # cards before 0.4.4 did not record threads
+    if threads < hardware["cpus"]:
+        return f", {threads} of {hardware['cpus']} CPUs"
+    return f", {hardware['cpus']} CPUs"
 
 
 def pretrained_table(zoo=ROOT / "saved_models"):

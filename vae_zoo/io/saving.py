@@ -45,7 +45,8 @@ def library_versions():
 
 
 def hardware():
-    """The machine a run trains on, for its card: CPU model, the CPUs this process may use, and any GPUs."""
+    """The machine a run trains on, for its card: CPU model, the CPUs this process may use, the threads TensorFlow
+    runs its ops on (fewer than the CPUs when a run is pinned, e.g. to share a machine), and any GPUs."""
     import os
 
     import tensorflow as tf
@@ -61,7 +62,22 @@ def hardware():
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
             for d in tf.config.list_physical_devices("GPU")]
-    return {"cpu": cpu, "cpus": cpus, "gpus": gpus}
+    return {"cpu": cpu, "cpus": cpus, "threads": tensorflow_threads(cpus), "gpus": gpus}
+
+
+def tensorflow_threads(cpus):
+    """TensorFlow's intra-op thread count: set through tf.config or TF_NUM_INTRAOP_THREADS, else one per CPU."""
+    import os
+
+    import tensorflow as tf
+
+    configured = tf.config.threading.get_intra_op_parallelism_threads()
+    if configured:
+        return int(configured)
+    try:
+        return int(os.environ["TF_NUM_INTRAOP_THREADS"]) or cpus
+    except (KeyError, ValueError):
+        return cpus
 
 
 def base_card(model):
