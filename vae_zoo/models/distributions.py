@@ -248,6 +248,9 @@ class VampPrior(Prior):
 
     The pseudo-inputs live in data space (through a sigmoid, so in [0, 1]) and
     go through the model's own encoder, so prior and posterior are learned together.
+    In a hierarchy the prior is on the top latent, and its components are that
+    latent's posterior at the pseudo-inputs (``model.top_posterior``), as in the
+    VampPrior paper's two-level model.
     """
 
     def __init__(self, latent_dim, data_shape=None, components=50, **kwargs):
@@ -264,7 +267,7 @@ class VampPrior(Prior):
     def distribution(self, model=None):
         if model is None:
             raise ValueError("the VampPrior is defined through a model's encoder: call model.prior()")
-        posterior = model.encode(tf.sigmoid(self.pseudo_inputs)).distribution
+        posterior = model.top_posterior(tf.sigmoid(self.pseudo_inputs)).distribution
         return diagonal_gaussian_mixture(tf.zeros([self.components], posterior.dtype), posterior.loc, posterior.scale)
 
 

@@ -14,7 +14,9 @@ from vae_zoo.registry import register
 class LadderVAE(VAE):
     """Ladder VAE (Sønderby et al., 2016): stochastic layers z_1..z_L with top-down inference.
 
-    Generative model: z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}) for l = L-1..1,
+    Generative model: z_L ~ p(z_L) (N(0, I) unless ``prior`` says otherwise: a
+    VampPrior here is the two-level VampPrior model of Tomczak and Welling, 2018),
+    z_l ~ p(z_l | z_{l+1}) for l = L-1..1,
     x ~ p(x | z_1). Inference runs the data bottom-up through deterministic
     layers (the usual encoder for level 1, small MLPs above), then top-down:
     each q(z_l | .) merges the bottom-up estimate with the generative prior
@@ -42,10 +44,8 @@ class LadderVAE(VAE):
         self.top_down = [make_mlp(ladder_hidden, 2 * dims[i], dims[i + 1], activation, f"top_down_{i + 1}") for i in range(len(dims) - 1)]
 
     def make_prior(self, prior):
-        layer = distributions.make_prior(prior, self.level_dims[-1], data_shape=self.data_shape)
-        if not layer.factorized:
-            raise ValueError("ladder_vae's top prior must be 'normal'")
-        return layer
+        """p(z_L), on the top latent: N(0, I), a mixture, or a VampPrior over q(z_L | pseudo-inputs)."""
+        return distributions.make_prior(prior, self.level_dims[-1], data_shape=self.data_shape)
 
     # ------------------------------------------------------------------ the hierarchy
 
@@ -54,13 +54,20 @@ class LadderVAE(VAE):
         mean, log_variance = tf.split(tf.cast(self.top_down[level](z_above, training=training), tf.float32), 2, axis=-1)
         return distributions.diagonal_gaussian(mean, log_variance)
 
-    def infer(self, x, y=None, training=False, use_means=False, seed=None):
-        """Bottom-up then top-down pass. Returns [(q_l, p_l, z_l)] from level 1 (bottom) to L (top)."""
+    def _bottom_up(self, x, y=None, training=False):
+        """The deterministic upward pass: [(mean, log-variance)] of each level's bottom-up estimate, level 1 first."""
         bottom_up = [tf.cast(self.encoder(self.encoder_inputs(x, y), training=training), tf.float32)]
         for network in self.bottom_up:
             bottom_up.append(tf.cast(network(bottom_up[-1], training=training), tf.float32))
-        estimates = [tf.split(h, 2, axis=-1) for h in bottom_up]
+        return [tf.split(h, 2, axis=-1) for h in bottom_up]
 
+    def top_posterior(self, x):
+        """q(z_L | x): the top level's bottom-up estimate, which nothing above refines."""
+        return distributions.diagonal_gaussian(*self._bottom_up(x)[-1])
+
+    def infer(self, x, y=None, training=False, use_means=False, seed=None):
+        """Bottom-up then top-down pass. Returns [(q_l, p_l, z_l)] from level 1 (bottom) to L (top)."""
+        estimates = self._bottom_up(x, y, training)
         seeds = split_seed(seed, len(self.level_dims))
         q = distributions.diagonal_gaussian(*estimates[-1])
         z = q.mean() if use_means else distributions.reparameterized_sample(q, seed=seeds[-1])
@@ -109,10 +116,12 @@ class LadderVAE(VAE):
         return tuple(tf.reshape(t, [k, batch]) for t in (log_likelihood, log_prior, log_posterior))
 
     def kl_by_dimension(self, x, y=None):
+        if not getattr(self.prior_layer, "factorized", False):
+            return None  # the top level's KL has no per-dimension form under a mixture or VampPrior
         return tf.concat([self.kl_per_dimension(q, p) for q, p, _ in self.infer(x, y)], axis=-1)
 
     def sample(self, n, seed=None, labels=None):
-        """Ancestral sampling: z_L ~ N(0, I), then down the hierarchy to x."""
+        """Ancestral sampling: z_L ~ p(z_L), then down the hierarchy to x."""
         seeds = split_seed(seed, len(self.level_dims))
         z = self.prior().sample(n, seed=seeds[-1])
         for level in reversed(range(len(self.level_dims) - 1)):

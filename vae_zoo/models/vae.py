@@ -172,6 +172,10 @@ class VAE(ZooModel):
         """The prior p(z)."""
         return self.prior_layer.distribution(self)
 
+    def top_posterior(self, x):
+        """q(z | x) of the latent the prior is on (a hierarchy's top one): a VampPrior's components, at its pseudo-inputs."""
+        return self.encode(x)
+
     # ------------------------------------------------------------------ the objective
 
     def data_log_prob(self, z, x, y=None, training=False, seed=None):
