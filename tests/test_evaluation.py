@@ -218,9 +218,11 @@ def test_evaluate_reports_ood_scores_for_another_data_set(tmp_path, capsys):
     if not Path(os.environ.get("VAE_ZOO_FASHION_MNIST_DIR", images.DEBIAN_FASHION_MNIST)).is_dir():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist; .ci/run does)")
     assert cli.main(["evaluate", "vae.mnist_mini", "--only", "ood", "--ood-data", "fashion_mnist", "--limit", "60",
-                     "--anomaly-k", "8", "--out", str(tmp_path / "r")]) == 0
+                     "--anomaly-k", "8", "--regret-steps", "50", "--out", str(tmp_path / "r")]) == 0
     part = json.loads(capsys.readouterr().out)["parts"]["ood"]
-    assert {"negative_log_likelihood", "input_complexity_png", "input_complexity_bz2", "typicality"} <= set(part["scores"])
+    assert {"negative_log_likelihood", "input_complexity_png", "input_complexity_bz2", "typicality",
+            "likelihood_regret"} <= set(part["scores"])
+    assert part["regret"]["steps"] == 50
     assert all(0.0 <= s["auroc"] <= 1.0 for s in part["scores"].values())
     assert (tmp_path / "r" / "ood_scores.png").is_file()
 

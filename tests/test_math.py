@@ -282,3 +282,44 @@ def test_log_variance_range_bounds_the_posterior_like_a_hard_tanh():
     assert all(g is None or not np.any(g.numpy()) for g in gradients)
     with pytest.raises(ValueError, match="log_variance_range"):
         vae_zoo.create_model("vae", data_shape=(4,), log_variance_range=[2, -6])
+
+
+def test_likelihood_regret_fits_the_exact_posterior_and_measures_the_encoders_gap(rng):
+    """On PPCA with orthogonal rows the exact posterior is a diagonal Gaussian: the fitted ELBO must reach log p(x),
+    and the regret must be the amortized posterior's gap, KL(q(z|x) || p(z|x)), in closed form."""
+    from vae_zoo.evaluation import regret
+
+    model, kernel, bias = ppca_model(rng, orthogonal=True)
+    # Inputs drawn from the model itself, as a test set would be.
+    x = (rng.normal(size=(6, L)) @ kernel + bias + SIGMA * rng.normal(size=(6, D))).astype(np.float32)
+    exact = exact_log_likelihood(x, kernel, bias)
+    posterior_mean, posterior_covariance = exact_posterior(x, kernel, bias)
+    posterior_variance = np.diag(posterior_covariance)
+    # An encoder near the exact one, but off: means shrunk, variances three times too wide.
+    m_inv = np.linalg.inv(kernel @ kernel.T + SIGMA**2 * np.eye(L))
+    mean_kernel = 0.7 * kernel.T @ m_inv
+    encoder_kernel = np.concatenate([mean_kernel, np.zeros((D, L))], axis=1)
+    encoder_bias = np.concatenate([-bias @ mean_kernel, np.log(3 * SIGMA**2 * np.diag(m_inv))])
+    model.encoder.get_layer("encoder_out").set_weights([encoder_kernel.astype(np.float32), encoder_bias.astype(np.float32)])
+    q = model.encode(x)
+    q_mean, q_variance = q.mean().numpy().astype(np.float64), q.variance().numpy().astype(np.float64)
+    gap = 0.5 * np.sum(np.log(posterior_variance / q_variance) + q_variance / posterior_variance
+                       + (q_mean - posterior_mean) ** 2 / posterior_variance - 1, axis=1)
+    assert np.all(gap > 0.5)
+
+    regrets, fitted = regret.likelihood_regret(model, x, steps=3000, learning_rate=0.05, elbo_samples=65536)
+    np.testing.assert_allclose(fitted, exact, atol=0.02)
+    np.testing.assert_allclose(regrets, gap, atol=0.05)  # the start ELBO's Monte Carlo error is about 0.01
+    # No steps, no regret: both ELBOs are the same estimate.
+    np.testing.assert_allclose(regret.likelihood_regret(model, x, steps=0)[0], 0.0, atol=1e-6)
+
+
+def test_likelihood_regret_names_the_models_it_cannot_measure():
+    from vae_zoo.evaluation import regret
+
+    ladder = vae_zoo.create_model("ladder_vae", data_shape=(4,), latent_dim=2, upper_latent_dims=[2],
+                                  encoder={"name": "mlp", "hidden_sizes": [4]}, ladder_hidden=[4])
+    with pytest.raises(ValueError, match="likelihood regret does not apply: the model has several stochastic layers"):
+        regret.likelihood_regret(ladder, np.zeros((2, 4), np.float32))
+    autoencoder = vae_zoo.create_model("autoencoder", data_shape=(4,), latent_dim=2, encoder={"name": "mlp", "hidden_sizes": [4]})
+    assert "Gaussian posterior" in regret.applicable(autoencoder)

@@ -132,7 +132,7 @@ def cmd_evaluate(args):
         with contextlib.redirect_stdout(sys.stderr):  # progress bars on stderr; stdout is the JSON result
             result = report.evaluate(model, spec, args.out or "report", only=only, split=args.split, k=args.k,
                                      anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed, progress=True,
-                                     model_name=model_name, ood_data=args.ood_data)
+                                     model_name=model_name, ood_data=args.ood_data, regret_steps=args.regret_steps)
         print(strict_json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
         return
     data = data_module.load(**report.data_spec_for(model, spec))
@@ -342,6 +342,9 @@ def build_parser():
     p.add_argument("--k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=1000, help="importance samples for the test NLL")
     p.add_argument("--anomaly-k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=100,
                    help="importance samples for the NLL anomaly score")
+    p.add_argument("--regret-steps", type=bounded_int(0, 100_000), default=None,
+                   help="the 'ood' part: optimizer steps that fit each input's posterior for the likelihood regret "
+                        "(default 500; 0 leaves the score out)")
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("sample", help="draw samples from a saved model into a PNG grid (sentences: a text file)")

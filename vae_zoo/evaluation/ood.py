@@ -12,7 +12,10 @@ those outliers as the most typical inputs. Scores here, higher = more out-of-dis
   code length removes that shared part and leaves what the model knows about the data;
 * **typicality** (after Nalisnick et al., 2019, "Detecting out-of-distribution inputs to deep generative
   models using typicality", with batches of one): |-log p(x) - H|, where H is the mean -log p(x) on the
-  in-distribution validation split: inputs that are far more likely than typical are flagged too.
+  in-distribution validation split: inputs that are far more likely than typical are flagged too;
+* **likelihood regret** (Xiao, Yan and Amit, NeurIPS 2020; ``vae_zoo.evaluation.regret``): how much one
+  input's ELBO improves when its posterior is fitted to it alone, the decoder fixed. VAE-specific: it needs a
+  Gaussian q(z|x) on one latent layer and a decoder without labels.
 
 Each score gets AUROC, AUPRC (out-of-distribution as the positive class) and the false-positive rate at 95%
 true-positive rate (scikit-learn), and a histogram PNG of the scores of both sets.
@@ -23,6 +26,7 @@ import io
 import numpy as np
 
 from vae_zoo.evaluation import metrics as evaluation
+from vae_zoo.evaluation import regret
 
 SCORE_TITLES = {
     "reconstruction_error": "reconstruction error",
@@ -31,6 +35,7 @@ SCORE_TITLES = {
     "input_complexity_png": "input complexity (PNG)",
     "input_complexity_bz2": "input complexity (bz2)",
     "typicality": "typicality: distance of -log p(x) from H",
+    "likelihood_regret": "likelihood regret",
 }
 
 
@@ -65,9 +70,12 @@ def bz2_bits(images):
     return np.array([8 * len(bz2.compress(r, 9)) for r in raw], np.float64)
 
 
-def scores(model, images, labels=None, k=100, seed=0, typical_nll=None):
-    """{score name: per-example array}, higher = more out-of-distribution."""
+def scores(model, images, labels=None, k=100, seed=0, typical_nll=None, regret_steps=regret.STEPS):
+    """{score name: per-example array}, higher = more out-of-distribution. ``regret_steps=0`` leaves out the
+    likelihood regret (the slowest score: that many optimizer steps per batch of inputs)."""
     found = evaluation.anomaly_scores(model, images, labels, k=k, seed=seed)
+    if regret_steps and regret.applicable(model) is None:
+        found["likelihood_regret"] = regret.likelihood_regret(model, images, steps=regret_steps, seed=seed)[0]
     if "negative_log_likelihood" in found:
         nll = found["negative_log_likelihood"]
         bits = nll / np.log(2.0)
@@ -110,17 +118,20 @@ def histogram_png(inside, outside, path, in_name, out_name):
     return str(path)
 
 
-def evaluate_ood(model, inside, outside, typical, k=100, seed=0, histogram=None, names=("in", "out")):
+def evaluate_ood(model, inside, outside, typical, k=100, seed=0, histogram=None, names=("in", "out"),
+                 regret_steps=regret.STEPS):
     """The OOD table for in-distribution test ``inside``, ``outside`` examples and the in-distribution
     validation examples ``typical`` (for H); each an (images, labels) pair."""
     # H needs only the likelihood of the validation split, not the other scores.
     h = float(-np.mean(evaluation.log_likelihood(model, *typical, k=k, seed=seed + 2))) if model.can("elbo") else None
-    inside_scores = scores(model, *inside, k=k, seed=seed, typical_nll=h)
-    outside_scores = scores(model, *outside, k=k, seed=seed + 1, typical_nll=h)
+    inside_scores = scores(model, *inside, k=k, seed=seed, typical_nll=h, regret_steps=regret_steps)
+    outside_scores = scores(model, *outside, k=k, seed=seed + 1, typical_nll=h, regret_steps=regret_steps)
     table = {name: {**detection_metrics(inside_scores[name], outside_scores[name]),
                     "mean_in": float(np.mean(inside_scores[name])), "mean_out": float(np.mean(outside_scores[name]))}
              for name in inside_scores}
     result = {"scores": table, "typical_nll": h, "in_examples": len(inside[0]), "out_examples": len(outside[0]), "k": k,
+              "regret": ({"steps": regret_steps, "learning_rate": regret.LEARNING_RATE} if "likelihood_regret" in table
+                         else regret.applicable(model) or "not asked (regret_steps 0)"),
               "method": "higher score = out of distribution; AUROC/AUPRC with the out-of-distribution set positive"}
     if histogram is not None:
         result["files"] = [histogram_png(inside_scores, outside_scores, histogram, *names)]

@@ -42,6 +42,7 @@ class Context:
     progress: bool = False  # progress bars for the long parts (the IS-NLL above all)
     model_name: str = None  # how the user named the model (a pretrained name or a folder), for compressed files
     ood_data: str = None  # a data set name: the out-of-distribution examples of the "ood" part
+    regret_steps: int = None  # the "ood" part's likelihood-regret fitting steps (None: the default; 0: left out)
 
     def pipeline(self):
         """The split as batches, at most ``limit`` examples: for parts that stream over it."""
@@ -159,7 +160,8 @@ def part_ood(c):
     limit = c.limit or ARRAY_LIMIT
     result = ood.evaluate_ood(c.model, c.sample, outside.take(c.split, limit), c.data.take("validation", limit),
                               k=c.anomaly_k, seed=c.seed, histogram=c.out_dir / "ood_scores.png",
-                              names=(c.data.name, outside.name))
+                              names=(c.data.name, outside.name),
+                              **({} if c.regret_steps is None else {"regret_steps": c.regret_steps}))
     return {**result, "in": f"{c.data.name} {c.split}", "out": f"{outside.name} {c.split}", "binarize": c.data.binarize}
 
 
@@ -271,7 +273,7 @@ def data_spec_for(model, data_spec):
 
 
 def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly_k=100, limit=None, seed=0, progress=False,
-             model_name=None, ood_data=None):
+             model_name=None, ood_data=None, regret_steps=None):
     """Run the report's parts (all, or ``only``) and write ``report.json`` and the PNGs into ``out_dir``."""
     for name in only or []:
         if name not in PARTS:
@@ -281,7 +283,8 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
     data = data_module.load(**spec)
     model.check_fits(data)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed), bool(progress), model_name, ood_data)
+    context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed), bool(progress), model_name, ood_data,
+                      regret_steps)
     from vae_zoo.io.saving import weights_digest
 
     # The digest names the weights measured, so that a card can show its report describes the weights it ships.

@@ -1,0 +1,87 @@
+"""Likelihood regret (Xiao, Yan and Amit, NeurIPS 2020): how much better one input's ELBO gets when its
+posterior is fitted to it alone, with the decoder fixed.
+
+A VAE's encoder is fitted to its training data: for an in-distribution input the amortized q(z|x) is already
+close to the best posterior the decoder allows, for an out-of-distribution one it is not. The regret is
+
+    ELBO(x; q*) - ELBO(x; q(z|x)),
+
+where q* is the Gaussian fitted to x by gradient ascent on its ELBO, starting from the encoder's q(z|x). Xiao et
+al. re-fit the encoder's weights for each input; here the posterior's mean and log-variance are fitted directly
+(their non-amortized form), one set per input, so a whole batch is fitted at once. Both ELBOs are estimated with
+the same noise (common random numbers), so their difference carries little Monte Carlo noise.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+# Fitting settings, chosen on Fashion-MNIST's validation split against MNIST's training digits (never on the
+# test splits the OOD table reports): 500 Adam steps at 0.02 gave AUROC 0.945, 1,000 steps the same, 100 steps 0.920.
+STEPS = 500
+LEARNING_RATE = 0.02
+
+
+def applicable(model):
+    """Why the regret cannot be measured for ``model``, or None: it needs one Gaussian latent layer and no labels."""
+    if not model.can("elbo") or not model.can("gaussian_posterior"):
+        return "the model has no Gaussian posterior q(z|x)"
+    if getattr(model, "hierarchical", False):
+        return "the model has several stochastic layers"
+    if model.can("labels"):
+        return "the model's decoder needs labels, which out-of-distribution inputs do not have"
+    return None
+
+
+def likelihood_regret(model, images, steps=STEPS, learning_rate=LEARNING_RATE, batch_size=500, elbo_samples=64, seed=0):
+    """(regret, fitted ELBO) per example: ELBO(x; q*) - ELBO(x; q(z|x)) and ELBO(x; q*), both in nats."""
+    reason = applicable(model)
+    if reason:
+        raise ValueError(f"likelihood regret does not apply: {reason}")
+    images = model.check_data(np.asarray(images, np.float32))
+    regrets, fitted = [], []
+    for start in range(0, len(images), batch_size):
+        regret, elbo = _fit_batch(model, images[start:start + batch_size], steps, learning_rate, elbo_samples,
+                                  seed + start)
+        regrets.append(regret)
+        fitted.append(elbo)
+    return np.concatenate(regrets), np.concatenate(fitted)
+
+
+def _elbo(model, x, mean, log_variance, noise):
+    """ELBO estimate per example, averaged over noise draws (samples, batch, latent)."""
+    z = mean + tf.exp(0.5 * log_variance) * noise
+    samples, batch = tf.shape(noise)[0], tf.shape(noise)[1]
+    repeated = tf.reshape(tf.repeat(x[None], samples, axis=0), tf.concat([[-1], tf.shape(x)[1:]], 0))
+    log_likelihood = tf.reshape(model.decode(tf.reshape(z, [-1, z.shape[-1]])).log_prob(repeated), [samples, batch])
+    # log q(z) from the noise itself: exact however narrow q is (see distributions.reparameterized_draw).
+    log_posterior = tf.reduce_sum(-0.5 * noise**2 - 0.5 * np.log(2 * np.pi) - 0.5 * log_variance, axis=-1)
+    return tf.reduce_mean(log_likelihood + model.prior().log_prob(z) - log_posterior, axis=0)
+
+
+def _fit_batch(model, x, steps, learning_rate, elbo_samples, seed):
+    import keras
+
+    x = tf.constant(x)
+    q = model.encode(x)
+    start_mean, start_log_variance = q.mean(), tf.math.log(q.variance())
+    mean, log_variance = tf.Variable(start_mean), tf.Variable(start_log_variance)
+    # The step size decays to zero: with one noise draw per step, a constant one leaves the fit wandering about
+    # the optimum by a tenth of a nat (measured on PPCA, where the optimum is known).
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1)) if steps else learning_rate
+    optimizer = keras.optimizers.Adam(schedule)
+
+    # Summing the examples' ELBOs keeps their gradients apart, and Adam works element by element: each example's
+    # posterior is fitted as if alone.
+    @tf.function(jit_compile=True)
+    def step(step_seed):
+        noise = tf.random.stateless_normal([1, *start_mean.shape], step_seed)
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_sum(_elbo(model, x, mean, log_variance, noise))
+        optimizer.apply_gradients(zip(tape.gradient(loss, [mean, log_variance]), [mean, log_variance]))
+
+    for i in range(steps):
+        step(tf.constant([seed, i + 1]))
+    noise = tf.random.stateless_normal([elbo_samples, *start_mean.shape], [seed, 0])
+    before = _elbo(model, x, start_mean, start_log_variance, noise)
+    after = _elbo(model, x, mean, log_variance, noise)
+    return (after - before).numpy(), after.numpy()
