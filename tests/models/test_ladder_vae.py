@@ -4,6 +4,15 @@ import tensorflow as tf
 from model_test_case import ModelTestCase, example_batch
 
 
+def assert_loss_and_importance_weights_agree(model):
+    """The training loss's ELBO and one-draw importance weights estimate the same ELBO: their means agree."""
+    x = np.repeat(example_batch(batch=2), 10_000, axis=0)
+    elbo = model.loss_terms(x)["elbo"].numpy().reshape(2, -1)
+    weights = model.log_weights(x, k=1).numpy().reshape(2, -1)
+    error = np.sqrt(elbo.var(1) / elbo.shape[1] + weights.var(1) / weights.shape[1])
+    np.testing.assert_array_less(np.abs(elbo.mean(1) - weights.mean(1)), 4 * error + 1e-2)
+
+
 class TestLadderVAE(ModelTestCase):
     model_name = "ladder_vae"
     model_kwargs = {"latent_dim": 4, "upper_latent_dims": [3, 2], "encoder": {"name": "mlp", "hidden_sizes": [16]}, "ladder_hidden": [8]}
@@ -18,12 +27,7 @@ class TestLadderVAE(ModelTestCase):
     def test_importance_weights_and_loss_estimate_the_same_elbo(self):
         # loss_terms uses the closed-form KL per layer, log_weights Monte Carlo over the whole
         # hierarchy: both are unbiased for the ELBO, so their means must agree.
-        model = self.make_model()
-        x = np.repeat(example_batch(batch=2), 10_000, axis=0)
-        elbo = model.loss_terms(x)["elbo"].numpy().reshape(2, -1)
-        weights = model.log_weights(x, k=1).numpy().reshape(2, -1)
-        error = np.sqrt(elbo.var(1) / elbo.shape[1] + weights.var(1) / weights.shape[1])
-        np.testing.assert_array_less(np.abs(elbo.mean(1) - weights.mean(1)), 4 * error + 1e-2)
+        assert_loss_and_importance_weights_agree(self.make_model())
 
 
 class TestConvLadderVAE(ModelTestCase):
@@ -54,12 +58,7 @@ class TestLadderVAEWithVampPrior(ModelTestCase):
 
     def test_importance_weights_and_loss_estimate_the_same_elbo(self):
         # With a VampPrior the top level's KL is a one-sample estimate too: both are unbiased for the ELBO.
-        model = self.make_model()
-        x = np.repeat(example_batch(batch=2), 10_000, axis=0)
-        elbo = model.loss_terms(x)["elbo"].numpy().reshape(2, -1)
-        weights = model.log_weights(x, k=1).numpy().reshape(2, -1)
-        error = np.sqrt(elbo.var(1) / elbo.shape[1] + weights.var(1) / weights.shape[1])
-        np.testing.assert_array_less(np.abs(elbo.mean(1) - weights.mean(1)), 4 * error + 1e-2)
+        assert_loss_and_importance_weights_agree(self.make_model())
 
     def test_the_gradient_reaches_the_pseudo_inputs(self):
         model = self.make_model()
