@@ -55,6 +55,8 @@ def _pretrained_row(card):
         notes.append(f"active units {latents['active_units']} of {latents['latent_dims']}")
     if "perplexity" in validation:
         notes.append(f"code perplexity {validation['perplexity']:.1f}")
+    if "perplexity" in nll:  # a token model: the likelihood per predicted token
+        notes.append(f"token perplexity {nll['perplexity']:.1f}")
     for score, auroc in parts.get("anomaly", {}).get("auroc", {}).items():
         notes.append(f"AUROC ({score}) {auroc:.3f}")
     data = card["data"]
