@@ -71,8 +71,8 @@ def bz2_bits(images):
 
 
 def scores(model, images, labels=None, k=100, seed=0, typical_nll=None, regret_steps=regret.STEPS):
-    """{score name: per-example array}, higher = more out-of-distribution. ``regret_steps=0`` leaves out the
-    likelihood regret (the slowest score: that many optimizer steps per batch of inputs)."""
+    """{score name: per-example array}, higher = more out-of-distribution. ``regret_steps``: the likelihood
+    regret's fitting steps per batch of inputs (0 leaves out this, the slowest score)."""
     found = evaluation.anomaly_scores(model, images, labels, k=k, seed=seed)
     if regret_steps and regret.applicable(model) is None:
         found["likelihood_regret"] = regret.likelihood_regret(model, images, steps=regret_steps, seed=seed)[0]
@@ -119,9 +119,10 @@ def histogram_png(inside, outside, path, in_name, out_name):
 
 
 def evaluate_ood(model, inside, outside, typical, k=100, seed=0, histogram=None, names=("in", "out"),
-                 regret_steps=regret.STEPS):
+                 regret_steps=None):
     """The OOD table for in-distribution test ``inside``, ``outside`` examples and the in-distribution
-    validation examples ``typical`` (for H); each an (images, labels) pair."""
+    validation examples ``typical`` (for H); each an (images, labels) pair. ``regret_steps`` None: ``regret.STEPS``."""
+    regret_steps = regret.STEPS if regret_steps is None else regret_steps
     # H needs only the likelihood of the validation split, not the other scores.
     h = float(-np.mean(evaluation.log_likelihood(model, *typical, k=k, seed=seed + 2))) if model.can("elbo") else None
     inside_scores = scores(model, *inside, k=k, seed=seed, typical_nll=h, regret_steps=regret_steps)

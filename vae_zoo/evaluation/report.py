@@ -160,8 +160,7 @@ def part_ood(c):
     limit = c.limit or ARRAY_LIMIT
     result = ood.evaluate_ood(c.model, c.sample, outside.take(c.split, limit), c.data.take("validation", limit),
                               k=c.anomaly_k, seed=c.seed, histogram=c.out_dir / "ood_scores.png",
-                              names=(c.data.name, outside.name),
-                              **({} if c.regret_steps is None else {"regret_steps": c.regret_steps}))
+                              names=(c.data.name, outside.name), regret_steps=c.regret_steps)
     return {**result, "in": f"{c.data.name} {c.split}", "out": f"{outside.name} {c.split}", "binarize": c.data.binarize}
 
 

@@ -10,6 +10,7 @@ a vae_zoo model at all.
 import datetime
 import hashlib
 import json
+import os
 import platform
 import shutil
 import zipfile
@@ -47,8 +48,6 @@ def library_versions():
 def hardware():
     """The machine a run trains on, for its card: CPU model, the CPUs this process may use, the threads TensorFlow
     runs its ops on (fewer than the CPUs when a run is pinned, e.g. to share a machine), and any GPUs."""
-    import os
-
     import tensorflow as tf
 
     cpu = platform.processor() or platform.machine()
@@ -67,8 +66,6 @@ def hardware():
 
 def tensorflow_threads(cpus):
     """TensorFlow's intra-op thread count: set through tf.config or TF_NUM_INTRAOP_THREADS, else one per CPU."""
-    import os
-
     import tensorflow as tf
 
     configured = tf.config.threading.get_intra_op_parallelism_threads()
