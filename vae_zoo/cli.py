@@ -344,7 +344,7 @@ def build_parser():
                    help="importance samples for the NLL anomaly score")
     p.add_argument("--regret-steps", type=bounded_int(0, 100_000), default=None,
                    help="the 'ood' part: optimizer steps that fit each input's posterior for the likelihood regret "
-                        "(default 500; 0 leaves the score out)")
+                        "(default: vae_zoo.evaluation.regret.STEPS, chosen on validation data; 0 leaves the score out)")
     p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("sample", help="draw samples from a saved model into a PNG grid (sentences: a text file)")

@@ -116,8 +116,8 @@ class LadderVAE(VAE):
         return tuple(tf.reshape(t, [k, batch]) for t in (log_likelihood, log_prior, log_posterior))
 
     def kl_by_dimension(self, x, y=None):
-        if not getattr(self.prior_layer, "factorized", False):
-            return None  # the top level's KL has no per-dimension form under a mixture or VampPrior
+        if not self.prior_factorizes:
+            return None  # the top level's KL has no per-dimension form
         return tf.concat([self.kl_per_dimension(q, p) for q, p, _ in self.infer(x, y)], axis=-1)
 
     def sample(self, n, seed=None, labels=None):

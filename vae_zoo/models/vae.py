@@ -107,7 +107,7 @@ class VAE(ZooModel):
         self.encoder = self.make_encoder()
         self.decoder = self.make_decoder()
         self.prior_layer = self.make_prior(prior)
-        if self.free_bits and not getattr(self.prior_layer, "factorized", False):
+        if self.free_bits and not self.prior_factorizes:
             raise ValueError(f"free_bits needs a prior that factorizes over dimensions (normal), not {prior!r}")
         self.kl_weight = self.add_weight(
             name="kl_weight", shape=(), initializer=keras.initializers.Constant(float(beta)), trainable=False,
@@ -189,9 +189,15 @@ class VAE(ZooModel):
         """KL(q || p) of each latent dimension, shape (batch, latent_dim); both must factorize."""
         return tf.convert_to_tensor(distributions.tfd.kl_divergence(q.distribution, p.distribution))
 
+    @property
+    def prior_factorizes(self):
+        """Whether p(z) is a product over dimensions, so that the KL splits into one term per dimension
+        (a mixture or VampPrior does not)."""
+        return bool(getattr(self.prior_layer, "factorized", False))
+
     def kl_by_dimension(self, x, y=None):
         """Per-example KL of every latent dimension, (batch, dims), or None if p(z) does not factorize."""
-        if not getattr(self.prior_layer, "factorized", False):
+        if not self.prior_factorizes:
             return None
         return self.kl_per_dimension(self.encode(x, y), self.prior())
 
