@@ -170,6 +170,37 @@ class ImageLogger(keras.callbacks.Callback):
         self.writer.flush()
 
 
+class MovingAverageWeights(keras.callbacks.SwapEMAWeights):
+    """With the optimizer's ``use_ema``, the moving average of the weights is the model: it is what validation
+    measures, early stopping and the best checkpoint judge, the run backup saves and the run ends with.
+
+    Keras's callback (``swap_on_epoch``) swaps the average into the model for validation and from each epoch's end
+    to the next epoch's start, so it must come before every callback that reads the weights; the runner puts it
+    right after the divergence guard. ``closing()`` is its partner for the end of the list.
+    """
+
+    def __init__(self):
+        super().__init__(swap_on_epoch=True)
+
+    def closing(self):
+        return _AverageAtTheEnd(self)
+
+
+class _AverageAtTheEnd(keras.callbacks.Callback):
+    """``fit`` ends by copying the optimizer's average slot into the model. Between epochs that slot holds the raw
+    weights (they are swapped out), and Keras's callback puts the average back in it only when the planned last
+    epoch ends: a run that early stopping ends would finish with the raw weights. Coming after the callbacks
+    that may stop training, this does the same for a stopped run."""
+
+    def __init__(self, swapping):
+        super().__init__()
+        self.swapping = swapping
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training and self.swapping._ema_weights_in_model:
+            self.swapping._finalize_ema_values()
+
+
 CALLBACKS = {
     "image_logger": ImageLogger,
     "kl_annealing": KLAnnealing,

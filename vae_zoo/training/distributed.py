@@ -80,9 +80,11 @@ def fit_multi_worker(model, data, epochs, first_epoch, callbacks, verbose="auto"
             callback_list.on_train_batch_end(step, results())
         logs = results()
         model.reset_metrics()
+        callback_list.on_test_begin()  # as Keras's fit validates: a moving average is swapped in for it
         for batch in validation:
             test_step(batch)
         logs.update(results("val_"))
+        callback_list.on_test_end()
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break

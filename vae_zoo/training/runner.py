@@ -32,7 +32,7 @@ import tensorflow as tf
 from vae_zoo.errors import DivergenceError, RecipeError
 from vae_zoo.io import folders, strict_json
 from vae_zoo.training import recipe as recipes
-from vae_zoo.training.callbacks import DivergenceGuard
+from vae_zoo.training.callbacks import DivergenceGuard, MovingAverageWeights
 
 STATE_FILE = "run_state.json"
 RECIPE_FILE = "recipe.json"
@@ -41,6 +41,8 @@ RESUMABLE_ATTRIBUTES = (
     (keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch")),
     (keras.callbacks.ModelCheckpoint, ("best",)),
     (keras.callbacks.ReduceLROnPlateau, ("wait", "best", "cooldown_counter")),
+    # Whether the checkpoint holds the moving average in the model and the raw weights in the optimizer's slot.
+    (keras.callbacks.SwapEMAWeights, ("_ema_weights_in_model",)),
 )
 
 
@@ -245,8 +247,11 @@ def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose=
     options = recipes.training_options(recipe)
     epochs = int(options["epochs"] if epochs is None else epochs)
     model.noise_seed = int(options["seed"])
-    # The guard comes first: it raises before any epoch-end callback could save a diverged state.
-    callbacks = [DivergenceGuard(), *recipes.build_callbacks(recipe, data), *callbacks]
+    # The guard comes first: it raises before any epoch-end callback could save a diverged state. With the
+    # optimizer's use_ema the moving average is swapped in next, so that every later callback sees it.
+    averaging = [MovingAverageWeights()] if getattr(model.optimizer, "use_ema", False) else []
+    callbacks = [DivergenceGuard(), *averaging, *recipes.build_callbacks(recipe, data), *callbacks,
+                 *(swapping.closing() for swapping in averaging)]
     backup = RunBackup(backup_dir, callbacks, write=write) if backup_dir is not None else None
     first_epoch = backup.first_epoch if backup is not None else 0
     # The backup comes last: it restores callback state after the others' on_train_begin has reset it.
