@@ -15,3 +15,28 @@ import pytest
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def interrupted_at_epoch(monkeypatch):
+    """``interrupted_at_epoch(n, run)``: call ``run()`` with the runner raising KeyboardInterrupt as epoch n begins
+    (a kill between epochs, in this process), then put the runner back."""
+    from vae_zoo.training import runner
+
+    def interrupt(epoch_to_stop, run):
+        guard = runner.DivergenceGuard
+
+        class Interrupted(guard):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch == epoch_to_stop:
+                    raise KeyboardInterrupt("interrupted")
+
+        monkeypatch.setattr(runner, "DivergenceGuard", Interrupted)
+        try:
+            run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            monkeypatch.setattr(runner, "DivergenceGuard", guard)
+
+    return interrupt

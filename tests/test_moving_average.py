@@ -46,21 +46,11 @@ def test_the_planned_last_epoch_ends_with_the_average_it_validated():
     np.testing.assert_allclose(validation_elbo(model, data), logs[-1]["val_elbo"], rtol=1e-6)
 
 
-def test_an_interrupted_run_resumes_with_the_raw_weights_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_with_the_raw_weights_and_ends_as_an_uninterrupted_one(tmp_path, interrupted_at_epoch):
     spec = recipe()
     straight, _, straight_logs = trained(spec)
 
-    class Interrupted(runner.DivergenceGuard):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise KeyboardInterrupt("interrupted")
-
-    monkeypatch.setattr(runner, "DivergenceGuard", Interrupted)
-    try:
-        trained(spec, backup_dir=tmp_path / "backup")
-    except KeyboardInterrupt:
-        pass
-    monkeypatch.undo()
+    interrupted_at_epoch(2, lambda: trained(spec, backup_dir=tmp_path / "backup"))
     # The checkpoint was written between epochs, with the average in the model: the resumed run must swap the raw
     # weights back before it trains on, or it would go on from the average.
     resumed, _, resumed_logs = trained(spec, backup_dir=tmp_path / "backup")

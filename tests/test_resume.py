@@ -125,7 +125,7 @@ def test_a_run_that_stopped_early_and_died_before_saving_resumes_without_trainin
     assert vae_zoo.load(tmp_path / "out").count_params() > 0
 
 
-def test_a_resumed_run_may_be_given_fewer_or_more_epochs_and_nothing_else(tmp_path, monkeypatch):
+def test_a_resumed_run_may_be_given_fewer_or_more_epochs_and_nothing_else(tmp_path, monkeypatch, interrupted_at_epoch):
     """Only the budget may change: the epochs trained so far do not depend on it. A budget equal to the epochs
     finished ends the run there and saves its best epoch, as if it had been the budget from the start."""
     from vae_zoo.errors import RecipeError
@@ -163,17 +163,7 @@ def test_a_resumed_run_may_be_given_fewer_or_more_epochs_and_nothing_else(tmp_pa
 
     # A run with a budget of 6, interrupted after its second epoch, cut to 2: it ends at once, with the card of a
     # run whose recipe said 2 epochs from the start.
-    class Interrupted(runner.DivergenceGuard):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise KeyboardInterrupt("interrupted")
-
-    monkeypatch.setattr(runner, "DivergenceGuard", Interrupted)
-    try:
-        runner.train(budget(6), tmp_path / "cut", verbose=0)
-    except KeyboardInterrupt:
-        pass
-    monkeypatch.undo()
+    interrupted_at_epoch(2, lambda: runner.train(budget(6), tmp_path / "cut", verbose=0))
     _, history, card = runner.train(budget(2), tmp_path / "cut", verbose=0)
     assert len(history["loss"]) == 2 and card["training"]["epochs_run"] == 2 and card["training"]["resumed_after_epoch"] == 2
     _, _, straight = runner.train(budget(2), tmp_path / "straight", verbose=0)
