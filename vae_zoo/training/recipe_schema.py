@@ -48,6 +48,8 @@ TRAINING = {
     "verbose": choice(0, 1, 2, "auto"),
     "distribute": choice(*DISTRIBUTE),
     "mixed_precision": choice(*PRECISIONS),
+    # A saved zoo folder or a pretrained model's name whose weights the run starts from (training/warm_start.py).
+    "initial_weights": optional(string),
 }
 
 DATA_RULES = {

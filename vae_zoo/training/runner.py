@@ -33,6 +33,7 @@ from vae_zoo.errors import DivergenceError, RecipeError
 from vae_zoo.io import folders, strict_json
 from vae_zoo.training import recipe as recipes
 from vae_zoo.training.callbacks import DivergenceGuard, MovingAverageWeights
+from vae_zoo.training.warm_start import load_initial_weights
 
 STATE_FILE = "run_state.json"
 RECIPE_FILE = "recipe.json"
@@ -304,6 +305,9 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
         data = recipes.build_data(recipe)
         with strategy.scope():
             model = recipes.compile_model(recipes.build_model(recipe, data), recipe, data.steps_per_epoch())
+            # Before the work folder exists, so that a wrong source leaves nothing behind; a resumed
+            # run then restores its own checkpoint over these weights.
+            started_from = load_initial_weights(model, options["initial_weights"]) if options["initial_weights"] else None
         work = WorkFolder(out_dir, recipe, restart=restart)
         own = []
         if chief:
@@ -336,14 +340,18 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
             return out_dir, history, None
         if work.best_weights.exists():
             model.load_weights(work.best_weights)
-        card = run_card(recipe, source, data, history, seconds, score_dataset(model, data.test), resumed_from, total_seconds)
+        card = run_card(recipe, source, data, history, seconds, score_dataset(model, data.test), resumed_from, total_seconds,
+                        started_from)
         saving.save(model, out_dir, card=card, overwrite=overwrite, attach={"logs": work.logs})
         work.remove()
     return out_dir, history, card
 
 
-def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0, total_seconds=None):
-    """What a trained folder's card says about its run (``seconds``: this sitting; ``total_seconds``: all of them)."""
+def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0, total_seconds=None, started_from=None):
+    """What a trained folder's card says about its run (``seconds``: this sitting; ``total_seconds``: all of them).
+
+    ``started_from``: the source of ``training.initial_weights`` (its epochs and seconds are not counted in this run's).
+    """
     from vae_zoo.io import saving
 
     total_seconds = seconds if total_seconds is None and not resumed_from else total_seconds
@@ -385,5 +393,6 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
             "hardware": saving.hardware(),
             # With validation and compilation, over the epochs of the last sitting.
             "examples_per_second_wall": round((epochs_run - resumed_from) * data.count("train") / seconds, 1),
+            **({"started_from": started_from} if started_from else {}),
         },
     }

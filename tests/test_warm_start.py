@@ -1,0 +1,71 @@
+"""``training.initial_weights``: a run that starts from a saved or pretrained model's weights."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vae_zoo.errors import RecipeError
+from vae_zoo.io import saving
+from vae_zoo.io.pretrained import pretrained_folder
+from vae_zoo.training import recipe as recipes
+from vae_zoo.training import runner
+from vae_zoo.training.warm_start import source_folder
+
+SPEC = {
+    "model": {"name": "vae", "latent_dim": 2, "encoder": {"name": "mlp", "hidden_sizes": [16]}},
+    "data": {"name": "digits", "binarize": "static", "batch_size": 64},
+    "optimizer": {"name": "adam", "learning_rate": 0.01},
+    "training": {"epochs": 2, "jit_compile": False, "verbose": 0, "monitor": "val_elbo", "seed": 3},
+}
+
+
+def recipe(model=None, optimizer=None, **training):
+    return recipes.parse({**SPEC, "model": {**SPEC["model"], **(model or {})}, "optimizer": {**SPEC["optimizer"], **(optimizer or {})},
+                          "training": {**SPEC["training"], **training}})
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    folder, _, _ = runner.train(recipe(), tmp_path_factory.mktemp("source") / "vae")
+    return folder
+
+
+def weights_of(folder):
+    return saving.load(folder).get_weights()
+
+
+def test_a_run_starts_from_the_source_weights_not_from_its_own_initialisation(source, tmp_path):
+    # Adam moves a weight by at most about the learning rate per step, so a run at 1e-9 ends where it started.
+    still = {"learning_rate": 1e-9}
+    warm, _, card = runner.train(recipe(optimizer=still, epochs=1, initial_weights=str(source)), tmp_path / "warm")
+    cold, _, _ = runner.train(recipe(optimizer=still, epochs=1), tmp_path / "cold")
+    for mine, theirs in zip(weights_of(warm), weights_of(source)):
+        np.testing.assert_allclose(mine, theirs, atol=1e-6)
+    assert not all(np.allclose(mine, theirs, atol=1e-3) for mine, theirs in zip(weights_of(cold), weights_of(source)))
+    started = card["training"]["started_from"]
+    assert started["from"] == str(source)
+    assert started["weights_sha256"] == json.loads((source / "card.json").read_text())["weights_sha256"]
+    assert started["epochs_run"] == 2
+
+
+@pytest.mark.parametrize("model, problem", [({"latent_dim": 3}, "architectures differ"),
+                                            ({"name": "iwae"}, "is a vae, but the recipe builds a iwae")])
+def test_a_source_of_another_architecture_is_refused_before_anything_is_written(source, tmp_path, model, problem):
+    out = tmp_path / "refused"
+    with pytest.raises(RecipeError, match=problem):
+        runner.train(recipe(model=model, initial_weights=str(source)), out)
+    assert not out.exists() and not (tmp_path / ".refused.run").exists()
+
+
+def test_unknown_sources_and_wrong_types_name_the_key(tmp_path):
+    with pytest.raises(RecipeError, match="training.initial_weights.*no_such.model"):
+        runner.train(recipe(initial_weights="no_such.model"), tmp_path / "a")
+    with pytest.raises(RecipeError, match="training.initial_weights.*no saved model"):
+        runner.train(recipe(initial_weights=str(tmp_path / "missing" / "folder")), tmp_path / "b")
+    with pytest.raises(RecipeError, match="initial_weights"):
+        recipe(initial_weights=5)
+
+
+def test_a_pretrained_name_resolves_to_its_folder():
+    assert source_folder("vae.mnist_mini") == pretrained_folder("vae.mnist_mini")

@@ -1,0 +1,52 @@
+"""``training.initial_weights``: start a run from the weights of a saved or pretrained zoo model.
+
+Fine-tuning a published model (a lower learning rate, a moving average of the
+weights, beta held at 1) starts from where its first run stopped instead of
+from a random initialisation. Only the weights carry over: the optimizer's
+state, the epoch count and the callbacks' state start afresh, as they do in
+any new run. A resumed run restores its own checkpoint over these weights.
+"""
+
+from vae_zoo.errors import RecipeError
+
+
+def source_folder(spec):
+    """The folder ``spec`` names: a path to a zoo folder, or a pretrained model's name."""
+    from vae_zoo.io.pretrained import resolve
+
+    try:
+        return resolve(spec)
+    except Exception as err:  # an unknown name: say which recipe key asked for it
+        raise RecipeError(f"training.initial_weights: {err}") from None
+
+
+def load_initial_weights(model, spec):
+    """Copy the weights of the zoo model ``spec`` into ``model``; returns what the card records of the source.
+
+    The source must be the same kind of model with the same weights, in the same
+    order and of the same shapes; the first difference is named.
+    """
+    from vae_zoo.io import saving
+    from vae_zoo.io.cards import read_card
+
+    folder = source_folder(spec)
+    try:
+        source = saving.load(folder)
+    except Exception as err:
+        raise RecipeError(f"training.initial_weights {spec!r}: {err}") from None
+    if type(source) is not type(model):
+        raise RecipeError(f"training.initial_weights {spec!r} is a {source.registered_name}, "
+                          f"but the recipe builds a {model.registered_name}")
+    theirs, ours = source.weights, model.weights
+    if len(theirs) != len(ours):
+        raise RecipeError(f"training.initial_weights {spec!r} has {len(theirs)} weights and the recipe's model "
+                          f"{len(ours)}: the architectures differ (compare their model sections)")
+    for their, our in zip(theirs, ours):
+        if tuple(their.shape) != tuple(our.shape):
+            raise RecipeError(f"training.initial_weights {spec!r}: its weight {their.path} has shape {tuple(their.shape)}, "
+                              f"the recipe's model's {our.path} has {tuple(our.shape)}: the architectures differ")
+    model.set_weights(source.get_weights())
+    card = read_card(folder) or {}
+    training = card.get("training") or {}
+    return {"from": str(spec), "weights_sha256": card.get("weights_sha256") or saving.weights_digest(source),
+            "epochs_run": training.get("epochs_run"), "seconds": training.get("seconds")}
