@@ -57,6 +57,12 @@ def main():
     print(f"published {folder} ({sum(f.stat().st_size for f in folder.iterdir()) / 1e6:.1f} MB)")
 
 
+def as_trained(recipe):
+    """The recipe without ``training.verbose``, which changes what a run prints, not what it trains."""
+    training = {key: value for key, value in (recipe.get("training") or {}).items() if key != "verbose"}
+    return {**recipe, "training": training}
+
+
 def publish(run, name, zoo=ZOO, report=None, trained_on_this_machine=False, recipe_file=None, weights_dtype="float32"):
     """Save ``run``'s model as ``zoo/name`` with its card, its test slice measured on the published weights."""
     trained = vae_zoo.load(run)
@@ -73,7 +79,7 @@ def publish(run, name, zoo=ZOO, report=None, trained_on_this_machine=False, reci
             raise ValueError(f"{report} was not measured on the weights to be published ({weights_dtype}); evaluate the "
                              f"published folder (vae-zoo evaluate {Path(zoo) / name} --out ...) and publish again with that report")
     if recipe_file:
-        if recipes.read(recipe_file) != card.get("recipe"):
+        if as_trained(recipes.read(recipe_file)) != as_trained(card.get("recipe") or {}):
             raise ValueError(f"{recipe_file} is not the recipe on {run}'s card, so the card cannot name it")
         # Named from the repository's root, so the card reads the same in any checkout.
         recipe_path = Path(recipe_file).resolve()
