@@ -166,6 +166,7 @@ def test_a_resumed_run_may_be_given_fewer_or_more_epochs_and_nothing_else(tmp_pa
     interrupted_at_epoch(2, lambda: runner.train(budget(6), tmp_path / "cut", verbose=0))
     _, history, card = runner.train(budget(2), tmp_path / "cut", verbose=0)
     assert len(history["loss"]) == 2 and card["training"]["epochs_run"] == 2 and card["training"]["resumed_after_epoch"] == 2
+    assert card["training"]["examples_per_second_wall"] is None, "a sitting that trained nothing has no speed"
     _, _, straight = runner.train(budget(2), tmp_path / "straight", verbose=0)
     assert card["recipe"] == straight["recipe"]
     np.testing.assert_allclose(card["metrics"]["test"]["elbo"], straight["metrics"]["test"]["elbo"], rtol=1e-5)

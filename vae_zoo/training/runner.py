@@ -391,8 +391,9 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
             "distribute": options["distribute"],
             "mixed_precision": options["mixed_precision"],
             "hardware": saving.hardware(),
-            # With validation and compilation, over the epochs of the last sitting.
-            "examples_per_second_wall": round((epochs_run - resumed_from) * data.count("train") / seconds, 1),
+            # With validation and compilation, over the epochs of the last sitting (null if it only saved the best).
+            "examples_per_second_wall": (round((epochs_run - resumed_from) * data.count("train") / seconds, 1)
+                                         if epochs_run > resumed_from else None),
             **({"started_from": started_from} if started_from else {}),
         },
     }
