@@ -106,6 +106,16 @@ def test_a_report_measured_on_other_weights_is_refused_for_a_float16_model(zoo):
     assert not (tmp_path / "zoo" / "vae.tiny").exists()
 
 
+def test_a_recipe_file_may_differ_from_the_card_in_what_the_run_printed_only():
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+    from publish_pretrained import as_trained
+
+    card = {"model": {"name": "vae"}, "training": {"epochs": 3, "verbose": 2}}
+    assert as_trained({"model": {"name": "vae"}, "training": {"epochs": 3}}) == as_trained(card)
+    assert as_trained({"model": {"name": "vae"}, "training": {"epochs": 4, "verbose": 2}}) != as_trained(card)
+    assert as_trained({"model": {"name": "iwae"}, "training": {"epochs": 3, "verbose": 2}}) != as_trained(card)
+
+
 def test_the_shipped_zoo_stays_within_its_size_budget():
     """saved_models/ travels in every clone and wheel: at most 30 MB a model and 150 MB in all (README, Pretrained models)."""
     zoo = Path(__file__).parent.parent / "saved_models"
