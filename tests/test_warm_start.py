@@ -2,6 +2,7 @@
 
 import json
 
+import keras_tuner as kt
 import numpy as np
 import pytest
 
@@ -9,8 +10,8 @@ from vae_zoo.errors import RecipeError
 from vae_zoo.io import saving
 from vae_zoo.io.pretrained import pretrained_folder
 from vae_zoo.training import recipe as recipes
-from vae_zoo.training import runner
-from vae_zoo.training.warm_start import source_folder
+from vae_zoo.training import runner, tuning
+from vae_zoo.training.warm_start import load_initial_weights, source_folder
 
 SPEC = {
     "model": {"name": "vae", "latent_dim": 2, "encoder": {"name": "mlp", "hidden_sizes": [16]}},
@@ -49,6 +50,15 @@ def test_a_run_starts_from_the_source_weights_not_from_its_own_initialisation(so
     assert started["epochs_run"] == 2
 
 
+def test_beta_stays_the_recipes_own(source):
+    spec = recipe(model={"beta": 3.0}, initial_weights=str(source))
+    model = recipes.build_model(spec, recipes.build_data(spec))
+    load_initial_weights(model, spec["training"]["initial_weights"])
+    assert float(model.kl_weight) == 3.0
+    for mine, theirs in zip(model.trainable_weights, saving.load(source).trainable_weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
 @pytest.mark.parametrize("model, problem", [({"latent_dim": 3}, "architectures differ"),
                                             ({"name": "iwae"}, "is a vae, but the recipe builds a iwae")])
 def test_a_source_of_another_architecture_is_refused_before_anything_is_written(source, tmp_path, model, problem):
@@ -69,3 +79,11 @@ def test_unknown_sources_and_wrong_types_name_the_key(tmp_path):
 
 def test_a_pretrained_name_resolves_to_its_folder():
     assert source_folder("vae.mnist_mini") == pretrained_folder("vae.mnist_mini")
+
+
+def test_every_trial_of_a_search_starts_from_the_source(source):
+    spec = recipes.parse({**recipe(initial_weights=str(source)),
+                          "search": {"parameters": {"learning_rate": {"type": "float", "min": 1e-4, "max": 1e-3}}}})
+    model = tuning.RecipeHyperModel(spec, recipes.build_data(spec)).build(kt.HyperParameters())
+    for mine, theirs in zip(model.get_weights(), weights_of(source)):
+        np.testing.assert_array_equal(mine, theirs)

@@ -40,6 +40,7 @@ from vae_zoo.io import folders, strict_json
 from vae_zoo.registry import get_model_class, hyperparameter_defaults
 from vae_zoo.training import recipe as recipes
 from vae_zoo.training import runner
+from vae_zoo.training.warm_start import load_initial_weights
 
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = {"elbo": ("val_elbo", "max"), "nll": ("val_nll", "min"), "loss": ("val_loss", "min")}
@@ -134,7 +135,11 @@ class RecipeHyperModel(kt.HyperModel):
 
     def build(self, hp):
         recipe = self.trial_recipe(hp)
-        return recipes.compile_model(recipes.build_model(recipe, self.data), recipe, self.data.steps_per_epoch())
+        model = recipes.compile_model(recipes.build_model(recipe, self.data), recipe, self.data.steps_per_epoch())
+        initial = recipes.training_options(recipe)["initial_weights"]
+        if initial:  # a search that fine-tunes: every trial starts from the same weights
+            load_initial_weights(model, initial)
+        return model
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, verbose=0, **kwargs):
         """Train one trial with the runner; the tuner's own callbacks (its checkpoint, early stopping) ride along."""

@@ -4,7 +4,7 @@ Fine-tuning a published model (a lower learning rate, a moving average of the
 weights, beta held at 1) starts from where its first run stopped instead of
 from a random initialisation. Only the weights carry over: the optimizer's
 state, the epoch count and the callbacks' state start afresh, as they do in
-any new run. A resumed run restores its own checkpoint over these weights.
+any new run, and beta stays the recipe's. A resumed run restores its own checkpoint over these weights.
 """
 
 from vae_zoo.errors import RecipeError
@@ -45,7 +45,11 @@ def load_initial_weights(model, spec):
         if tuple(their.shape) != tuple(our.shape):
             raise RecipeError(f"training.initial_weights {spec!r}: its weight {their.path} has shape {tuple(their.shape)}, "
                               f"the recipe's model's {our.path} has {tuple(our.shape)}: the architectures differ")
-    model.set_weights(source.get_weights())
+    # beta (kl_weight, a non-trainable variable the recipe and the KL schedule set) stays the recipe's own.
+    recipe_owned = {id(variable) for variable in (getattr(model, "kl_weight", None),) if variable is not None}
+    for their, our in zip(theirs, ours):
+        if id(our) not in recipe_owned:
+            our.assign(their.numpy())
     card = read_card(folder) or {}
     training = card.get("training") or {}
     return {"from": str(spec), "weights_sha256": card.get("weights_sha256") or saving.weights_digest(source),
