@@ -69,6 +69,14 @@ def why_not_run(command, already_run):
     return None
 
 
+def test_ci_runs_the_readmes_test_command():
+    """.ci/run, which CI runs on a fresh machine, ends with the test command the README gives."""
+    set_up = re.search(r"^```bash\n(.*?)^```$", (ROOT / "README.md").read_text(), flags=re.S | re.M).group(1)
+    readme = next(line.split("&&")[-1].strip() for line in set_up.splitlines() if "pytest" in line)
+    ci = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.startswith("#")][-1]
+    assert ci.replace("python3 ", "python ") == readme, (ci, readme)
+
+
 def test_every_shell_command_of_the_readme_runs(tmp_path):
     """The README's commands run in order in one folder, as a user would type them; a command that cannot
     run here must be named in NOT_RUN with the reason, so a new command is never skipped silently."""
