@@ -235,12 +235,16 @@ def test_importance_weights_stay_exact_for_a_posterior_narrower_than_float32_can
 
 def test_bernoulli_evaluation_log_prob_is_the_exact_sum_for_any_size_and_extreme_logits(rng):
     """The evaluation form (one logarithm per 16 pixels, XLA) against float64 by hand: sizes that 16 does not
-    divide (padding), logits of +-100 (factors at their bounds), grey values, and extra batch axes."""
+    divide (padding), logits of +-100 (factors at their bounds), grey values, extra batch axes, and x that
+    broadcasts over the logits' leading axes (the k draws of an IS estimate) or over axes of size 1."""
     likelihood = distributions.make_likelihood("bernoulli", 3)
-    for shape in [(3, 28, 28, 1), (2, 3, 5, 1), (4, 1, 1, 1), (2, 3, 4, 4, 2)]:
+    shapes = [((3, 28, 28, 1),) * 2, ((2, 3, 5, 1),) * 2, ((4, 1, 1, 1),) * 2, ((2, 3, 4, 4, 2),) * 2,
+              ((5, 3, 28, 28, 1), (3, 28, 28, 1)), ((4, 2, 3, 2, 5, 1), (2, 3, 2, 5, 1)), ((2, 3, 5, 1), (1, 3, 5, 1)),
+              ((2, 3, 3, 5, 1), (1, 3, 5, 1))]
+    for shape, x_shape in shapes:
         logits = rng.normal(scale=6, size=shape).astype(np.float32)
         logits.reshape(-1)[:2] = [100.0, -100.0]
-        x = rng.random(shape).astype(np.float32)
+        x = rng.random(x_shape).astype(np.float32)
         x.reshape(-1)[2:] = np.round(x.reshape(-1)[2:])
         event_axes = tuple(range(len(shape) - 3, len(shape)))
         exact = np.sum(x * logits.astype(np.float64) - np.logaddexp(0.0, logits.astype(np.float64)), axis=event_axes)
@@ -248,6 +252,19 @@ def test_bernoulli_evaluation_log_prob_is_the_exact_sum_for_any_size_and_extreme
         assert fast.shape == exact.shape
         np.testing.assert_allclose(fast, exact, rtol=2e-6, atol=1e-4)
         np.testing.assert_allclose(fast, likelihood(tf.constant(logits)).log_prob(x), rtol=2e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_draws_score_the_same_with_x_broadcast_as_with_x_repeated(likelihood, rng):
+    """The IS-NLL's likelihood of k draws per example, x broadcast over the draws, against x repeated once a draw
+    through data_log_prob (as training computes it)."""
+    model = vae_zoo.create_model("vae", data_shape=(6, 6, 1), latent_dim=3, likelihood=likelihood,
+                                 encoder={"name": "mlp", "hidden_sizes": [16]})
+    x = tf.constant((rng.random((5, 6, 6, 1)) < 0.4).astype(np.float32))
+    z = tf.constant(rng.normal(size=(7, 5, 3)).astype(np.float32))
+    broadcast = model.draws_log_prob(z, x).numpy()
+    assert broadcast.shape == (7, 5)
+    np.testing.assert_allclose(broadcast, model.repeated_draws_log_prob(z, x).numpy(), rtol=1e-5, atol=1e-4)
 
 
 def test_importance_sampled_likelihood_draws_the_same_whether_or_not_xla_compiles_it(rng):

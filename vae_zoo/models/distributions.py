@@ -57,17 +57,19 @@ SOFTPLUS_GROUP = 16
 
 @tf.function(jit_compile=True)
 def bernoulli_log_prob_sum(logits, x):
-    """sum_j [x_j l_j - softplus(l_j)] over the last axis of (rows, values) logits, with one logarithm per
-    ``SOFTPLUS_GROUP`` values: softplus(l) = max(l, 0) + log(1 + exp(-|l|)), and the logs of a group add up to the
-    log of its product. Same value as TFP's Bernoulli log_prob to float32 rounding (tested), about twice as fast
-    on a CPU, where the IS-NLL's time otherwise goes as much to the per-pixel logarithms as to the decoder's matmuls.
-    Compiled by XLA whatever the caller, so the exp, products and sums fuse into one pass over the logits."""
-    values = logits.shape[-1]
+    """sum_j [x_j l_j - softplus(l_j)] over the last axis of (draws, rows, values) logits, for (rows, values) x that
+    broadcasts over the draws, with one logarithm per ``SOFTPLUS_GROUP`` values: softplus(l) = max(l, 0) +
+    log(1 + exp(-|l|)), and the logs of a group add up to the log of its product. Same value as TFP's Bernoulli
+    log_prob to float32 rounding (tested), about twice as fast on a CPU, where the IS-NLL's time otherwise goes as
+    much to the per-pixel logarithms as to the decoder's matmuls. Compiled by XLA whatever the caller, so the exp,
+    products, sums and the broadcast of x fuse into one pass over the logits."""
+    draws, rows, values = tf.shape(logits)[0], tf.shape(logits)[1], logits.shape[-1]
     padding = -values % SOFTPLUS_GROUP
     # Padded logits of -inf give factors of exactly 1 and a max(l, 0) of 0: they change nothing.
-    padded = tf.pad(logits, [[0, 0], [0, padding]], constant_values=-float("inf"))
+    padded = tf.pad(logits, [[0, 0], [0, 0], [0, padding]], constant_values=-float("inf"))
     factors = 1.0 + tf.exp(-tf.abs(padded))
-    groups = tf.reduce_prod(tf.reshape(factors, [-1, (values + padding) // SOFTPLUS_GROUP, SOFTPLUS_GROUP]), axis=-1)
+    groups = tf.reduce_prod(tf.reshape(factors, [draws, rows, (values + padding) // SOFTPLUS_GROUP, SOFTPLUS_GROUP]),
+                            axis=-1)
     return tf.reduce_sum(x * logits - tf.nn.relu(logits), axis=-1) - tf.reduce_sum(tf.math.log(groups), axis=-1)
 
 
@@ -82,7 +84,12 @@ class FusedBernoulli(tfd.Bernoulli):
 
     def _log_prob(self, event):
         logits = self._logits_parameter_no_checks()
-        return -tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(event, logits.dtype), logits=logits)
+        event = tf.cast(event, logits.dtype)
+        # The op wants equal shapes; TFP's log_prob broadcasts x against the logits (k draws of one x, say).
+        if event.shape != logits.shape or not logits.shape.is_fully_defined():
+            shape = tf.broadcast_dynamic_shape(tf.shape(event), tf.shape(logits))
+            event, logits = tf.broadcast_to(event, shape), tf.broadcast_to(logits, shape)
+        return -tf.nn.sigmoid_cross_entropy_with_logits(labels=event, logits=logits)
 
 
 class BernoulliLikelihood(Likelihood):
@@ -97,11 +104,19 @@ class BernoulliLikelihood(Likelihood):
         return tf.reduce_sum(tf.reshape(per_value, [tf.shape(x)[0], -1]), axis=1)
 
     def evaluation_log_prob(self, logits, x):
-        batch_shape = tf.shape(logits)[: logits.shape.rank - self.event_ndims]
-        values = math.prod(logits.shape[logits.shape.rank - self.event_ndims:])
-        flat_logits = tf.reshape(logits, [-1, values])
-        x = tf.reshape(tf.broadcast_to(tf.cast(x, logits.dtype), tf.shape(logits)), [-1, values])
-        return tf.reshape(bernoulli_log_prob_sum(flat_logits, x), batch_shape)
+        event_axis = logits.shape.rank - self.event_ndims
+        values = math.prod(logits.shape[event_axis:])
+        x = tf.cast(x, logits.dtype)
+        x_batch = x.shape[:x.shape.rank - self.event_ndims]
+        if 0 < len(x_batch) <= event_axis and x_batch.is_fully_defined() and (
+                x_batch.as_list() == logits.shape[event_axis - len(x_batch):event_axis].as_list()):
+            # The same x under every draw (the k draws of an IS estimate lead): it broadcasts in the fused pass.
+            rows = x_batch.num_elements()
+            flat_logits, flat_x = tf.reshape(logits, [-1, rows, values]), tf.reshape(x, [rows, values])
+        else:
+            flat_logits = tf.reshape(logits, [1, -1, values])
+            flat_x = tf.reshape(tf.broadcast_to(x, tf.shape(logits)), [-1, values])
+        return tf.reshape(bernoulli_log_prob_sum(flat_logits, flat_x), tf.shape(logits)[:event_axis])
 
     def __call__(self, logits):
         return self._independent(FusedBernoulli(logits=logits, dtype=logits.dtype))

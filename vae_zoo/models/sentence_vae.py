@@ -183,6 +183,10 @@ class SentenceVAE(VAE):
         logits = tf.cast(self.decoder(z, inputs, training=training), tf.float32)
         return self.likelihood.distribution(logits, x[:, 1:]).log_prob(x[:, 1:])
 
+    def draws_log_prob(self, z, x, y=None, training=False):
+        # The decoder reads the tokens themselves (teacher forcing): each draw needs its own copy of x.
+        return self.repeated_draws_log_prob(z, x, None if y is None else repeat_batch(y, tf.shape(z)[0]), training)
+
     def decode(self, z, y=None, training=False):
         raise NotImplementedError(f"{self.registered_name}: p(x|z) is autoregressive; use data_log_prob(z, x) or generate(z)")
 
