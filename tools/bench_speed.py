@@ -19,7 +19,8 @@ Measured, each as examples/s and as a fraction of the ceiling:
   ladder VAE and the VQ-VAE, at batch 64 to 1024, XLA on and off, float32 and
   ``mixed_bfloat16`` (the grid; ``--quick`` keeps the seed VAE at batch 128);
 - the same with ``steps_per_execution: 1``, and the minimal hand-written Keras step of
-  ``tools/bench_train.py`` in the same run;
+  ``tools/bench_train.py`` in the same run, whole and in parts (its loss and gradients alone, its
+  Adam update alone);
 - the input pipeline alone (the runner's epoch-keyed training stream);
 - ``vae_zoo.evaluation.log_likelihood`` (examples x k per second);
 - a 1-epoch smoke run of ``recipes/vae/mnist_mini.yaml``, whole process, with the defaults
@@ -165,6 +166,35 @@ def minimal_rate(images, batch, rounds):
     return max(rates)
 
 
+def step_parts(images, batch, rounds, steps=200):
+    """Milliseconds a step of the minimal step's parts take, each compiled by XLA on its own, on one input batch:
+    the loss and gradients alone (plus one read of each gradient, which the function sums so that none is
+    dropped), Adam's update alone (971k parameters, fixed gradients), and the whole step. What the update costs
+    bounds the whole step's fraction of the ceiling, whatever the matmuls reach."""
+    x = tf.constant(images[:batch].astype(np.float32) / 255.0)
+    minimal = MinimalVAE(jit_compile=True)
+    gradients = tf.function(lambda x: tf.add_n([tf.reduce_sum(g) for g in minimal.loss_and_gradients(x)[1]]),
+                            jit_compile=True)
+    fixed = [tf.fill(v.shape, 1e-3) for v in minimal.variables]
+    update = tf.function(lambda: minimal.optimizer.apply(fixed, minimal.variables) or tf.identity(minimal.optimizer.iterations),
+                         jit_compile=True)
+
+    def milliseconds(call):
+        for _ in range(10):
+            call()
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(steps):
+                out = call()
+            float(out)  # wait for the last call
+            best = min(best, (time.perf_counter() - start) / steps)
+        return best * 1e3
+
+    return {"loss_and_gradients_ms": milliseconds(lambda: gradients(x)), "adam_update_ms": milliseconds(update),
+            "whole_step_ms": milliseconds(lambda: minimal.step(x))}
+
+
 def pipeline_rate(images, batch, rounds):
     """Examples/s of the runner's training stream alone (stateless shuffle, gather, dynamic binarization)."""
     data = vae_zoo.data.from_splits({split: (images, None) for split in vae_zoo.data.SPLITS}, batch_size=batch,
@@ -265,6 +295,11 @@ def main():
     minimal, ceiling = side_by_side(lambda: minimal_rate(images, 128, args.rounds))
     results["minimal_step"] = record({"examples_per_second": round(minimal), "ceiling_gflops": round(ceiling, 1),
                                       "fraction_of_ceiling": round(minimal * seed_flops / (ceiling * 1e9), 3)})
+    parts, ceiling = side_by_side(lambda: step_parts(images, 128, args.rounds))
+    results["minimal_step_parts"] = record({
+        **{name: round(ms, 3) for name, ms in parts.items()}, "ceiling_gflops": round(ceiling, 1),
+        "fraction_of_ceiling": {name.replace("_ms", ""): round(128 * seed_flops / (parts[name] / 1e3) / (ceiling * 1e9), 3)
+                                for name in ("loss_and_gradients_ms", "whole_step_ms")}})
     results["input_pipeline"] = record({"batch": 128, "examples_per_second": round(pipeline_rate(images, 128, args.rounds))})
 
     from vae_zoo.evaluation.metrics import chunks_use_xla
@@ -307,6 +342,7 @@ def headline(results):
         ["the same, steps_per_execution 1", f"{one['examples_per_second']:,} examples/s", one["fraction_of_ceiling"]],
         ["minimal hand-written Keras step (tools/bench_train.py)", f"{minimal['examples_per_second']:,} examples/s",
          minimal["fraction_of_ceiling"]],
+        *step_part_rows(results.get("minimal_step_parts")),
         ["input pipeline alone (runner's stream, batch 128)", f"{results['input_pipeline']['examples_per_second']:,} examples/s", ""],
     ]
     for entry in results["nll"]:
@@ -323,6 +359,17 @@ def headline(results):
     ceilings = [e["ceiling_gflops"] for e in results["training"] + results["nll"]]
     return {"columns": ["what", f"rate ({results['machine']}; ceiling {min(ceilings):.0f}-{max(ceilings):.0f} GFLOP/s)",
                         "fraction of the matmul ceiling"], "rows": rows}
+
+
+def step_part_rows(parts):
+    """The headline's rows for the minimal step's parts (none in a report from before they were measured)."""
+    if not parts:
+        return []
+    fractions = parts["fraction_of_ceiling"]
+    return [["minimal step, its loss and gradients alone, no update (one batch of 128, XLA)",
+             f"{parts['loss_and_gradients_ms']:.2f} ms a step", fractions["loss_and_gradients"]],
+            ["minimal step, its Adam update alone (971k parameters, XLA)", f"{parts['adam_update_ms']:.2f} ms a step", ""],
+            ["minimal step, whole, on the same batch", f"{parts['whole_step_ms']:.2f} ms a step", fractions["whole_step"]]]
 
 
 def plot(results, path):

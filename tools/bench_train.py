@@ -59,6 +59,11 @@ class MinimalVAE:
         self.step = tf.function(self._step, jit_compile=jit_compile)
 
     def _step(self, x):
+        loss, gradients = self.loss_and_gradients(x)
+        self.optimizer.apply(gradients, self.variables)
+        return loss
+
+    def loss_and_gradients(self, x):
         with tf.GradientTape() as tape:
             mean, log_variance = tf.split(self.encoder(x, training=True), 2, axis=-1)
             z = mean + tf.exp(0.5 * log_variance) * tf.random.normal(tf.shape(mean))
@@ -67,8 +72,7 @@ class MinimalVAE:
             reconstruction = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=flat, logits=logits), axis=1)
             kl = 0.5 * tf.reduce_sum(mean**2 + tf.exp(log_variance) - log_variance - 1.0, axis=1)
             loss = tf.reduce_mean(reconstruction + kl)
-        self.optimizer.apply(tape.gradient(loss, self.variables), self.variables)
-        return loss
+        return loss, tape.gradient(loss, self.variables)
 
     def epoch(self, data):
         for x in data:

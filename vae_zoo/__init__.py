@@ -6,7 +6,7 @@
     model.fit(vae_zoo.data.load("mnist_mini").train, epochs=10)
 """
 
-__version__ = "0.4.6"
+__version__ = "0.4.7"
 
 import importlib
 
