@@ -1,6 +1,7 @@
 """``training.initial_weights``: a run that starts from a saved or pretrained model's weights."""
 
 import json
+import shutil
 
 import keras_tuner as kt
 import numpy as np
@@ -48,6 +49,29 @@ def test_a_run_starts_from_the_source_weights_not_from_its_own_initialisation(so
     assert started["from"] == str(source)
     assert started["weights_sha256"] == json.loads((source / "card.json").read_text())["weights_sha256"]
     assert started["epochs_run"] == 2
+
+
+def test_a_resumed_run_needs_its_source_no_more(source, tmp_path, monkeypatch):
+    # Killed after training, before the model folder was written; then the source goes away.
+    copy = tmp_path / "source"
+    shutil.copytree(source, copy)
+    spec = recipe(epochs=1, initial_weights=str(copy))
+    real_save = saving.save
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(saving, "save", dies)
+    with pytest.raises(KeyboardInterrupt):
+        runner.train(spec, tmp_path / "warm")
+    monkeypatch.setattr(saving, "save", real_save)
+    shutil.rmtree(copy)
+    with pytest.raises(RecipeError, match="initial_weights"):  # a new run does need it
+        runner.train(spec, tmp_path / "other")
+    _, _, card = runner.train(spec, tmp_path / "warm")
+    started = card["training"]["started_from"]
+    assert started["from"] == str(copy) and started["epochs_run"] == 2
+    assert started["weights_sha256"] == json.loads((source / "card.json").read_text())["weights_sha256"]
 
 
 def test_beta_stays_the_recipes_own(source):

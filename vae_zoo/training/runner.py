@@ -36,6 +36,7 @@ from vae_zoo.training.callbacks import DivergenceGuard, MovingAverageWeights
 from vae_zoo.training.warm_start import load_initial_weights
 
 STATE_FILE = "run_state.json"
+STARTED_FROM_FILE = "started_from.json"
 RECIPE_FILE = "recipe.json"
 # The attributes that make these Keras callbacks stateful across epochs.
 RESUMABLE_ATTRIBUTES = (
@@ -201,7 +202,7 @@ class WorkFolder:
 
     def __init__(self, out_dir, recipe, restart=False):
         out_dir = Path(out_dir)
-        self.path = out_dir.parent / f".{out_dir.name}.run"
+        self.path = self.path_for(out_dir)
         recorded = self.path / RECIPE_FILE
         if restart:
             shutil.rmtree(self.path, ignore_errors=True)  # every worker of a run may ask at once
@@ -220,6 +221,26 @@ class WorkFolder:
         temporary = self.path / f"{RECIPE_FILE}.{os.getpid()}.tmp"
         temporary.write_text(json.dumps(recipe, indent=2))
         temporary.replace(recorded)
+
+    @staticmethod
+    def path_for(out_dir):
+        out_dir = Path(out_dir)
+        return out_dir.parent / f".{out_dir.name}.run"
+
+    @staticmethod
+    def recorded_source(path):
+        """What the first sitting of a run in ``path`` recorded of its ``training.initial_weights`` source, if it
+        has a checkpoint to resume from (None otherwise): a resumed run restores its own weights and needs the
+        source no more, which may have moved or gone since."""
+        record = Path(path) / STARTED_FROM_FILE
+        if RunBackup.saved_epoch(Path(path) / "backup") and record.is_file():
+            return json.loads(record.read_text())
+        return None
+
+    def record_source(self, started_from):
+        temporary = self.path / f"{STARTED_FROM_FILE}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(started_from, indent=2))
+        temporary.replace(self.path / STARTED_FROM_FILE)
 
     @property
     def backup(self):
@@ -305,10 +326,15 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
         data = recipes.build_data(recipe)
         with strategy.scope():
             model = recipes.compile_model(recipes.build_model(recipe, data), recipe, data.steps_per_epoch())
-            # Before the work folder exists, so that a wrong source leaves nothing behind; a resumed
-            # run then restores its own checkpoint over these weights.
-            started_from = load_initial_weights(model, options["initial_weights"]) if options["initial_weights"] else None
+            # Before the work folder exists, so that a wrong source leaves nothing behind. A resumed run restores
+            # its own checkpoint instead, and takes what its first sitting recorded of the source.
+            started_from = None
+            if options["initial_weights"]:
+                started_from = None if restart else WorkFolder.recorded_source(WorkFolder.path_for(out_dir))
+                started_from = started_from or load_initial_weights(model, options["initial_weights"])
         work = WorkFolder(out_dir, recipe, restart=restart)
+        if chief and started_from:
+            work.record_source(started_from)
         own = []
         if chief:
             own = [keras.callbacks.TensorBoard(log_dir=str(work.logs)),

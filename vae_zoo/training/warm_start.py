@@ -4,7 +4,8 @@ Fine-tuning a published model (a lower learning rate, a moving average of the
 weights, beta held at 1) starts from where its first run stopped instead of
 from a random initialisation. Only the weights carry over: the optimizer's
 state, the epoch count and the callbacks' state start afresh, as they do in
-any new run, and beta stays the recipe's. A resumed run restores its own checkpoint over these weights.
+any new run, and beta stays the recipe's. A resumed run restores its own checkpoint
+instead and does not read the source again: its first sitting recorded what the card needs of it.
 """
 
 from vae_zoo.errors import RecipeError
