@@ -380,15 +380,19 @@ def plot(results, path):
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     keys = sorted({(e["model"], e["xla"], e["precision"]) for e in results["training"]})
+    # One colour a model, solid with XLA and dashed without, a round marker for float32 and a square for bfloat16:
+    # sixteen lines would otherwise run out of distinct colours.
+    colours = {model: f"C{i}" for i, model in enumerate(sorted({model for model, _, _ in keys}))}
     for model, xla, precision in keys:
         entries = sorted((e for e in results["training"] if (e["model"], e["xla"], e["precision"]) == (model, xla, precision)),
                          key=lambda e: e["batch"])
-        axis.plot([e["batch"] for e in entries], [e["fraction_of_ceiling"] for e in entries], marker="o",
-                  linestyle="-" if xla else "--", label=f"{model}, {'XLA' if xla else 'no XLA'}, {precision}")
+        axis.plot([e["batch"] for e in entries], [e["fraction_of_ceiling"] for e in entries], color=colours[model],
+                  marker="o" if precision == "float32" else "s", linestyle="-" if xla else "--",
+                  label=f"{model}, {'XLA' if xla else 'no XLA'}, {precision}")
     axis.set_xscale("log", base=2)
     axis.set_xlabel("batch size")
     axis.set_ylabel("training throughput x FLOPs / matmul ceiling")
-    axis.set_title(f"Training speed against the matmul ceiling ({results['machine']})")
+    axis.set_title(f"Training speed against the matmul ceiling\n{results['machine']}", fontsize=10)
     axis.legend(fontsize=6)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
