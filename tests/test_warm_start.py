@@ -51,11 +51,8 @@ def test_a_run_starts_from_the_source_weights_not_from_its_own_initialisation(so
     assert started["epochs_run"] == 2
 
 
-def test_a_resumed_run_needs_its_source_no_more(source, tmp_path, monkeypatch):
-    # Killed after training, before the model folder was written; then the source goes away.
-    copy = tmp_path / "source"
-    shutil.copytree(source, copy)
-    spec = recipe(epochs=1, initial_weights=str(copy))
+def killed_before_saving(spec, out, monkeypatch):
+    """Train ``spec`` into ``out`` and die after training, before the model folder is written."""
     real_save = saving.save
 
     def dies(*args, **kwargs):
@@ -63,14 +60,23 @@ def test_a_resumed_run_needs_its_source_no_more(source, tmp_path, monkeypatch):
 
     monkeypatch.setattr(saving, "save", dies)
     with pytest.raises(KeyboardInterrupt):
-        runner.train(spec, tmp_path / "warm")
+        runner.train(spec, out)
     monkeypatch.setattr(saving, "save", real_save)
+
+
+def test_a_resumed_run_needs_its_source_no_more(source, tmp_path, monkeypatch):
+    # Killed after training, before the model folder was written; then the source goes away.
+    copy = tmp_path / "source"
+    shutil.copytree(source, copy)
+    spec = recipe(epochs=1, initial_weights=str(copy))
+    killed_before_saving(spec, tmp_path / "warm", monkeypatch)
     shutil.rmtree(copy)
     with pytest.raises(RecipeError, match="initial_weights"):  # a new run does need it
         runner.train(spec, tmp_path / "other")
     _, _, card = runner.train(spec, tmp_path / "warm")
     started = card["training"]["started_from"]
     assert started["from"] == str(copy) and started["epochs_run"] == 2
+    assert not (tmp_path / ".warm.run").exists(), "the finished run removed its work folder"
     assert started["weights_sha256"] == json.loads((source / "card.json").read_text())["weights_sha256"]
 
 
@@ -111,3 +117,11 @@ def test_every_trial_of_a_search_starts_from_the_source(source):
     model = tuning.RecipeHyperModel(spec, recipes.build_data(spec)).build(kt.HyperParameters())
     for mine, theirs in zip(model.get_weights(), weights_of(source)):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_damaged_record_of_the_source_is_read_from_the_source_again(source, tmp_path, monkeypatch):
+    spec = recipe(epochs=1, initial_weights=str(source))
+    killed_before_saving(spec, tmp_path / "warm", monkeypatch)
+    (tmp_path / ".warm.run" / runner.STARTED_FROM_FILE).write_text("{not json")
+    _, _, card = runner.train(spec, tmp_path / "warm")
+    assert card["training"]["started_from"]["weights_sha256"] == json.loads((source / "card.json").read_text())["weights_sha256"]

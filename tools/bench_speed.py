@@ -176,8 +176,12 @@ def step_parts(images, batch, rounds, steps=200):
     gradients = tf.function(lambda x: tf.add_n([tf.reduce_sum(g) for g in minimal.loss_and_gradients(x)[1]]),
                             jit_compile=True)
     fixed = [tf.fill(v.shape, 1e-3) for v in minimal.variables]
-    update = tf.function(lambda: minimal.optimizer.apply(fixed, minimal.variables) or tf.identity(minimal.optimizer.iterations),
-                         jit_compile=True)
+
+    @tf.function(jit_compile=True)
+    def update():
+        minimal.optimizer.apply(fixed, minimal.variables)
+        return minimal.optimizer.iterations + 0  # something to wait for
+
 
     def milliseconds(call):
         for _ in range(10):

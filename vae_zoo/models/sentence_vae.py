@@ -185,7 +185,7 @@ class SentenceVAE(VAE):
 
     def draws_log_prob(self, z, x, y=None, training=False):
         # The decoder reads the tokens themselves (teacher forcing): each draw needs its own copy of x.
-        return self.repeated_draws_log_prob(z, x, None if y is None else repeat_batch(y, tf.shape(z)[0]), training)
+        return self.repeated_draws_log_prob(z, x, y, training)
 
     def decode(self, z, y=None, training=False):
         raise NotImplementedError(f"{self.registered_name}: p(x|z) is autoregressive; use data_log_prob(z, x) or generate(z)")

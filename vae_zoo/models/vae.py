@@ -249,18 +249,19 @@ class VAE(ZooModel):
 
     def draws_log_prob(self, z, x, y=None, training=False):
         """log p(x | z_i) of every example under each of its draws: z (k, batch, latent), x (batch, ...) -> (k, batch)."""
-        labels = None if y is None else repeat_batch(y, tf.shape(z)[0])
         if training:
-            return self.repeated_draws_log_prob(z, x, labels, training=True)
+            return self.repeated_draws_log_prob(z, x, y, training=True)
         # Nothing needs a gradient: all k x batch draws decode in one pass, and x broadcasts over the draws inside
         # the likelihood instead of being repeated k times in memory (at k = 500 on MNIST, 157 MB a call).
-        params = self.decoder_params(flatten_samples(z), labels)
+        params = self.decoder_params(flatten_samples(z), None if y is None else repeat_batch(y, tf.shape(z)[0]))
         params = tf.reshape(params, tf.concat([tf.shape(z)[:2], tf.shape(params)[1:]], axis=0))
         return self.likelihood.evaluation_log_prob(params, x)
 
-    def repeated_draws_log_prob(self, z, x, labels=None, training=False):
-        """``draws_log_prob`` through ``data_log_prob``, with x (and ``labels``, already repeated) one row a draw."""
-        log_likelihood = self.data_log_prob(flatten_samples(z), repeat_batch(x, tf.shape(z)[0]), labels, training=training)
+    def repeated_draws_log_prob(self, z, x, y=None, training=False):
+        """``draws_log_prob`` through ``data_log_prob``, with x (and y) repeated to one row a draw."""
+        k = tf.shape(z)[0]
+        labels = None if y is None else repeat_batch(y, k)
+        log_likelihood = self.data_log_prob(flatten_samples(z), repeat_batch(x, k), labels, training=training)
         return tf.reshape(log_likelihood, tf.shape(z)[:2])
 
     def log_weights(self, x, y=None, k=1, seed=None):

@@ -233,14 +233,15 @@ class WorkFolder:
         has a checkpoint to resume from (None otherwise): a resumed run restores its own weights and needs the
         source no more, which may have moved or gone since."""
         record = Path(path) / STARTED_FROM_FILE
-        if RunBackup.saved_epoch(Path(path) / "backup") and record.is_file():
+        if not (RunBackup.saved_epoch(Path(path) / "backup") and record.is_file()):
+            return None
+        try:
             return json.loads(record.read_text())
-        return None
+        except ValueError:  # damaged: the source, if still there, says the same again
+            return None
 
     def record_source(self, started_from):
-        temporary = self.path / f"{STARTED_FROM_FILE}.{os.getpid()}.tmp"
-        temporary.write_text(json.dumps(started_from, indent=2))
-        temporary.replace(self.path / STARTED_FROM_FILE)
+        folders.write_file(self.path / STARTED_FROM_FILE, json.dumps(started_from, indent=2).encode(), overwrite=True)
 
     @property
     def backup(self):
