@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 import vae_zoo
+from vae_zoo.errors import CapabilityError
 
 SMALL_DATA_SHAPE = (8, 8, 1)
 # A small token model: sentences of up to 8 words over 20 ids.
@@ -61,16 +62,29 @@ def fit_inputs(model, x):
 
 def check_contract(model):
     """Every model declares known capabilities, and its input specs and signatures follow from them."""
-    from vae_zoo.models.base import CAPABILITIES, ZooModel
+    from vae_zoo.models.base import CAPABILITIES, CAPABILITY_METHODS, ZooModel
 
     assert isinstance(model, ZooModel)
     assert model.capabilities and set(model.capabilities) <= set(CAPABILITIES)
     names = [spec.name for spec in model.input_specs()]
     assert names == (["x", "labels"] if model.can("labels") else ["x"])
     signatures = {name for name, _, _ in model.serving_signatures()}
-    assert {"serving_default", "encode", "decode", "anomaly_score"} <= signatures
+    assert {"serving_default", "anomaly_score"} <= signatures
+    assert ({"encode", "decode"} <= signatures) == model.can("latent")
+    assert not ({"encode", "decode"} & signatures) or model.can("latent")
     assert ("sample" in signatures) == model.can("sample")
     assert ({"elbo", "log_likelihood"} <= signatures) == model.can("elbo")
+    # The methods of a capability are there exactly when it is declared; otherwise they name what is missing.
+    for method, capability in CAPABILITY_METHODS.items():
+        if model.can(capability):
+            assert callable(getattr(model, method)), method
+        else:
+            try:
+                getattr(model, method)
+            except CapabilityError as err:
+                assert repr(capability) in str(err)
+            else:
+                raise AssertionError(f"{model.registered_name} has {method} without the {capability!r} capability")
 
 
 def check_build(model):
@@ -89,7 +103,8 @@ def check_forward_shapes(model, x):
     reconstruction = model(model_args(model, x))
     assert tuple(reconstruction.shape) == x.shape
     assert np.all(np.isfinite(reconstruction))
-    assert np.asarray(model.transform(model_args(model, x))).shape[0] == batch
+    if model.can("latent"):
+        assert np.asarray(model.transform(model_args(model, x))).shape[0] == batch
     if model.can("elbo"):
         elbo = model.elbo(model_args(model, x))
         assert tuple(elbo.shape) == (batch,) and np.all(np.isfinite(elbo))

@@ -37,6 +37,10 @@ class UnknownNameError(ConfigError, KeyError):
     """A model, data set, likelihood, prior, network or schedule name, or an argument, that does not exist."""
 
 
+class CapabilityError(VaeZooError, AttributeError):
+    """A model asked for what it does not declare it can do (``model.can`` says what it can)."""
+
+
 class DivergenceError(VaeZooError, ArithmeticError):
     """Training produced a non-finite loss or weights; nothing was saved."""
 

@@ -1,6 +1,8 @@
 import pytest
 from model_test_case import ModelTestCase, example_batch
 
+from vae_zoo.errors import CapabilityError
+
 
 class TestAutoencoder(ModelTestCase):
     model_name = "autoencoder"
@@ -13,10 +15,12 @@ class TestAutoencoder(ModelTestCase):
         assert "VAE" not in [klass.__name__ for klass in type(model).__mro__], "the autoencoder is not a Gaussian VAE"
         terms = model.loss_terms(example_batch())
         assert set(terms) == {"loss", "reconstruction"}
-        with pytest.raises(NotImplementedError, match="no ELBO"):
+        # What it does not declare it does not have: asked anyway, it names the missing capability.
+        with pytest.raises(CapabilityError, match=r"autoencoder has no elbo\(\): it lacks the 'elbo' capability"):
             model.elbo(example_batch())
-        with pytest.raises(NotImplementedError, match="cannot generate"):
+        with pytest.raises(CapabilityError, match=r"autoencoder has no sample\(\): it lacks the 'sample' capability"):
             model.sample(2)
+        assert not hasattr(model, "log_weights")  # a CapabilityError is an AttributeError
 
     def test_codes_are_deterministic(self):
         model = self.make_model()

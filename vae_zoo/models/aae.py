@@ -7,7 +7,7 @@ from keras.src.losses.loss import (
     unscale_loss_for_distribution,
 )
 
-from vae_zoo.models import distributions
+from vae_zoo.models import distributions, objectives
 from vae_zoo.models.base import step_seed
 from vae_zoo.models.objectives import split_seed
 from vae_zoo.models.vae import VAE
@@ -55,7 +55,7 @@ class AdversarialAutoencoder(VAE):
         posterior_seed, prior_seed = split_seed(seed, 2)
         q = self.encode(x, y, training=training)
         z = distributions.reparameterized_sample(q, seed=posterior_seed)
-        reconstruction = -self.decode(z, y, training=training).log_prob(x)
+        log_likelihood = self.decode(z, y, training=training).log_prob(x)
         p = self.prior()
         kl = distributions.kl_divergence(q, p, z)
         # Non-saturating generator loss: -log D(z) for the encoder's codes.
@@ -65,14 +65,9 @@ class AdversarialAutoencoder(VAE):
             tf.nn.softplus(-self.discriminator(prior_samples, training=training)[:, 0])
             + tf.nn.softplus(self.discriminator(tf.stop_gradient(z), training=training)[:, 0])
         )
-        return {
-            "loss": reconstruction + self.kl_weight * generator,
-            "elbo": -(reconstruction + kl),
-            "reconstruction": reconstruction,
-            "kl": kl,
-            "generator_loss": generator,
-            "discriminator_loss": discriminator,
-        }
+        # The encoder's regularizer is the generator loss; the KL is reported only.
+        terms = objectives.elbo_terms(log_likelihood, kl, self.kl_weight, penalty=generator)
+        return {**terms, "generator_loss": generator, "discriminator_loss": discriminator}
 
     def train_step(self, data):
         """Both phases in one step, each loss scaled for replicas and for mixed precision as Keras scales its own."""

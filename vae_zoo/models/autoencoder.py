@@ -22,7 +22,7 @@ class Autoencoder(ZooModel):
         data_shape, latent_dim, encoder, decoder, likelihood: as for ``vae``.
     """
 
-    capabilities = frozenset({"reconstruct"})
+    capabilities = frozenset({"reconstruct", "latent"})
     metric_names = ("loss", "reconstruction")
 
     def __init__(self, data_shape=(28, 28, 1), latent_dim=20, encoder=DEFAULT_ENCODER, decoder=None, likelihood="bernoulli",

@@ -33,7 +33,9 @@ from keras.src.losses.loss import (
     unscale_loss_for_distribution,
 )
 
-from vae_zoo.errors import DataError, InputError
+from vae_zoo import networks
+from vae_zoo.errors import CapabilityError, DataError, InputError
+from vae_zoo.models import distributions, portable_signatures, signatures
 from vae_zoo.registry import bound_hyperparameters, hyperparameter_defaults
 
 # What a model may declare that it can do.
@@ -44,6 +46,15 @@ CAPABILITIES = {
     "discrete_codes": "encodes to integer code indices (decode takes codes)",
     "gaussian_posterior": "q(z|x) is a diagonal Gaussian (KL per dimension, mutual information)",
     "reconstruct": "encodes and decodes data",
+    "hierarchical": "has several stochastic layers of latents (z_1..z_L): what handles one Gaussian layer does not apply",
+    "latent": "maps data to latent codes and back (transform, the encode and decode signatures)",
+}
+
+# The methods only a model with the capability has; asked of any other model, they raise CapabilityError.
+CAPABILITY_METHODS = {
+    "elbo": "elbo", "log_weights": "elbo",
+    "sample": "sample",
+    "transform": "latent", "encoded_outputs": "latent", "decoded_mean": "latent", "decoder_input_spec": "latent",
 }
 
 
@@ -86,7 +97,13 @@ def upgrade_network_options(config):
 
 
 class ZooModel(keras.Model):
-    """The thin base of every zoo model. Subclasses implement ``loss_terms`` and the methods their capabilities promise.
+    """The thin base of every zoo model.
+
+    A subclass implements ``loss_terms(x, y, training, seed)`` (per-example ``loss`` and its ``metric_names``),
+    ``reconstruction(x, y, training)`` and the methods its capabilities promise (``CAPABILITY_METHODS``: an
+    ``elbo`` model has ``elbo`` and ``log_weights``, a ``latent`` one ``transform``, ``encoded_outputs``,
+    ``decoded_mean`` and ``decoder_input_spec``, and so on). What a model cannot do it does not declare, and
+    its callers ask ``can`` first; asked anyway, the method raises ``CapabilityError``.
 
     Args:
         data_shape: the shape of one example, e.g. ``(28, 28, 1)``.
@@ -124,8 +141,6 @@ class ZooModel(keras.Model):
     @classmethod
     def spec_arguments(cls):
         """Constructor arguments that take a spec: name -> (table, kind, arguments the model supplies itself)."""
-        from vae_zoo import networks
-        from vae_zoo.models import distributions
 
         return {
             "encoder": (networks.NETWORKS, "network", ()),
@@ -151,21 +166,21 @@ class ZooModel(keras.Model):
             specs.append(tf.TensorSpec([None], tf.int32, name="labels"))
         return specs
 
-    def decoder_input_spec(self):
-        """What ``decoded_mean`` takes (a latent vector, or a grid of code indices)."""
-        raise NotImplementedError
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: a method of a capability the model does not declare.
+        capability = CAPABILITY_METHODS.get(name)
+        if capability is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise CapabilityError(f"{type(self).registered_name} has no {name}(): it lacks the {capability!r} capability "
+                              f"({CAPABILITIES[capability]})")
 
     def serving_signatures(self):
         """(name, function, input specs) for every serving signature that applies to this model."""
-        from vae_zoo.models.signatures import serving_signatures
-
-        return serving_signatures(self)
+        return signatures.serving_signatures(self)
 
     def portable_signatures(self):
         """The deterministic signatures, noise as an input, that TFLite and ONNX can run too."""
-        from vae_zoo.models.portable_signatures import portable_signatures
-
-        return portable_signatures(self)
+        return portable_signatures.portable_signatures(self)
 
     # ------------------------------------------------------------------ inputs
 
@@ -219,9 +234,6 @@ class ZooModel(keras.Model):
 
     # ------------------------------------------------------------------ using a trained model
 
-    def reconstruction(self, x, y=None, training=False):
-        raise NotImplementedError
-
     def call(self, inputs, training=False):
         """The reconstruction of ``inputs``."""
         x, y = self.split_inputs(inputs)
@@ -242,25 +254,11 @@ class ZooModel(keras.Model):
         """What the ``decode`` serving signature returns."""
         return {"mean": self.decoded_mean(z, y)}
 
-    # What a model without the capability says when asked anyway.
-    def elbo(self, inputs, num_samples=1):
-        raise NotImplementedError(f"{self.registered_name} defines no ELBO: it lacks the 'elbo' capability")
-
-    def log_weights(self, x, y=None, k=1, seed=None):
-        raise NotImplementedError(f"{self.registered_name} defines no likelihood: it lacks the 'elbo' capability")
-
-    def sample(self, n, seed=None, labels=None):
-        raise NotImplementedError(f"{self.registered_name} cannot generate: it lacks the 'sample' capability")
-
     def kl_by_dimension(self, x, y=None):
         """Per-example KL of every latent dimension, or None where the model has no factorized KL."""
         return None
 
     # ------------------------------------------------------------------ training with model.fit
-
-    def loss_terms(self, x, y=None, training=False, seed=None):
-        """Per-example tensors: ``loss`` and the reported ``metric_names``."""
-        raise NotImplementedError
 
     def compile(self, optimizer="adam", jit_compile=True, **kwargs):
         """Like ``keras.Model.compile``, with Adam and XLA by default. The loss is the model's own."""

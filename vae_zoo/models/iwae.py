@@ -1,9 +1,8 @@
 """Importance-weighted autoencoder: a tighter bound from k samples."""
 
-import math
-
 import tensorflow as tf
 
+from vae_zoo.models.objectives import iwae_bound
 from vae_zoo.models.vae import VAE
 from vae_zoo.registry import register
 
@@ -31,11 +30,10 @@ class IWAE(VAE):
         log_likelihood, log_prior, log_posterior = self.log_weight_terms(x, y, self.k, seed, training)
         kl = log_posterior - log_prior
         log_weights = log_likelihood - kl
-        bound = tf.reduce_logsumexp(log_weights, axis=0) - math.log(self.k)
-        weighted = tf.reduce_logsumexp(log_likelihood - self.kl_weight * kl, axis=0) - math.log(self.k)
         return {
-            "loss": -weighted,
-            "iwae_bound": bound,
+            # beta weighs the KL inside each importance weight (beta = 1: the bound itself).
+            "loss": -iwae_bound(log_likelihood - self.kl_weight * kl),
+            "iwae_bound": iwae_bound(log_weights),
             "elbo": tf.reduce_mean(log_weights, axis=0),
             "reconstruction": -tf.reduce_mean(log_likelihood, axis=0),
             "kl": tf.reduce_mean(kl, axis=0),

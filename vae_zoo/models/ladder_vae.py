@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from vae_zoo import networks
-from vae_zoo.models import distributions
+from vae_zoo.models import distributions, objectives
 from vae_zoo.models.objectives import repeat_batch, split_seed
 from vae_zoo.models.vae import VAE
 from vae_zoo.networks.mlp import make_mlp
@@ -26,10 +26,9 @@ class LadderVAE(VAE):
     ``encode(x)`` is q(z_1 | x) with the upper layers at their posterior means.
     """
 
-    # Its z has several stochastic layers: the portable export's sample(noise) and elbo(x, noise),
-    # which take one Gaussian noise vector, do not apply.
-    portable_noise = False
-    hierarchical = True  # several stochastic layers: the one-layer bits-back coder refuses it
+    # Its z has several stochastic layers: the portable export's sample(noise) and elbo(x, noise), which take
+    # one Gaussian noise vector, the one-layer bits-back coder and the likelihood regret do not apply.
+    capabilities = VAE.capabilities | {"hierarchical"}
 
     def __init__(self, latent_dim=20, upper_latent_dims=(10,), ladder_hidden=(256,), **kwargs):
         self.level_dims = [int(latent_dim), *(int(d) for d in upper_latent_dims)]
@@ -90,18 +89,12 @@ class LadderVAE(VAE):
 
     def loss_terms(self, x, y=None, training=False, seed=None):
         levels = self.infer(x, y, training=training, seed=seed)
-        reconstruction = -self.decode(levels[0][2], y, training=training).log_prob(x)
+        log_likelihood = self.decode(levels[0][2], y, training=training).log_prob(x)
         kls = [distributions.kl_divergence(q, p, z) for q, p, z in levels]
         kl = tf.add_n(kls)
-        penalty = kl
-        if self.free_bits:
-            penalty = self.free_bits_penalty(tf.concat([self.kl_per_dimension(q, p) for q, p, _ in levels], axis=-1))
-        terms = {
-            "loss": reconstruction + self.kl_weight * penalty,
-            "elbo": -(reconstruction + kl),
-            "reconstruction": reconstruction,
-            "kl": kl,
-        }
+        # Free bits pool the dimensions of every level.
+        penalty = objectives.kl_penalty(kl, [(q, p) for q, p, _ in levels], self.free_bits)
+        terms = objectives.elbo_terms(log_likelihood, kl, self.kl_weight, penalty)
         terms.update({f"kl_{i + 1}": value for i, value in enumerate(kls)})
         return terms
 
@@ -118,7 +111,7 @@ class LadderVAE(VAE):
     def kl_by_dimension(self, x, y=None):
         if not self.prior_factorizes:
             return None  # the top level's KL has no per-dimension form
-        return tf.concat([self.kl_per_dimension(q, p) for q, p, _ in self.infer(x, y)], axis=-1)
+        return tf.concat([objectives.kl_per_dimension(q, p) for q, p, _ in self.infer(x, y)], axis=-1)
 
     def sample(self, n, seed=None, labels=None):
         """Ancestral sampling: z_L ~ p(z_L), then down the hierarchy to x."""

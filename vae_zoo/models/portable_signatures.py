@@ -69,7 +69,8 @@ def portable_signatures(model):
         ("encode", labelled(encode), [x_spec, *label_specs]),
         ("decode", labelled(decode), [z_spec, *label_specs]),
     ]
-    if model.can("sample") and has_standard_normal_prior(model) and getattr(model, "portable_noise", True):
+    # One Gaussian noise vector: not for a hierarchy of latent layers.
+    if model.can("sample") and has_standard_normal_prior(model) and not model.can("hierarchical"):
         noise_spec = tf.TensorSpec(z_spec.shape, tf.float32, name="noise")
 
         def sample(noise, labels):

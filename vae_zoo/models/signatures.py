@@ -1,8 +1,8 @@
 """The serving signatures of a zoo model, built from what it declares it can do.
 
     serving_default(x)            -> reconstruction
-    encode(x)                     -> mean, stddev   (discrete codes: codes; autoencoder: code)
-    decode(z)                     -> mean           (discrete codes: z is a grid of code indices)
+    encode(x)                     -> mean, stddev   (discrete codes: codes; autoencoder: code)  [latent models]
+    decode(z)                     -> mean           (discrete codes: z is a grid of code indices)  [latent models]
     sample(n, seed)               -> samples        (seed < 0: a fresh random draw)
     elbo(x, seed)                 -> elbo           (single-sample ELBO, nats)
     log_likelihood(x, k, seed)    -> log_likelihood (importance-sampled, k draws)
@@ -122,12 +122,13 @@ def serving_signatures(model):
         elbo = model.loss_terms(x, labels, seed=tf.constant(ANOMALY_SEED))["elbo"]
         return {"score": -elbo, "reconstruction_error": error}
 
-    signatures = [
-        ("serving_default", with_labels(reconstruction), [x_spec, *label_specs]),
-        ("encode", with_labels(encode), [x_spec, *label_specs]),
-        ("decode", with_labels(decode), [model.decoder_input_spec(), *label_specs]),
-        ("anomaly_score", with_labels(anomaly_score), [x_spec, *label_specs]),
-    ]
+    signatures = [("serving_default", with_labels(reconstruction), [x_spec, *label_specs])]
+    if model.can("latent"):
+        signatures += [
+            ("encode", with_labels(encode), [x_spec, *label_specs]),
+            ("decode", with_labels(decode), [model.decoder_input_spec(), *label_specs]),
+        ]
+    signatures.append(("anomaly_score", with_labels(anomaly_score), [x_spec, *label_specs]))
     if model.can("elbo"):
         def elbo(x, labels, seed):
             x, labels = _checked(model, x, labels)

@@ -29,8 +29,9 @@ def max_parameters():
 
 def dry_build(build, read):
     """``read(model)`` for the model ``build()`` returns, built without allocating its weights."""
+    # lazy: imports keras (and TensorFlow); the registry checks sizes without loading them until a model is built
     from keras.src.backend.common import global_state
-    from keras.src.backend.common.stateless_scope import StatelessScope
+    from keras.src.backend.common.stateless_scope import StatelessScope  # lazy, as above
 
     pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
     try:

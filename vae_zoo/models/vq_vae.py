@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_zoo import networks
-from vae_zoo.models import distributions
+from vae_zoo.models import distributions, objectives
 from vae_zoo.models.base import ZooModel
 from vae_zoo.registry import register
 
@@ -99,7 +99,7 @@ class VQVAE(ZooModel):
 
     Args:
         data_shape, encoder, decoder, likelihood: as for ``vae``; the encoder emits a
-        grid of codes (a conv body keeps the image's layout, an MLP gives ``mlp_positions`` codes).
+            grid of codes (a conv body keeps the image's layout, an MLP gives ``mlp_positions`` codes).
         latent_dim: the size of a code vector.
         codebook_size: number of codes. beta: commitment cost. prior: the code prior.
         ema, ema_decay: update the codebook by moving averages instead of gradients.
@@ -107,7 +107,7 @@ class VQVAE(ZooModel):
         mlp_positions: number of codes per example with the MLP body.
     """
 
-    capabilities = frozenset({"elbo", "sample", "discrete_codes", "reconstruct"})
+    capabilities = frozenset({"elbo", "sample", "discrete_codes", "reconstruct", "latent"})
     retired_arguments = ("free_bits",)
     metric_names = ("loss", "elbo", "reconstruction", "kl", "codebook_loss", "commitment_loss", "perplexity")
 
@@ -265,8 +265,7 @@ class VQVAE(ZooModel):
         return tile(log_likelihood), tile(log_prior), tf.zeros_like(tile(log_prior))
 
     def log_weights(self, x, y=None, k=1, seed=None):
-        log_likelihood, log_prior, log_posterior = self.log_weight_terms(x, y, k, seed)
-        return log_likelihood + log_prior - log_posterior
+        return objectives.importance_log_weights(*self.log_weight_terms(x, y, k, seed))
 
     def elbo(self, inputs, num_samples=1):
         """Per-example ELBO: -log p(x|z_q) - (-log p(codes)); exact, as q is a point mass."""
