@@ -163,3 +163,38 @@ def test_a_model_trains_on_a_streamed_folder_through_the_runner(tmp_path, rng):
     out, history, card = runner.train(recipe, tmp_path / "model", verbose=0)
     assert card["data"]["examples"] == {"train": 28, "validation": 4, "test": 4}
     assert len(history["loss"]) == 2 and np.isfinite(card["metrics"]["test"]["elbo"])
+
+
+ALL_SOURCES = {"mnist_mini", "fashion_mnist", "mnist", "cifar10", "shapes", "digits", "npz", "image_folder", "wav_folder", "fsdd",
+               "fsdd_mel", "fortunes", "ptb", "text_file", "ag_news", "imdb_reviews"}
+
+
+def test_every_source_is_a_registered_class_whose_option_defaults_pass_their_own_checks():
+    assert ALL_SOURCES <= set(data.list_datasets())
+    for name in data.list_datasets():
+        source = data.get_source(name)
+        assert issubclass(source, data.DataSource) and source.name == name and source.description
+        schema = source.schema()
+        assert {"batch_size", "labels", "limit", "seed", "binarize", "exclude_classes"} <= set(schema), name
+        for option_name, option in schema.items():
+            assert option.description, (name, option_name)
+            if option.default is not None:
+                option.check(option.default, option_name)
+    assert data.get_source("npz").schema()["path"].required and "path" not in data.get_source("digits").schema()
+
+
+def test_the_cli_lists_the_data_sets_and_their_options(capsys):
+    from vae_zoo import cli
+
+    assert cli.main(["list", "--data", "fsdd*"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["fsdd", "fsdd_mel"]
+    assert cli.main(["info", "--data", "image_folder"]) == 0
+    out = capsys.readouterr().out
+    assert "path = required" in out and "color_mode = 'grayscale'" in out and "batch_size = 128" in out
+
+
+def test_shapes_offers_its_factor_grid_and_fsdd_its_features():
+    grid = data.get_source("shapes")().factor_grid()
+    assert grid.examples.shape == (6144, 32, 32, 1) and grid.names[0] == "shape" and len(grid.sizes) == grid.factors.shape[1]
+    assert data.get_source("digits")().factor_grid() is None
+    assert (data.get_source("fsdd").features, data.get_source("fsdd_mel").features) == ("log_magnitude", "log_mel")

@@ -75,7 +75,12 @@ def test_malformed_recipes_name_their_problem(tmp_path):
         "model: {latent_dim: 3}\ndata: {name: digits}": "model.name must be the name of a registered model",
         "model: {name: vea}\ndata: {name: digits}": "model.name: unknown model 'vea'",
         "model: {name: vae, latent: 3}\ndata: {name: digits}": "model.latent: model 'vae' has no argument 'latent'",
-        "model: {name: vae}\ndata: {name: digits, binarise: dynamic}": "data.binarise: data has no argument 'binarise'",
+        "model: {name: vae}\ndata: {name: digits, binarise: dynamic}":
+            "data.binarise: data set 'digits' has no option 'binarise'. Did you mean 'binarize'",
+        "model: {name: vae}\ndata: {name: digits, max_length: 5}": "data.max_length: data set 'digits' has no option 'max_length'",
+        "model: {name: vae}\ndata: {name: npz}": "data.path: data set 'npz' needs a path",
+        "model: {name: vae}\ndata: {name: digitz}": "data.name: unknown data set 'digitz'. Did you mean 'digits'",
+        "model: {name: sentence_vae}\ndata: {name: fortunes, binarize: dynamic}": "data.binarize must be 'none'",
         "model: {name: vae}\ndata: {name: digits, binarize: sometimes}": "data.binarize must be one of 'none', 'static', 'dynamic', got 'sometimes'",
         "model: {name: vae}\ndata: {name: digits}\ntraining: {epochs: 0}": "training.epochs must be an integer >= 1",
         "model: {name: vae}\ndata: {name: digits}\ntraining: {epoch: 3}": "training.epoch: training has no argument 'epoch'. Did you mean 'epochs'",
@@ -115,6 +120,19 @@ def test_missing_data_directories_are_named(tmp_path):
         data.load("fashion_mnist", data_dir=tmp_path)
     with pytest.raises(vae_zoo.UnknownNameError, match="unknown data set 'fashion'. Did you mean 'fashion_mnist'"):
         data.load("fashion")
+
+
+def test_data_options_are_checked_against_the_sources_schema():
+    with pytest.raises(vae_zoo.UnknownNameError, match="data set 'digits' has no option 'batchsize'. Did you mean 'batch_size'"):
+        data.load("digits", batchsize=8)
+    with pytest.raises(vae_zoo.UnknownNameError, match="data set 'digits' has no option 'max_length'"):
+        data.load("digits", max_length=8)  # a text option
+    with pytest.raises(vae_zoo.ConfigError, match=r"batch_size must be an integer >= 1.*got '8' \(data set 'digits'\)"):
+        data.load("digits", batch_size="8")
+    with pytest.raises(vae_zoo.ConfigError, match="binarize must be 'none'.*data set 'fortunes'"):
+        data.load("fortunes", binarize="dynamic")
+    with pytest.raises(vae_zoo.DataError, match="data set 'image_folder' needs a path"):
+        data.load("image_folder")
 
 
 def test_bad_user_arrays(tmp_path):

@@ -107,7 +107,7 @@ VALID_KEYS = {
     "": set(recipe_schema.SECTIONS),
     "model": {"name", *hyperparameter_defaults(vae_zoo.get_model_class("vae")), "dtype", "trainable"},
     "model.encoder": {"name", *inspect.signature(NETWORKS["mlp"]).parameters},
-    "data": set(inspect.signature(vae_zoo.data.load).parameters),
+    "data": {"name", *vae_zoo.data.get_source(BASE["data"]["name"]).schema()},
     "optimizer": {"name", *inspect.signature(keras.optimizers.Adam).parameters},
     "training": set(recipe_schema.TRAINING),
     "training.early_stopping": set(inspect.signature(keras.callbacks.EarlyStopping).parameters),

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -9,9 +10,10 @@ from model_test_case import example_inputs
 
 import vae_zoo
 from vae_zoo import cli
-from vae_zoo.errors import DataError
+from vae_zoo.errors import ConfigError, DataError, RecipeError
 from vae_zoo.evaluation import card_check
 from vae_zoo.io import pretrained, saving
+from vae_zoo.publishing import as_trained, publish, recipe_for
 
 
 @pytest.fixture
@@ -26,11 +28,9 @@ def zoo(tmp_path, monkeypatch):
 
 def test_publish_then_load_by_name(zoo, capsys):
     tmp_path, model = zoo
-    tool = Path(__file__).parent.parent / "tools" / "publish_pretrained.py"
     env_zoo = tmp_path / "zoo"
-    published = subprocess.run([sys.executable, str(tool), str(tmp_path / "run"), "vae.tiny", "--zoo", str(env_zoo)],
-                               capture_output=True, text=True, timeout=300)
-    assert published.returncode == 0, published.stderr[-2000:]
+    assert cli.main(["publish", str(tmp_path / "run"), "vae.tiny", "--zoo", str(env_zoo)]) == 0
+    assert json.loads(capsys.readouterr().out)["published"] == str(env_zoo / "vae.tiny")
     assert "vae.tiny" in vae_zoo.list_pretrained()
     assert vae_zoo.list_pretrained("*.tiny") == ["vae.tiny"]
     loaded = vae_zoo.load_pretrained("vae.tiny")
@@ -44,16 +44,35 @@ def test_publish_then_load_by_name(zoo, capsys):
     assert cli.main(["sample", "vae.tiny", "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
 
 
+def test_publish_refuses_a_name_of_another_architecture_in_one_line(zoo, capsys):
+    tmp_path, _ = zoo
+    assert cli.main(["publish", str(tmp_path / "run"), "iwae.tiny", "--zoo", str(tmp_path / "zoo")]) == cli.EXIT_USAGE
+    assert capsys.readouterr().err == "vae-zoo: error: the name must be vae.<tag>, got 'iwae.tiny'\n"
+    assert not (tmp_path / "zoo" / "iwae.tiny").exists()
+
+
+def test_reproduce_says_which_recipe_it_cannot_find():
+    with pytest.raises(RecipeError, match=r"vae.no_such_tag is not published and recipes/vae/no_such_tag.yaml does not exist"):
+        recipe_for("vae.no_such_tag")
+    with pytest.raises(ConfigError, match=r"a pretrained name is <arch>.<tag>"):
+        recipe_for("vae")
+
+
+def test_the_command_line_offers_the_storage_dtypes_of_the_library():
+    assert cli.STORAGE_DTYPES == saving.STORAGE_DTYPES
+
+
 def test_one_command_reproduces_a_pretrained_model(tmp_path):
-    """tools/reproduce_pretrained.py: train from the card's recipe (smoke), evaluate, publish with a test slice;
-    here with the weights stored in float16, so every figure on the card must be measured on the rounded weights."""
-    tool = Path(__file__).parent.parent / "tools" / "reproduce_pretrained.py"
-    done = subprocess.run([sys.executable, str(tool), "vae.mnist_mini", "--smoke", "--runs", str(tmp_path / "runs"),
-                           "--zoo", str(tmp_path / "zoo"), "--weights-dtype", "float16"],
+    """vae-zoo reproduce: train from the card's recipe (smoke), evaluate, publish with a test slice; here with
+    the weights stored in float16, so every figure on the card must be measured on the rounded weights.
+    In a process of its own, so that the run's TensorFlow is pinned to one thread from its start."""
+    done = subprocess.run([sys.executable, "-m", "vae_zoo", "reproduce", "vae.mnist_mini", "--smoke", "--runs",
+                           str(tmp_path / "runs"), "--zoo", str(tmp_path / "zoo"), "--weights-dtype", "float16"],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TF_NUM_INTRAOP_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "zoo" / "vae.mnist_mini"
+    assert json.loads(done.stdout)["published"] == str(folder)  # the progress went to stderr
     card = pretrained.read_card(folder)
     assert card["recipe_file"] == "recipes/vae/mnist_mini.yaml" and card["training"]["epochs_run"] == 2
     assert card["report"]["parts"]["nll"]["k"] == 10 and card["training"]["hardware"]["cpus"] >= 1
@@ -97,9 +116,6 @@ def test_float16_storage_halves_the_file_and_refuses_weights_it_would_change(tmp
 
 def test_a_report_measured_on_other_weights_is_refused_for_a_float16_model(zoo):
     tmp_path, _ = zoo
-    sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
-    from publish_pretrained import publish
-
     (tmp_path / "report.json").write_text('{"model": "vae", "weights_sha256": "0123", "parts": {}}')
     with pytest.raises(ValueError, match="not measured on the weights to be published"):
         publish(tmp_path / "run", "vae.tiny", tmp_path / "zoo", tmp_path / "report.json", weights_dtype="float16")
@@ -107,9 +123,6 @@ def test_a_report_measured_on_other_weights_is_refused_for_a_float16_model(zoo):
 
 
 def test_a_recipe_file_may_differ_from_the_card_in_what_the_run_printed_only():
-    sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
-    from publish_pretrained import as_trained
-
     card = {"model": {"name": "vae"}, "training": {"epochs": 3, "verbose": 2}}
     assert as_trained({"model": {"name": "vae"}, "training": {"epochs": 3}}) == as_trained(card)
     assert as_trained({"model": {"name": "vae"}, "training": {"epochs": 4, "verbose": 2}}) != as_trained(card)
@@ -117,7 +130,7 @@ def test_a_recipe_file_may_differ_from_the_card_in_what_the_run_printed_only():
 
 
 def test_the_shipped_zoo_stays_within_its_size_budget():
-    """saved_models/ travels in every clone and wheel: at most 30 MB a model and 150 MB in all (README, Pretrained models)."""
+    """saved_models/ travels in every clone and wheel: at most 30 MB a model and 150 MB in all (docs/pretrained.md)."""
     zoo = Path(__file__).parent.parent / "saved_models"
     sizes = {folder.name: sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
              for folder in zoo.iterdir() if folder.is_dir()}
@@ -149,7 +162,7 @@ def test_every_shipped_card_figure_is_measured_again_on_its_test_slice(name):
     model = vae_zoo.load_pretrained(name)
     card = vae_zoo.pretrained_card(name)
     recorded = card["metrics"].get("test_slice")
-    assert recorded, f"{name}'s card has no test slice: publish it with tools/publish_pretrained.py"
+    assert recorded, f"{name}'s card has no test slice: publish it with vae-zoo publish"
     try:
         measured = card_check.slice_scores(model, card, examples=recorded["examples"], seed=recorded["seed"])
     except DataError as err:

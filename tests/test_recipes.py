@@ -29,19 +29,20 @@ def test_every_shipped_recipe_is_valid_and_builds(path):
 
 def stand_in_data(section):
     """What build_model reads of a data set (name, example shape, classes, spec), without reading the data."""
-    from vae_zoo.data import DataSpec, audio
-    from vae_zoo.data.images import TEXT_SOURCES
+    from vae_zoo.data import DataSpec, audio, get_source
     from vae_zoo.data.text import SPECIALS
 
     name, vocabulary = section["name"], None
-    if name in TEXT_SOURCES:
-        shape, modality = (section.get("max_length", 30) + 2,), "text"
+    source = get_source(name)
+    options = {option: declared.default for option, declared in source.schema().items()} | section
+    if "max_length" in options:  # token data: sentences of max_length tokens between <bos> and <eos>
+        shape = (options["max_length"] + 2,)
         vocabulary = (*SPECIALS, *(f"w{i}" for i in range(96)))
-    elif name in ("fsdd", "fsdd_mel"):
-        shape, modality = audio.features_of(name).shape, "audio"
+    elif source.features:
+        shape = audio.features_named(source.features).shape
     else:
-        shape, modality = ((8, 8, 1) if name == "digits" else (28, 28, 1)), "image"
-    spec = DataSpec(name, modality, shape, num_classes=10, vocabulary=vocabulary)
+        shape = (8, 8, 1) if name == "digits" else (28, 28, 1)
+    spec = DataSpec(name, source.modality, shape, num_classes=10, vocabulary=vocabulary, features=source.features)
     return SimpleNamespace(name=name, data_shape=shape, num_classes=10, spec=spec)
 
 

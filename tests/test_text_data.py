@@ -77,7 +77,7 @@ def test_labelled_tensorflow_datasets_text_sets_keep_their_labels(monkeypatch):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from vae_zoo.evaluation.metrics import bag_of_words
+    from vae_zoo.data.text import bag_of_words
 
     headlines = {"train": [(f"stocks rise on day {i}", 0) if i % 2 else (f"team wins match {i}", 1) for i in range(300)],
                  "test": [("stocks fall", 0), ("team loses match", 1)]}
@@ -94,6 +94,8 @@ def test_labelled_tensorflow_datasets_text_sets_keep_their_labels(monkeypatch):
     validation_ids, _ = data.take("validation")
     assert len(train_ids) + len(validation_ids) == 300 and 0 < len(validation_ids) < 60
     assert set(train_labels.tolist()) == {0, 1}
+    held_out = data_module.load("ag_news", labels=True, min_count=1, exclude_classes=[1])  # the anomaly protocol, as for images
+    assert set(held_out.take("train")[1].tolist()) == {0} and set(held_out.take("test")[1].tolist()) == {0, 1}
     vocabulary = text.Vocabulary(data.spec.vocabulary)
     first = vocabulary.decode(train_ids[0])
     assert (first.startswith("stocks") and train_labels[0] == 0) or (first.startswith("team") and train_labels[0] == 1)

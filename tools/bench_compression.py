@@ -1,6 +1,6 @@
 """Compression with zoo models against the standard codecs, measured side by side in one run.
 
-    python tools/bench_compression.py --out reports          # the README's Compression tables (about 3 minutes)
+    python tools/bench_compression.py --out reports          # the Compression tables of docs/compression.md (about 3 minutes)
     python tools/bench_compression.py --quick --out /tmp/c   # the bundled digits only (about 30 s)
 
 Lossless: bits-back ANS with ``vae.mnist_mini`` on the binarized test split of the bundled MNIST digits

@@ -4,7 +4,7 @@
 
 Runs ``vae-zoo evaluate``'s ``ood`` part (``vae_zoo.evaluation.report``) for ``vae.fashion_mnist`` (in: the
 Fashion-MNIST test split, 10,000; out: the bundled MNIST test digits, 1,000) and ``vae.mnist_mini`` (the
-reverse), binarized as each model's card says, IS-NLL with k = 100. Writes ``ood.json`` (the README's table),
+reverse), binarized as each model's card says, IS-NLL with k = 100. Writes ``ood.json`` (the table of docs/evaluation.md),
 ``ood_details.json`` and the two score histograms ``ood_<in>_vs_<out>.png``.
 """
 

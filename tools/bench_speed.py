@@ -1,7 +1,7 @@
 """Speed against the machine's own limit: training and IS-NLL throughput as fractions of its matmul ceiling.
 
-    python tools/bench_speed.py --quick --out reports     # the headline figures (a few minutes on 2 cores)
-    python tools/bench_speed.py --out runs/speed          # the whole grid (about half an hour on 2 cores)
+    python tools/bench_speed.py --quick     # the headline figures (a few minutes on 2 cores): reports/speed.json
+    python tools/bench_speed.py             # the whole grid (about half an hour on 2 cores): reports/speed_grid.json
 
 The ceiling is this machine's own rate for a large float32 matmul (4096 x 4096 x 4096,
 TensorFlow's oneDNN kernel, best of three), measured again right before and after every
@@ -27,7 +27,11 @@ Measured, each as examples/s and as a fraction of the ceiling:
   and with ``steps_per_execution: 1``.
 
 Writes ``speed.json`` (every figure, and the headline table that ``tools/write_readme.py``
-puts in the README) and ``speed.png`` (throughput against batch size) into ``--out``.
+puts in docs/speed.md) and ``speed.png`` (throughput against batch size) into ``--out`` (default ``reports/``);
+the whole grid writes ``speed_grid.json`` and ``speed_grid.png``, so that it never replaces the headline.
+
+Run it as a script: ``tools/`` is then on the import path, and the minimal step comes from
+``tools/bench_train.py`` beside it.
 """
 
 import argparse
@@ -49,9 +53,9 @@ import vae_zoo
 from vae_zoo.io import saving
 from vae_zoo.training import recipe as recipes
 
+from bench_train import MinimalVAE  # the benchmark's own minimal step, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from bench_train import MinimalVAE
 
 MODELS = {"vae (MLP, seed)": "recipes/vae/mnist_mini.yaml", "vae (conv)": "recipes/vae/mnist_mini_conv.yaml",
           "ladder_vae": "recipes/ladder_vae/mnist_mini.yaml", "vq_vae": "recipes/vq_vae/mnist_mini.yaml"}
@@ -259,7 +263,7 @@ def smoke_seconds(settings=("auto", 1), repeats=3):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="only the headline figures (seed VAE, batch 128)")
-    parser.add_argument("--out", default="runs/speed", help="folder for speed.json and speed.png")
+    parser.add_argument("--out", default="reports", help="folder for speed.json and speed.png (the grid: speed_grid.*)")
     parser.add_argument("--rounds", type=int, default=3, help="timed repeats per figure (the best counts)")
     parser.add_argument("--nll-examples", type=int, default=1000)
     args = parser.parse_args()
@@ -330,9 +334,10 @@ def main():
     results["smoke_run_seconds"] = record({f"steps_per_execution {setting}": round(seconds, 1)
                                            for setting, seconds in smoke_seconds().items()})
     results.update(headline(results))
-    (out / "speed.json").write_text(json.dumps(results, indent=1) + "\n")
-    plot(results, out / "speed.png")
-    print(f"wrote {out / 'speed.json'} and {out / 'speed.png'}")
+    stem = "speed" if args.quick else "speed_grid"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, out / f"{stem}.png")
+    print(f"wrote {out / f'{stem}.json'} and {out / f'{stem}.png'}")
 
 
 def headline(results):

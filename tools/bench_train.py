@@ -8,7 +8,7 @@ two are timed in alternating rounds in the same process, XLA on and off, and
 the script prints examples/s and the ratios. Only ratios from one run mean
 anything on a shared machine.
 
-    python tools/bench_train.py                   # about 3 minutes on 2 CPU cores
+    python tools/bench_train.py                   # about 3 minutes on 2 CPU cores; also into reports/train.md
     python tools/bench_train.py --ablate          # also: what the zoo's two departures from TFP's defaults buy
 
 The zoo is timed twice: ``model.fit`` on the same cached pipeline as the
@@ -35,6 +35,8 @@ import tensorflow_probability as tfp
 
 import vae_zoo
 from vae_zoo.models import distributions
+
+from report_output import REPORTS, printed_into
 
 BATCH = 128
 
@@ -120,6 +122,7 @@ def main():
     parser.add_argument("--examples", type=int, default=25600, help="examples per timed epoch")
     parser.add_argument("--rounds", type=int, default=7, help="alternating timed rounds per setting")
     parser.add_argument("--ablate", action="store_true", help="also time the zoo with TFP's sampler / Bernoulli log_prob")
+    parser.add_argument("--out", default=str(REPORTS / "train.md"), help="also write the table here")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -146,6 +149,11 @@ def main():
             rows.append((jit_compile, name, statistics.median(rates[name]), statistics.median(rates["minimal"]),
                          statistics.median(ratios), min(ratios), max(ratios)))
 
+    with printed_into(args.out):
+        print_table(args, rows)
+
+
+def print_table(args, rows):
     print(f"\nseed VAE 784-400-400-20, Bernoulli, batch {BATCH}, {args.examples} examples per epoch, "
           f"{args.rounds} alternating rounds, {os.cpu_count()} CPUs, TF {tf.__version__}, devices: "
           f"{', '.join(d.device_type for d in tf.config.list_logical_devices())}")

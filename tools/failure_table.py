@@ -1,6 +1,7 @@
 """The failure cases of the reliability issue, each run for real, as a markdown table.
 
-    python tools/failure_table.py > failures.md
+    python tools/failure_table.py                 # prints it, and writes it into reports/failure_table.md
+    python tools/failure_table.py --out FILE
 
 Part 1 runs every bad command line and recipe through the ``vae-zoo`` command in
 a fresh folder and reports the exit status, the last stderr line and whether
@@ -8,6 +9,7 @@ a fresh folder and reports the exit status, the last stderr line and whether
 exported model's signatures and reports the error each raises.
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -18,6 +20,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from report_output import REPORTS, printed_into
 
 
 def command_line_cases():
@@ -120,5 +124,8 @@ def library_cases():
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    command_line_cases()
-    library_cases()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(REPORTS / "failure_table.md"), help="also write the tables here")
+    with printed_into(parser.parse_args().out):
+        command_line_cases()
+        library_cases()

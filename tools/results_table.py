@@ -1,6 +1,6 @@
 """A markdown table of trained zoo folders, from their model cards.
 
-    python tools/results_table.py runs/vae_mnist_mini runs/cvae_mnist_mini ...
+    python tools/results_table.py runs/vae_mnist_mini runs/cvae_mnist_mini ...   # also into reports/results_table.md
 
 One row per folder: model, recipe, epochs run (best epoch), wall time, and the
 test figures the card recorded (ELBO, reconstruction -log p(x|z), KL, squared
@@ -10,6 +10,8 @@ reconstruction error), plus variant-specific validation figures at the best epoc
 import argparse
 import json
 from pathlib import Path
+
+from report_output import REPORTS, printed_into
 
 EXTRA = ("iwae_bound", "perplexity", "kl_1", "kl_2", "weight_kl", "discriminator_loss", "active_units")
 
@@ -28,10 +30,16 @@ def row(folder):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+")
+    parser.add_argument("--out", default=str(REPORTS / "results_table.md"), help="also write the table here")
     args = parser.parse_args()
+    with printed_into(args.out):
+        print_table(args.folders)
+
+
+def print_table(folders):
     print("| model | recipe | epochs (best) | seconds | test ELBO | test -log p(x\\|z) | test KL | test sq. error | validation, best epoch |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for folder in args.folders:
+    for folder in folders:
         if (Path(folder) / "card.json").is_file():
             print(row(folder))
 

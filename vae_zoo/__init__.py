@@ -6,7 +6,7 @@
     model.fit(vae_zoo.data.load("mnist_mini").train, epochs=10)
 """
 
-__version__ = "0.4.7"
+__version__ = "0.5.0"
 
 import importlib
 

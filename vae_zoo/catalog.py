@@ -14,7 +14,9 @@ CATALOG_FILE = Path(__file__).with_name("catalog.json")
 
 def describe_registry():
     """The catalog as the live registry gives it (imports every variant, so TensorFlow)."""
+    # Lazy: the live registry imports TensorFlow, which `vae-zoo list` and `info` (reading catalog.json) avoid.
     from vae_zoo.models.base import to_json
+    # Lazy, as above.
     from vae_zoo.registry import (
         describe,
         get_model_class,

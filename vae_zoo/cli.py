@@ -1,4 +1,5 @@
-"""The ``vae-zoo`` command: list, info, train, evaluate, sample, tune, export, compress, decompress.
+"""The ``vae-zoo`` command: list, info, train, evaluate, sample, tune, export, compress, decompress, publish,
+reproduce.
 
 Every command ends in one line on stderr when it fails: a mistake in the
 input (a bad name, recipe, path, file or argument) exits with status 2, a
@@ -8,20 +9,34 @@ the traceback instead.
 
 import argparse
 import contextlib
+import fnmatch
 import json
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
-from vae_zoo.io import strict_json
+import vae_zoo
+from vae_zoo import catalog
+from vae_zoo.errors import DivergenceError, VaeZooError
+from vae_zoo.io import folders, strict_json
+from vae_zoo.io.cards import read_card
+from vae_zoo.io.pretrained import list_pretrained, pretrained_card, resolve
 from vae_zoo.limits import MAX_IMPORTANCE_SAMPLES, MAX_SAMPLES
 
+# The modules that read data or run a model import TensorFlow (seconds, hundreds of MB): the commands import them
+# lazily, each marked so, so that `list`, `info` and --help start without it (tests/test_cli.py checks).
+
+# vae_zoo.data.modalities.IMAGE_SUFFIXES, named here so that --help does not import TensorFlow (a test holds them equal).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 EXIT_USAGE, EXIT_DIVERGED, EXIT_BUG = 2, 3, 1
 
 # vae_zoo.evaluation.report.PARTS, named here so that --help does not import TensorFlow (a test holds them equal).
 REPORT_PARTS = ("scores", "nll", "latents", "generation", "interpolation", "latent_map", "anomaly", "ood",
                 "semi_supervised", "disentanglement", "compression", "audio", "text")
+# vae_zoo.io.saving.STORAGE_DTYPES, named here for the same reason (tests/test_pretrained.py holds them equal).
+STORAGE_DTYPES = ("float32", "float16")
 
 
 def bounded_int(minimum, maximum=None):
@@ -55,20 +70,16 @@ def image_output(text, suffixes=IMAGE_SUFFIXES):
     return text
 
 
-def resolve(dir_or_name):
-    from vae_zoo.io.pretrained import resolve as resolve_pretrained
-
-    return resolve_pretrained(dir_or_name)
-
-
 def cmd_list(args):
-    import fnmatch
+    if args.data:
+        from vae_zoo import data as data_module  # lazy: imports TensorFlow
 
-    from vae_zoo import catalog
-
+        names = [name for name in data_module.list_datasets() if fnmatch.fnmatchcase(name, args.pattern)]
+        width = max((len(n) for n in names), default=0)
+        for name in names:
+            print(f"{name:<{width}}  {data_module.get_source(name).description}")
+        return
     if args.pretrained:
-        from vae_zoo.io.pretrained import list_pretrained, pretrained_card
-
         for name in list_pretrained(args.pattern):
             test = pretrained_card(name).get("metrics", {}).get("test", {})
             figure = f"test ELBO {test['elbo']:.2f}" if isinstance(test.get("elbo"), (int, float)) else ""
@@ -83,8 +94,11 @@ def cmd_list(args):
 
 
 def cmd_info(args):
-    from vae_zoo import catalog
+    if args.data:
+        from vae_zoo import data as data_module  # lazy: imports TensorFlow
 
+        print(data_module.describe(args.name))
+        return
     info = catalog.entry(args.name)
     print(f"{args.name}: {info['description']}")
     print(f"class: {info['class']}")
@@ -94,8 +108,8 @@ def cmd_info(args):
 
 
 def cmd_train(args):
-    from vae_zoo.training import recipe as recipes
-    from vae_zoo.training import runner
+    from vae_zoo.training import recipe as recipes  # lazy: imports TensorFlow
+    from vae_zoo.training import runner  # lazy: imports TensorFlow
 
     overrides = list(args.set)
     if args.distribute:
@@ -111,11 +125,9 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    import vae_zoo
-    from vae_zoo import data as data_module
-    from vae_zoo.evaluation import metrics as evaluation
-    from vae_zoo.evaluation import report
-    from vae_zoo.io.saving import read_card
+    from vae_zoo import data as data_module  # lazy: imports TensorFlow
+    from vae_zoo.evaluation import metrics as evaluation  # lazy: imports TensorFlow
+    from vae_zoo.evaluation import report  # lazy: imports TensorFlow
 
     model_name, args.dir = args.dir, str(resolve(args.dir))
     model = vae_zoo.load(args.dir)
@@ -146,58 +158,25 @@ def cmd_evaluate(args):
 
 
 def cmd_sample(args):
-    import numpy as np
-
-    import vae_zoo
-    from vae_zoo.evaluation.plotting import save_image_grid
+    from vae_zoo.data import get_modality, trained_data_spec  # lazy: imports TensorFlow
 
     folder = resolve(args.dir)
     model = vae_zoo.load(folder)
     if not model.can("sample"):
         raise vae_zoo.InputError(f"{model.registered_name} cannot generate: it has no prior to sample from")
+    # The card says what the data are (images, spectrograms, sentences...); their modality renders the samples.
+    spec = trained_data_spec(model, read_card(folder))
+    modality = get_modality(spec.modality)
     samples = model.sample(args.n, seed=args.seed)
-    if model.modality == "text":  # sentences: one per line, in a text file and on the screen
-        out = Path(args.out).with_suffix(".txt")
-        sentences = model.texts(samples)
-        out.write_text("\n".join(sentences) + "\n", encoding="utf-8")
-        print("\n".join(sentences))
-        print(out)
-        return
-    if Path(args.out).suffix.lower() == ".txt":
-        raise vae_zoo.InputError(f"{model.registered_name} generates {model.modality} data: give an image file for --out")
-    images = samples
-    if not save_image_grid(images, args.out, title=f"{model.registered_name}: {args.n} samples"):
-        raise vae_zoo.DataError(f"{model.registered_name} generates data of shape {model.data_shape}, which are not images")
-    print(args.out)
-    source = trained_on(folder)
-    if model_modality(source) == "audio":  # spectrograms: listen to them too
-        from vae_zoo.data.audio import features_of
-        from vae_zoo.evaluation import audio
-
-        wav_folder = Path(args.out).with_name(Path(args.out).stem + "_wav")
-        wav_folder.mkdir(exist_ok=True)
-        for path in audio.write_wavs(np.asarray(images), wav_folder, "sample", features_of(source)):
-            print(path)
-
-
-def trained_on(folder):
-    """The name of the data set a saved model was trained on, from its card (None when the card does not say)."""
-    from vae_zoo.io.saving import read_card
-
-    return (read_card(folder).get("recipe", {}).get("data") or {}).get("name")
-
-
-def model_modality(source):
-    """The modality of a data set by name ("image" for a name that is not a registered source)."""
-    from vae_zoo.data import SOURCES
-
-    return SOURCES[source].modality if source in SOURCES else "image"
+    written = modality.save_samples(model, samples, args.out, spec, title=f"{model.registered_name}: {args.n} samples")
+    if not written:
+        raise vae_zoo.DataError(f"{model.registered_name} generates data of shape {model.data_shape}, "
+                                f"which the {modality.name} modality cannot render")
+    for line in (*modality.describe_samples(model, samples), *written):
+        print(line)
 
 
 def cmd_export(args):
-    import vae_zoo
-    from vae_zoo.io.saving import read_card
-
     folder = resolve(args.dir)
     model = vae_zoo.load(folder)
     with contextlib.redirect_stdout(sys.stderr):  # the verification's progress bar on stderr; stdout is the JSON result
@@ -208,8 +187,8 @@ def cmd_export(args):
 
 
 def cmd_tune(args):
-    from vae_zoo.training import recipe as recipes
-    from vae_zoo.training import tuning
+    from vae_zoo.training import recipe as recipes  # lazy: imports TensorFlow
+    from vae_zoo.training import tuning  # lazy: imports TensorFlow
 
     tuning.distributed_environment(args.chief, args.worker, args.oracle)
     recipe = recipes.read(args.recipe, overrides=args.set, smoke=args.smoke)
@@ -218,19 +197,13 @@ def cmd_tune(args):
     summary = tuning.run(recipe, out, source=str(args.recipe), jit_compile=False if args.no_jit else None,
                          verbose=2 if args.verbose else 0, overwrite=args.restart)
     if "trials" in summary:
-        from vae_zoo.training.tuning import format_table
-
-        print(format_table(out, summary["direction"]))
+        print(tuning.format_table(out, summary["direction"]))
     print(strict_json.dumps(summary, indent=2, default=str))
 
 
 def cmd_compress(args):
-    import time
-
-    import vae_zoo
-    from vae_zoo.compression import files, inputs
-    from vae_zoo.io import folders
-    from vae_zoo.io.saving import weights_digest
+    from vae_zoo.compression import files, inputs  # lazy: imports TensorFlow
+    from vae_zoo.io.saving import weights_digest  # lazy: imports TensorFlow
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -247,26 +220,16 @@ def cmd_compress(args):
         start = time.perf_counter()
         decoded = files.decompress(raw, model, digest, source="the new file")
         summary["decode_images_per_second"] = summary["examples"] / (time.perf_counter() - start)
-        if "images" in decoded and not np_equal(decoded["images"], images):
+        if not files.decodes_to(decoded, images):
             raise vae_zoo.InputError("the compressed file does not decode to the same images; nothing was written")
     folders.write_file(out, raw, overwrite=args.overwrite)
     print(strict_json.dumps({"compressed": str(out), "input": description, **summary}, indent=2))
 
 
-def np_equal(a, b):
-    import numpy as np
-
-    return a.shape == b.shape and np.array_equal(a, b)
-
-
 def cmd_decompress(args):
-    import numpy as np
-
-    import vae_zoo
-    from vae_zoo.compression import container, files
-    from vae_zoo.evaluation.plotting import save_image_grid
-    from vae_zoo.io import folders
-    from vae_zoo.io.saving import weights_digest
+    from vae_zoo.compression import container, files  # lazy: imports TensorFlow
+    from vae_zoo.data.plotting import save_image_grid  # lazy: vae_zoo.data imports TensorFlow
+    from vae_zoo.io.saving import weights_digest  # lazy: imports TensorFlow
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -277,22 +240,35 @@ def cmd_decompress(args):
     result = files.decompress(raw, model, weights_digest(model), source=args.file)
     staging = folders.staging_folder(out)
     try:
-        if header.method == "bits_back":
-            np.savez_compressed(staging / "images.npz", images=result["images"])
-            preview = result["images"]
-        else:
-            np.savez_compressed(staging / "reconstructions.npz", images=result["reconstructions"], codes=result["codes"])
-            preview = result["reconstructions"]
-        save_image_grid(np.asarray(preview[:64], np.float32), staging / "preview.png", title=f"{header.describe()}")
+        preview = files.save_decoded(result, staging)
+        save_image_grid(preview[:64], staging / "preview.png", title=f"{header.describe()}")
         folders.move_into_place(staging, out)
     except BaseException:
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
         raise
     print(strict_json.dumps({"decompressed": str(out), "method": header.method, "model": header.model,
                              "examples": header.count, "shape": list(header.shape),
                              "files": sorted(p.name for p in out.iterdir())}, indent=2))
+
+
+def print_published(folder):
+    print(strict_json.dumps({"published": str(folder), "bytes": sum(f.stat().st_size for f in folder.iterdir())}, indent=2))
+
+
+def cmd_publish(args):
+    from vae_zoo import publishing  # lazy: imports TensorFlow, which --help and list do without
+
+    print_published(publishing.publish(args.run_folder, args.name, args.zoo or publishing.ZOO, args.report,
+                                       args.trained_on_this_machine, args.recipe_file, args.weights_dtype))
+
+
+def cmd_reproduce(args):
+    from vae_zoo import publishing  # lazy: imports TensorFlow, which --help and list do without
+
+    with contextlib.redirect_stdout(sys.stderr):  # training's and evaluation's progress on stderr; stdout is the JSON result
+        folder = publishing.reproduce(args.name, args.runs or publishing.RUNS, args.zoo or publishing.ZOO, args.k, args.smoke,
+                                      args.weights_dtype)
+    print_published(folder)
 
 
 class Parser(argparse.ArgumentParser):
@@ -311,10 +287,12 @@ def build_parser():
     p = commands.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. '*vae*'")
     p.add_argument("--pretrained", action="store_true", help="list the pretrained models instead")
+    p.add_argument("--data", action="store_true", help="list the registered data sets instead")
     p.set_defaults(run=cmd_list)
 
-    p = commands.add_parser("info", help="describe a model and its hyperparameters")
+    p = commands.add_parser("info", help="describe a model and its hyperparameters (--data: a data set and its options)")
     p.add_argument("name")
+    p.add_argument("--data", action="store_true", help="describe the data set NAME instead")
     p.set_defaults(run=cmd_info)
 
     p = commands.add_parser("train", help="train from a recipe and save a zoo folder")
@@ -347,11 +325,13 @@ def build_parser():
                         "(default: vae_zoo.evaluation.regret.STEPS, chosen on validation data; 0 leaves the score out)")
     p.set_defaults(run=cmd_evaluate)
 
-    p = commands.add_parser("sample", help="draw samples from a saved model into a PNG grid (sentences: a text file)")
+    p = commands.add_parser("sample", help="draw samples from a saved model, rendered as its data's modality renders them "
+                                           "(images: a PNG grid; audio: a spectrogram PNG and WAVs; sentences: a text file)")
     p.add_argument("dir", help="a saved model folder or a pretrained name")
     p.add_argument("--n", type=bounded_int(1, MAX_SAMPLES), default=64, help=f"number of samples (at most {MAX_SAMPLES:,})")
     p.add_argument("--out", type=lambda text: image_output(text, (*IMAGE_SUFFIXES, ".txt")), default="samples.png",
-                   help="image file: " + ", ".join(IMAGE_SUFFIXES) + " (a text model writes sentences to the name with .txt)")
+                   help="image file: " + ", ".join(IMAGE_SUFFIXES) + " (a modality that writes another kind of file, "
+                        "such as text, uses this name with its own suffix)")
     p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=None)
     p.set_defaults(run=cmd_sample)
 
@@ -397,6 +377,36 @@ def build_parser():
     p.add_argument("--model", help="the model folder or pretrained name (default: the one named in the file)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=cmd_decompress)
+
+    p = commands.add_parser("publish", help="publish a trained run as a pretrained model (saved_models/<arch>.<tag>/), "
+                            "without its optimizer state, with a test slice measured on its card")
+    # dest run_folder: args.run is the command to run
+    p.add_argument("run_folder", metavar="run", help="a zoo folder written by vae-zoo train")
+    p.add_argument("name", help="arch.tag, e.g. vae.fashion_mnist")
+    p.add_argument("--report", help="a report.json of vae-zoo evaluate --out to publish with it")
+    p.add_argument("--zoo", help="the zoo folder (default: the repository's saved_models/)")
+    p.add_argument("--recipe-file", help="a recipe file of the repository that reads as the recipe on the card "
+                                         "(checked), to name on the card instead of the file the run was started from")
+    p.add_argument("--trained-on-this-machine", action="store_true",
+                   help="for a card from before vae_zoo 0.4.1, which did not record the hardware: record this "
+                        "machine's (only when the run was trained here)")
+    p.add_argument("--weights-dtype", choices=STORAGE_DTYPES, default="float32",
+                   help="store the weights in this dtype (float16: half the space); the card's test figures are then "
+                        "measured again on the rounded weights, and a --report must have been measured on them "
+                        "(publish without one, run vae-zoo evaluate on the published folder, publish again with it)")
+    p.set_defaults(run=cmd_publish)
+
+    p = commands.add_parser("reproduce", help="train a pretrained model from its recipe, evaluate it and publish it "
+                            "with its report, in one command")
+    p.add_argument("name", help="arch.tag, e.g. vae.fashion_mnist (its card's recipe, else recipes/<arch>/<tag>.yaml)")
+    p.add_argument("--runs", help="where the training run goes (default: the repository's runs/)")
+    p.add_argument("--zoo", help="where to publish (default: the repository's saved_models/)")
+    p.add_argument("--k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=1000,
+                   help="importance samples for the test NLL (the benchmark: 5000)")
+    p.add_argument("--smoke", action="store_true", help="the recipe's smoke settings, 256 test examples, k = 10")
+    p.add_argument("--weights-dtype", choices=STORAGE_DTYPES,
+                   help="how the published weights are stored (default: as the published card says, else float32)")
+    p.set_defaults(run=cmd_reproduce)
     return parser
 
 
@@ -419,8 +429,6 @@ def main(argv=None):
     argv, debug, _ = global_flags(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     args.debug = debug
-    from vae_zoo.errors import DivergenceError, VaeZooError
-
     try:
         args.run(args)
     except DivergenceError as err:

@@ -11,6 +11,7 @@ import inspect
 import keras
 
 from vae_zoo.errors import ConfigError, VaeZooError, unknown_name
+from vae_zoo.schema import check_model_arguments
 
 _MODELS = {}
 _variants_imported = False
@@ -21,6 +22,8 @@ def _import_variants():
     global _variants_imported
     if not _variants_imported:
         _variants_imported = True
+        # Lazy by design: the variants import this module to register themselves, so it imports them
+        # (and TensorFlow) only when a name is first looked up.
         import vae_zoo.models  # noqa: F401
 
 # Keyword arguments of keras.Model itself; they are not a variant's hyperparameters.
@@ -93,8 +96,8 @@ def check_arguments(name, kwargs, where="", size=True):
 
     Raises ``ConfigError``. ``size=False`` skips the dry build, which starts TensorFlow's runtime.
     """
+    # Lazy by design, as _import_variants: vae_zoo.models imports every variant, and they import this module.
     from vae_zoo.models.sizing import check_size
-    from vae_zoo.schema import check_model_arguments
 
     cls = get_model_class(name)
     accepted = {**hyperparameter_defaults(cls), **{key: None for key in _KERAS_KWARGS}}

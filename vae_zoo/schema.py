@@ -159,7 +159,7 @@ def mapping(value, key):
 
 def activation(value, key):
     """A Keras activation's name (``relu``, ``gelu``, ...), or ``gated`` (gated dense units of the mlp network)."""
-    import keras
+    import keras  # lazy: the schema is checked without TensorFlow until an activation needs Keras
 
     string(value, key)
     if value == "gated":

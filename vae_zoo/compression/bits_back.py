@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from vae_zoo.compression.buckets import PriorBuckets
 from vae_zoo.errors import InputError
+from vae_zoo.models.distributions import BernoulliLikelihood, StandardNormalPrior
 
 PRECISION_BITS = 24  # constriction's default model precision: no symbol costs more than 24 bits
 MARGIN_BITS = 64
@@ -42,12 +43,10 @@ _BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
 
 def why_not_codable(model):
     """None if bits-back coding applies to ``model``, otherwise the reason, as a sentence."""
-    from vae_zoo.models.distributions import BernoulliLikelihood, StandardNormalPrior
-
     name = model.registered_name
     if not (model.can("gaussian_posterior") and model.can("elbo")):
         return f"{name} has no Gaussian posterior q(z|x) to take bits back from"
-    if getattr(model, "hierarchical", False):
+    if model.can("hierarchical"):
         return f"{name} has a hierarchy of latents; bits-back coding here handles one Gaussian layer"
     if model.can("labels"):
         return f"{name} is conditional on labels, which a compressed file does not carry"

@@ -8,10 +8,13 @@ the ones it was made with, and that what it decoded has the digest the
 header recorded; any failure is a ``CompressedFileError`` that says which.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 from vae_zoo.compression import bits_back, container, vq_codes
 from vae_zoo.compression.container import CompressedFileError, Header
+from vae_zoo.data import is_binary
 from vae_zoo.errors import InputError
 
 
@@ -61,8 +64,6 @@ def as_examples(images, model):
 
 
 def check_binary(images):
-    from vae_zoo.data import is_binary
-
     if not is_binary(images):
         values = np.unique(images)
         raise InputError(f"lossless coding with a Bernoulli likelihood needs binary images (0 and 1); these have "
@@ -130,3 +131,18 @@ def decompress(raw, model, weights_digest, source="the file"):
         raise CompressedFileError(f"{source} decoded to code grids that differ from the ones compressed "
                                   "(the digest in its header does not match)")
     return {"header": header, "codes": codes, "reconstructions": codec.reconstruct(codes)}
+
+
+def decodes_to(decoded, images):
+    """Whether ``decompress`` gave back exactly ``images`` (a lossy file's codes are not compared)."""
+    return "images" not in decoded or np.array_equal(decoded["images"], images)
+
+
+def save_decoded(decoded, folder):
+    """Write what ``decompress`` gave into ``folder``: ``images.npz`` (lossless), or ``reconstructions.npz`` with
+    the codes (lossy). Returns the images to preview."""
+    if "images" in decoded:
+        np.savez_compressed(Path(folder) / "images.npz", images=decoded["images"])
+        return decoded["images"]
+    np.savez_compressed(Path(folder) / "reconstructions.npz", images=decoded["reconstructions"], codes=decoded["codes"])
+    return decoded["reconstructions"]

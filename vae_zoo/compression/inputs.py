@@ -3,7 +3,11 @@
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from vae_zoo import data as data_module
+from vae_zoo.data import binarize_static
+from vae_zoo.data.images import image_files
 from vae_zoo.errors import InputError
 
 BINARIZATIONS = ("none", "threshold", "stochastic")
@@ -17,8 +21,6 @@ def read_images(source, split="test", limit=None, seed=0, binarized=False):
     or a data set name such as ``mnist_mini`` (``split`` of it: grey, or with ``binarized`` (what lossless
     coding with a Bernoulli model needs) binarized once with ``seed``, exactly as ``vae-zoo evaluate`` scores it).
     """
-    from vae_zoo import data as data_module
-
     path = Path(source)
     if path.suffix == ".npz":
         images, _ = data_module.read_npz(path)
@@ -38,10 +40,6 @@ def read_images(source, split="test", limit=None, seed=0, binarized=False):
 
 
 def _read_folder(path):
-    from PIL import Image
-
-    from vae_zoo.data.images import image_files
-
     files, _ = image_files(path)
     arrays = []
     for file, _ in files:
@@ -64,6 +62,4 @@ def binarize(images, how, seed=0):
         grey = grey / 255.0
     if how == "threshold":
         return (grey >= 0.5).astype(np.float32)
-    from vae_zoo.data import binarize_static
-
     return binarize_static(grey, seed)

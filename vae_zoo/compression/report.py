@@ -15,6 +15,7 @@ import numpy as np
 
 from vae_zoo.compression import baselines, files
 from vae_zoo.errors import InputError
+from vae_zoo.io.folders import write_file
 
 JPEG_QUALITIES = (1, 5, 10, 25, 50, 75, 90, 95)
 WEBP_QUALITIES = (0, 5, 10, 25, 50, 75, 90, 95)
@@ -36,8 +37,6 @@ def _throughput(count, seconds):
 
 def _save(raw, save_to):
     if save_to is not None:
-        from vae_zoo.io.folders import write_file
-
         write_file(save_to, raw, overwrite=True)
 
 
@@ -108,11 +107,12 @@ def lossy(model, images, model_name, weights_digest, save_to=None):
 
 def plot_rate_distortion(results, path):
     """A rate-distortion PNG: bits per pixel against PSNR for each lossy report in ``results`` ({title: lossy(...)})."""
+    # Lazy: matplotlib is heavy, and only the rate-distortion figure needs it.
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    matplotlib.use("Agg")  # before pyplot is imported: files only, no display
+    import matplotlib.pyplot as plt  # lazy, as above
+    import matplotlib.ticker  # lazy, as above
 
     fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
     for axis, (title, result) in zip(axes[0], results.items()):

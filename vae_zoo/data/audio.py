@@ -26,13 +26,16 @@ takes 10-49 train (2,400 / 300 / 300). The FSDD is CC BY-SA 4.0 (Jakobovski et a
 """
 
 import dataclasses
+import hashlib
 import os
+from math import gcd
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from vae_zoo.data.base import register_source
+from vae_zoo.data.plotting import save_image_grid
+from vae_zoo.data.sources import SOURCES, ArraySource, CachedSource, Option, not_binarized, path_like, register_source
 from vae_zoo.errors import DataError
 
 SAMPLE_RATE = 8000
@@ -152,13 +155,19 @@ class Features:
 
 LOG_MAGNITUDE = Features("log_magnitude", FEATURE_SHAPE, waveforms_to_features, features_to_magnitude)
 LOG_MEL = Features("log_mel", MEL_SHAPE, waveforms_to_log_mel, log_mel_to_magnitude, peak=0.5)
-# The features of each audio source.
-SOURCE_FEATURES = {"fsdd": LOG_MAGNITUDE, "fsdd_mel": LOG_MEL, "wav_folder": LOG_MAGNITUDE}
+# The representations by name: what an audio source's ``features`` (and its ``DataSpec``'s) names.
+FEATURES = {kind.name: kind for kind in (LOG_MAGNITUDE, LOG_MEL)}
+
+
+def features_named(name):
+    """The ``Features`` called ``name`` (log-magnitude where a spec names none)."""
+    return FEATURES[name] if name else LOG_MAGNITUDE
 
 
 def features_of(source):
-    """The features an audio source serves (log-magnitude for any source not listed)."""
-    return SOURCE_FEATURES.get(source, LOG_MAGNITUDE)
+    """The features the data source called ``source`` serves (log-magnitude for a name that is not a source)."""
+    cls = SOURCES.get(source)
+    return features_named(cls.features if cls else None)
 
 
 def features_to_waveforms(features, iterations=64, kind=LOG_MAGNITUDE):
@@ -176,6 +185,21 @@ def write_wav(waveform, path, sample_rate=SAMPLE_RATE):
     if peak > 0.9:
         audio = audio * (0.9 / peak)
     Path(path).write_bytes(tf.audio.encode_wav(audio, sample_rate).numpy())
+    return str(path)
+
+
+def write_wavs(features, folder, prefix, kind=LOG_MAGNITUDE):
+    """One WAV per spectrogram (phase by Griffin-Lim): ``folder/prefix_00.wav``, ...; the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    waveforms = features_to_waveforms(features, kind=kind)
+    return [write_wav(w, folder / f"{prefix}_{i:02d}.wav") for i, w in enumerate(waveforms)]
+
+
+def spectrogram_png(features, path, title):
+    """Spectrograms as a grid, frequency upward and time to the right (each example transposed and flipped)."""
+    shown = np.flip(np.transpose(np.asarray(features, np.float32), (0, 2, 1, 3)), axis=1)
+    save_image_grid(shown, path, title=title)
     return str(path)
 
 
@@ -224,6 +248,7 @@ def read_fsdd(data_dir=None):
 
 
 def _fsdd_from_tfds():
+    # Lazy: tensorflow-datasets takes seconds to import, and only the online fallback needs it.
     import tensorflow_datasets as tfds
 
     try:
@@ -265,8 +290,7 @@ def fsdd_splits(data_dir=None, kind=LOG_MAGNITUDE):
 
 def read_wav(path):
     """A mono waveform at SAMPLE_RATE from a WAV file (channels averaged, resampled if needed), float32 in [-1, 1]."""
-    from math import gcd
-
+    # Lazy: scipy.signal is slow to import, and only a WAV at another sample rate needs it.
     from scipy.signal import resample_poly
 
     try:
@@ -283,8 +307,6 @@ def read_wav(path):
 def wav_folder_splits(path):
     """{split: (features, labels)} from a folder of .wav files: subfolders name the classes (else label -1);
     split 80/10/10 by a hash of each file's path below the folder, so adding files does not move the others."""
-    import hashlib
-
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"WAV folder {root} does not exist")
@@ -300,13 +322,45 @@ def wav_folder_splits(path):
     return {split: (features[mask], labels[mask]) for split, mask in masks.items()}
 
 
-@register_source("fsdd", 10, "Free Spoken Digit Dataset: 3,000 recordings as 64x128 log-magnitude spectrograms "
-                             "(2400/300/300 by take), data_dir or $VAE_ZOO_FSDD, else tfds spoken_digit", modality="audio")
-def _fsdd(data_dir=None):
-    return {split: (features, digits) for split, (features, digits, _, _) in fsdd_splits(data_dir).items()}
+class SpokenDigits(CachedSource):
+    """The Free Spoken Digit Dataset as spectrograms of one kind (``features``), split by take."""
+
+    modality = "audio"
+    num_classes = 10
+    options = {"data_dir": Option(None, path_like, "fsdd.npz or its folder (else $VAE_ZOO_FSDD, else tfds spoken_digit online)")}
+
+    @classmethod
+    def read(cls, data_dir=None):
+        return {split: (features, digits) for split, (features, digits, _, _) in fsdd_splits(data_dir, FEATURES[cls.features]).items()}
+
+    def recordings(self):
+        return fsdd_splits(self.options["data_dir"], FEATURES[self.features])
 
 
-@register_source("fsdd_mel", 10, "Free Spoken Digit Dataset as 64x64 log-mel spectrograms relative to each recording's "
-                                 "peak (2400/300/300 by take), data_dir or $VAE_ZOO_FSDD, else tfds spoken_digit", modality="audio")
-def _fsdd_mel(data_dir=None):
-    return {split: (features, digits) for split, (features, digits, _, _) in fsdd_splits(data_dir, LOG_MEL).items()}
+@register_source("fsdd")
+class Fsdd(SpokenDigits):
+    description = ("Free Spoken Digit Dataset: 3,000 recordings as 64x128 log-magnitude spectrograms "
+                   "(2400/300/300 by take), data_dir or $VAE_ZOO_FSDD, else tfds spoken_digit")
+    features = LOG_MAGNITUDE.name
+
+
+@register_source("fsdd_mel")
+class FsddMel(SpokenDigits):
+    description = ("Free Spoken Digit Dataset as 64x64 log-mel spectrograms relative to each recording's "
+                   "peak (2400/300/300 by take), data_dir or $VAE_ZOO_FSDD, else tfds spoken_digit")
+    features = LOG_MEL.name
+
+
+@register_source("wav_folder")
+class WavFolder(ArraySource):
+    """Your folder of .wav files as 64x128 log-magnitude spectrograms; subfolders name the classes"""
+
+    modality = "audio"
+    features = LOG_MAGNITUDE.name
+    options = {
+        "path": Option(None, path_like, "the folder of .wav files (subfolders, if any, name the classes)", required=True),
+        "binarize": Option("none", not_binarized, "spectrograms are never binarized: only 'none'"),
+    }
+
+    def splits(self):
+        return wav_folder_splits(self.options["path"])

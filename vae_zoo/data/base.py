@@ -2,8 +2,8 @@
 
 * ``DataSpec``: the modality, the shape and dtype of one example, the classes
   and the vocabulary (for token data).
-* Sources are registered by name (``register_source``); each returns the raw
-  train/validation/test splits, read once and cached.
+* Sources are registered classes (``vae_zoo.data.sources``) that declare their
+  options and build a ``Data`` bundle.
 * ``Data`` serves the splits as batched ``tf.data`` pipelines. A split is
   either arrays in memory or a ``Stream`` that reads its source as it is
   iterated (``image_folder`` decodes its files one by one), so a data set need
@@ -20,7 +20,6 @@ stopped. ``train`` is the same data as an ordinary one-epoch pipeline for
 import dataclasses
 import functools
 import math
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -42,6 +41,9 @@ class DataSpec:
     dtype: str = "float32"
     num_classes: int = 0
     vocabulary: tuple = None
+    # How an audio source's examples encode sound, which the way back to a waveform needs
+    # ("log_magnitude", "log_mel": ``vae_zoo.data.audio.FEATURES``); None for other data.
+    features: str = None
 
     def element_spec(self, labels=False):
         x = tf.TensorSpec([None, *self.shape], self.dtype)
@@ -49,60 +51,18 @@ class DataSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class Source:
-    """A registered data source: ``loader(data_dir, **options)`` returns split -> (examples, labels)."""
+class FactorGrid:
+    """Every combination of a data set's known factors of variation, for disentanglement scores.
 
-    loader: object
-    num_classes: int
-    description: str
-    modality: str = "image"
+    ``examples`` (float32 in [0, 1], the data set's shape), ``factors`` (n, len(names)) integer values, the
+    factors' ``names`` and ``sizes`` (values each), and ``index_of(factors)``: the rows holding those values.
+    """
 
-
-SOURCES = {}
-
-
-def register_source(name, num_classes=0, description="", modality="image"):
-    """Decorator: make ``loader`` the data set ``name``."""
-
-    def decorator(loader):
-        if name in SOURCES:
-            raise ValueError(f"data source {name!r} is already registered")
-        SOURCES[name] = Source(loader, num_classes, description or (loader.__doc__ or "").strip().splitlines()[0], modality)
-        return loader
-
-    return decorator
-
-
-def list_datasets():
-    return sorted(SOURCES)
-
-
-def get_source(name):
-    if name not in SOURCES:
-        raise unknown_name("data set", name, SOURCES)
-    return SOURCES[name]
-
-
-def read_source(name, data_dir=None):
-    """The raw splits of a named source, read once per process for each place the data may come from."""
-    return _read_source_once(name, data_dir, _data_environment())
-
-
-def _data_environment():
-    """The ``VAE_ZOO_*`` variables that point sources at their files: part of the cache key, so that pointing a
-    variable elsewhere reads the new files rather than returning what the old ones held."""
-    return tuple(sorted((key, value) for key, value in os.environ.items() if key.startswith("VAE_ZOO_")))
-
-
-@functools.lru_cache(maxsize=8)
-def _read_source_once(name, data_dir, environment):
-    del environment  # only part of the key
-    return get_source(name).loader(data_dir)
-
-
-def clear_cache():
-    """Forget the splits read so far (after the files behind a source have changed in place)."""
-    _read_source_once.cache_clear()
+    examples: object
+    factors: object
+    names: tuple
+    sizes: tuple
+    index_of: object
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +111,9 @@ class Data:
     every time it is iterated; ``validation`` and ``test`` are the same every
     time. ``labels=True`` makes the pipelines yield ``(examples, labels)``.
     """
+
+    # The ``DataSource`` that built the bundle (``vae_zoo.data.load`` sets it; None for arrays of one's own).
+    source = None
 
     def __init__(self, spec, splits, binarize="none", batch_size=128, labels=False, seed=0):
         self.spec, self.binarize, self.batch_size = spec, binarize, int(batch_size)
@@ -344,7 +307,17 @@ def as_labels(labels, count, where):
     return labels.astype(np.int64)
 
 
-def from_token_splits(token_splits, vocabulary, name="text", batch_size=128, labels=False, limit=None, seed=0, num_classes=0):
+def without_classes(examples, labels, exclude_classes, split):
+    """``examples`` and ``labels`` without those of ``exclude_classes`` in the train and validation splits (the
+    test split keeps them): the protocol for anomaly detection on a held-out class."""
+    if not exclude_classes or split == "test":
+        return examples, labels
+    keep = ~np.isin(labels, list(exclude_classes))
+    return examples[keep], labels[keep]
+
+
+def from_token_splits(token_splits, vocabulary, name="text", batch_size=128, labels=False, limit=None, seed=0, num_classes=0,
+                      exclude_classes=()):
     """Padded token-id arrays and their labels per split (``vae_zoo.data.text.token_splits``) as a ``Data``
     bundle of modality "text"."""
     if not int(batch_size) >= 1:
@@ -352,8 +325,9 @@ def from_token_splits(token_splits, vocabulary, name="text", batch_size=128, lab
     prepared = {}
     for split in SPLITS:
         ids, split_labels = token_splits[split]
+        ids, split_labels = without_classes(np.asarray(ids, np.int32), np.asarray(split_labels, np.int64), exclude_classes, split)
         count = int(limit) if limit else None
-        prepared[split] = (np.asarray(ids, np.int32)[:count], np.asarray(split_labels, np.int64)[:count])
+        prepared[split] = (ids[:count], split_labels[:count])
     shape = tuple(prepared["train"][0].shape[1:])
     spec = DataSpec(name, "text", shape, dtype="int32", num_classes=int(num_classes), vocabulary=tuple(vocabulary.tokens))
     return Data(spec, prepared, "none", batch_size, labels, seed)
@@ -376,9 +350,7 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
         raw_examples, raw_labels = splits[split]
         examples = as_float_images(raw_examples, f"{name} {split} images")
         split_labels = as_labels(raw_labels, len(examples), f"{name} {split}")
-        if exclude_classes and split != "test":
-            keep = ~np.isin(split_labels, list(exclude_classes))
-            examples, split_labels = examples[keep], split_labels[keep]
+        examples, split_labels = without_classes(examples, split_labels, exclude_classes, split)
         if limit:
             examples, split_labels = examples[: int(limit)], split_labels[: int(limit)]
         if binarize == "static" or (binarize == "dynamic" and split != "train"):

@@ -21,19 +21,25 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
+from vae_zoo import schema
+from vae_zoo.data import shapes
 from vae_zoo.data.base import (
-    BINARIZATIONS,
-    SOURCES,
     Data,
     DataSpec,
+    FactorGrid,
     Stream,
     as_float_images,
     as_labels,
     from_splits,
-    from_token_splits,
-    get_source,
-    read_source,
+)
+from vae_zoo.data.sources import (
+    ArraySource,
+    CachedSource,
+    DataSource,
+    Option,
+    path_like,
     register_source,
 )
 from vae_zoo.errors import DataError, unknown_name
@@ -97,6 +103,7 @@ def read_idx_directory(directory, title):
 
 def _tfds_splits(name):
     """Train and test splits through tensorflow-datasets (needs network the first time)."""
+    # Lazy: tensorflow-datasets takes seconds to import, and only an online download needs it.
     import tensorflow_datasets as tfds
 
     try:
@@ -140,47 +147,92 @@ def _shuffled_split(x, y, sizes, seed=0):
 # --------------------------------------------------------------------------- named data sets
 
 
-@register_source("mnist_mini", 10, "10,000 real MNIST digits bundled with vae_zoo (8000/1000/1000), offline")
-def _mnist_mini(data_dir=None):
-    with importlib.resources.files("vae_zoo.data").joinpath("bundled", "mnist_mini.npz").open("rb") as handle:
-        bundle = np.load(handle)
-        images, labels = bundle["images"], bundle["labels"]
-    return _shuffled_split(images, labels, (8000, 1000))
+def data_dir_option(where):
+    return Option(None, path_like, f"the folder of the original IDX files (else {where})")
 
 
-@register_source("fashion_mnist", 10, "Fashion-MNIST 50k/10k/10k: local IDX files (Debian's dataset-fashion-mnist) or tfds")
-def _fashion_mnist(data_dir=None):
-    splits = _local_or_tfds("fashion_mnist", "Fashion-MNIST", data_dir, "VAE_ZOO_FASHION_MNIST_DIR", DEBIAN_FASHION_MNIST)
-    return _hold_out_last(splits, 10000)
+@register_source("mnist_mini")
+class MnistMini(CachedSource):
+    """10,000 real MNIST digits bundled with vae_zoo (8000/1000/1000), offline"""
+
+    num_classes = 10
+
+    @classmethod
+    def read(cls, data_dir=None):
+        with importlib.resources.files("vae_zoo.data").joinpath("bundled", "mnist_mini.npz").open("rb") as handle:
+            bundle = np.load(handle)
+            images, labels = bundle["images"], bundle["labels"]
+        return _shuffled_split(images, labels, (8000, 1000))
 
 
-@register_source("mnist", 10, "MNIST 50k/10k/10k: local IDX files (data_dir or $VAE_ZOO_MNIST_DIR) or tfds")
-def _mnist(data_dir=None):
-    return _hold_out_last(_local_or_tfds("mnist", "MNIST", data_dir, "VAE_ZOO_MNIST_DIR"), 10000)
+@register_source("fashion_mnist")
+class FashionMnist(CachedSource):
+    """Fashion-MNIST 50k/10k/10k: local IDX files (Debian's dataset-fashion-mnist) or tfds"""
+
+    num_classes = 10
+    options = {"data_dir": data_dir_option(f"$VAE_ZOO_FASHION_MNIST_DIR, {DEBIAN_FASHION_MNIST}, or tfds online")}
+
+    @classmethod
+    def read(cls, data_dir=None):
+        splits = _local_or_tfds("fashion_mnist", "Fashion-MNIST", data_dir, "VAE_ZOO_FASHION_MNIST_DIR", DEBIAN_FASHION_MNIST)
+        return _hold_out_last(splits, 10000)
 
 
-@register_source("cifar10", 10, "CIFAR-10 45k/5k/10k through tfds (online)")
-def _cifar10(data_dir=None):
-    return _hold_out_last(_tfds_splits("cifar10"), 5000)
+@register_source("mnist")
+class Mnist(CachedSource):
+    """MNIST 50k/10k/10k: local IDX files (data_dir or $VAE_ZOO_MNIST_DIR) or tfds"""
+
+    num_classes = 10
+    options = {"data_dir": data_dir_option("$VAE_ZOO_MNIST_DIR, or tfds online")}
+
+    @classmethod
+    def read(cls, data_dir=None):
+        return _hold_out_last(_local_or_tfds("mnist", "MNIST", data_dir, "VAE_ZOO_MNIST_DIR"), 10000)
 
 
-@register_source("shapes", 3, "6,144 procedural 32x32 shapes with known factors, dSprites-style (4916/614/614), offline")
-def _shapes(data_dir=None):
-    from vae_zoo.data import shapes
+@register_source("cifar10")
+class Cifar10(CachedSource):
+    """CIFAR-10 45k/5k/10k through tfds (online)"""
 
-    images, factors = shapes.generate()
-    # The label is the shape; the full factors are in vae_zoo.data.shapes.
-    return _shuffled_split(images, factors[:, 0], (4916, 614))
+    num_classes = 10
+
+    @classmethod
+    def read(cls, data_dir=None):
+        return _hold_out_last(_tfds_splits("cifar10"), 5000)
 
 
-@register_source("digits", 10, "scikit-learn's 1,797 8x8 digits (1437/180/180), offline")
-def _digits(data_dir=None):
-    from sklearn.datasets import load_digits
+@register_source("shapes")
+class Shapes(CachedSource):
+    """6,144 procedural 32x32 shapes with known factors, dSprites-style (4916/614/614), offline"""
 
-    digits = load_digits()
-    # Pixels are counts 0..16; scale to 0..255 so that every data set enters as bytes.
-    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
-    return _shuffled_split(images, digits.target, (1437, 180))
+    num_classes = 3
+
+    @classmethod
+    def read(cls, data_dir=None):
+        images, factors = shapes.generate()
+        # The label is the shape; the full factors are in vae_zoo.data.shapes.
+        return _shuffled_split(images, factors[:, 0], (4916, 614))
+
+    def factor_grid(self):
+        images, factors = shapes.generate()
+        examples = (images[..., None] / 255.0).astype(np.float32)
+        return FactorGrid(examples, factors, shapes.FACTOR_NAMES, shapes.FACTOR_SIZES, shapes.index_of)
+
+
+@register_source("digits")
+class Digits(CachedSource):
+    """scikit-learn's 1,797 8x8 digits (1437/180/180), offline"""
+
+    num_classes = 10
+
+    @classmethod
+    def read(cls, data_dir=None):
+        from sklearn.datasets import load_digits  # lazy: scikit-learn is slow to import
+
+        digits = load_digits()
+        # Pixels are counts 0..16; scale to 0..255 so that every data set enters as bytes.
+        images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+        return _shuffled_split(images, digits.target, (1437, 180))
 
 
 # --------------------------------------------------------------------------- user data
@@ -282,8 +334,6 @@ def image_folder_data(path, batch_size=128, binarize="none", labels=False, limit
 
 
 def _first_image_size(folder):
-    from PIL import Image
-
     for file in sorted(folder.rglob("*")):
         if file.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
             with Image.open(file) as image:
@@ -291,61 +341,42 @@ def _first_image_size(folder):
     raise DataError(f"no images found in {folder}")
 
 
-# Text sources build their splits with a vocabulary (vae_zoo.data.text), not through the image source table.
-TEXT_SOURCES = ("fortunes", "ptb", "text_file", "ag_news", "imdb_reviews")
+# --------------------------------------------------------------------------- user data as sources
 
 
-def load(name="mnist_mini", *, batch_size=128, binarize="none", labels=False, limit=None, seed=0, exclude_classes=(),
-         data_dir=None, path=None, validation_split=0.1, test_split=0.1, image_size=None, color_mode="grayscale",
-         max_length=30, vocabulary_size=10000, min_count=2, vocabulary=None):
-    """Load a data set by name as train/validation/test pipelines.
+class UserImages(DataSource):
+    """Images of the user's, split by a seeded shuffle into train, validation and test."""
 
-    Names: ``mnist_mini`` (bundled, offline), ``fashion_mnist``, ``mnist``,
-    ``cifar10``, ``digits``, and for your own data ``npz`` (``path`` to an .npz
-    with ``images`` and optional ``labels``) or ``image_folder`` (``path`` to a
-    folder of images, streamed from disk as it is read; subfolders name classes).
+    options = {
+        "validation_split": Option(0.1, schema.number(minimum=0, below=1), "the share of the examples that validate"),
+        "test_split": Option(0.1, schema.number(minimum=0, below=1), "the share of the examples that test"),
+    }
 
-    ``labels=True`` makes the pipelines yield ``(images, labels)`` pairs.
-    ``limit`` keeps at most that many examples of each split (for quick checks).
-    ``exclude_classes`` removes those labels from train and validation (anomaly protocol).
 
-    Text (``fortunes``, ``ptb``, ``text_file`` with ``path``; online ``ag_news``, ``imdb_reviews``): sentences of at most ``max_length`` tokens as
-    padded ids; the vocabulary (``vocabulary_size`` tokens seen ``min_count`` times in the training split) is
-    built unless ``vocabulary`` (a trained model's tokens) is given. Audio: ``fsdd``.
-    """
-    if name in TEXT_SOURCES:
-        from vae_zoo.data import text
+@register_source("npz")
+class Npz(UserImages, ArraySource):
+    """Your images in an .npz file (key 'images' or 'x', optional labels 'labels' or 'y')"""
 
-        if binarize != "none":
-            raise DataError(f"data set {name!r} is text: binarize does not apply")
-        given = text.Vocabulary(tuple(vocabulary)) if vocabulary is not None else None
-        splits, built = text.token_splits(text.text_parts(name, data_dir, path), given, int(max_length),
-                                          int(vocabulary_size), int(min_count))
-        classes = text.TFDS_TEXT[name][2] if name in text.TFDS_TEXT else 0
-        return from_token_splits(splits, built, name, batch_size, labels, limit, seed, classes)
-    if name == "wav_folder":
-        from vae_zoo.data.audio import wav_folder_splits
+    options = {"path": Option(None, path_like, "the .npz file", required=True)}
 
-        if not path:
-            raise DataError("data set 'wav_folder' needs a path: a folder of .wav files (subfolders name classes)")
-        splits = wav_folder_splits(path)
-        return from_splits(splits, name, batch_size, "none", labels, limit, seed, exclude_classes=exclude_classes, modality="audio")
-    if name in ("npz", "image_folder"):
-        if not path:
-            raise DataError(f"data set {name!r} needs a path")
-        if binarize not in BINARIZATIONS:
-            raise unknown_name("binarization", binarize, BINARIZATIONS)
-        if name == "image_folder":
-            return image_folder_data(path, batch_size, binarize, labels, limit, seed, exclude_classes, validation_split,
-                                     test_split, image_size, color_mode)
-        images, user_labels = read_npz(path)
-        splits = array_splits(images, user_labels, validation_split, test_split, seed)
-        return from_splits(splits, name, batch_size, binarize, labels, limit, seed, exclude_classes=exclude_classes)
-    if name not in SOURCES:
-        raise unknown_name("data set", name, [*SOURCES, "npz", "image_folder", "wav_folder", *TEXT_SOURCES])
-    splits = read_source(name, str(data_dir) if data_dir else None)
-    source = get_source(name)
-    return from_splits(splits, name, batch_size, binarize, labels, limit, seed, source.num_classes, exclude_classes, source.modality)
+    def splits(self):
+        o = self.options
+        images, labels = read_npz(o["path"])
+        return array_splits(images, labels, o["validation_split"], o["test_split"], o["seed"])
+
+
+@register_source("image_folder")
+class ImageFolder(UserImages):
+    """Your folder of images, streamed from disk as it is read; subfolders name the classes"""
+
+    options = {
+        "path": Option(None, path_like, "the folder of images (subfolders, if any, name the classes)", required=True),
+        "image_size": Option(None, schema.sizes(2, 2), "[height, width] the images are resized to (default: the first image's)"),
+        "color_mode": Option("grayscale", schema.choice(*CHANNELS), "grayscale (1 channel) or rgb (3 channels)"),
+    }
+
+    def load(self):
+        return image_folder_data(**self.options)
 
 
 def from_arrays(images, labels=None, *, batch_size=128, binarize="none", validation_split=0.1, test_split=0.1, seed=0):

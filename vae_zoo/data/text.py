@@ -21,6 +21,7 @@ Sources:
 A source gives each split as a list of texts, or of (text, label) pairs where it has labels.
 """
 
+import abc
 import collections
 import dataclasses
 import functools
@@ -32,7 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_zoo.errors import DataError
+from vae_zoo import schema
+from vae_zoo.data.base import from_token_splits
+from vae_zoo.data.sources import DataSource, Option, not_binarized, path_like, register_source
+from vae_zoo.errors import ConfigError, DataError
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -44,6 +48,28 @@ FORTUNES_SKIPPED = ("ascii-art",)
 def tokenize(text):
     """Lower-cased words (with their apostrophe: "don't"), numbers and single punctuation marks."""
     return TOKEN.findall(text.lower())
+
+
+# --------------------------------------------------------------------------- token ids: what the text modality scores
+
+
+def predicted_tokens(ids):
+    """Tokens each sentence's likelihood predicts: everything after ``<bos>`` that is not padding."""
+    return (np.asarray(ids)[:, 1:] != SPECIALS.index(PAD)).sum(axis=1)
+
+
+def perplexity(log_likelihoods, ids):
+    """exp(total NLL / predicted tokens) over a set of sentences."""
+    return float(np.exp(-np.sum(log_likelihoods) / predicted_tokens(ids).sum()))
+
+
+def bag_of_words(ids, vocabulary_size):
+    """Token counts per sentence, a sparse (n, vocabulary_size) matrix (words only: no <pad>, <unk>, <bos> or <eos>)."""
+    from scipy.sparse import csr_matrix  # lazily: only the text probes need scipy
+
+    ids = np.asarray(ids)
+    rows, columns = np.nonzero(ids >= len(SPECIALS))
+    return csr_matrix((np.ones(len(rows), np.float32), (rows, ids[rows, columns])), shape=(len(ids), int(vocabulary_size)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +186,7 @@ TFDS_TEXT = {"ag_news": ("ag_news_subset", "title", 4), "imdb_reviews": ("imdb_r
 
 def read_tfds_text(name):
     """{split: [(text, label)]} of a labelled tensorflow-datasets text set (online)."""
+    # Lazy: tensorflow-datasets takes seconds to import, and only an online download needs it.
     import tensorflow_datasets as tfds
 
     tfds_name, feature, _ = TFDS_TEXT[name]
@@ -173,21 +200,6 @@ def read_tfds_text(name):
     train = [pair for pair in pairs["train"] if hash_split(pair[0]) != "validation"]
     validation = [pair for pair in pairs["train"] if hash_split(pair[0]) == "validation"]
     return {"train": train, "validation": validation, "test": pairs["test"]}
-
-
-def text_parts(name, data_dir=None, path=None):
-    """{split: [texts, or (text, label) pairs]} for a text source name."""
-    if name in TFDS_TEXT:
-        return read_tfds_text(name)
-    if name == "fortunes":
-        return split_texts(read_fortunes(data_dir))
-    if name == "ptb":
-        return read_ptb(data_dir)
-    if name == "text_file":
-        if not path:
-            raise DataError("data set 'text_file' needs a path: a text file or a folder of .txt files, one sentence per line")
-        return split_texts(read_lines(path))
-    raise DataError(f"unknown text source {name!r}")
 
 
 def token_splits(parts, vocabulary=None, max_length=30, max_size=10000, min_count=2):
@@ -205,3 +217,93 @@ def token_splits(parts, vocabulary=None, max_length=30, max_size=10000, min_coun
     if len(splits["train"][0]) == 0:
         raise DataError(f"no training text has at most {max_length} tokens")
     return splits, vocabulary
+
+
+# --------------------------------------------------------------------------- the text sources
+
+
+def tokens(value, key):
+    """A vocabulary: a list of distinct token strings starting with the special tokens."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(token, str) for token in value):
+        raise ConfigError(f"{key} must be a list of token strings (a trained model's vocabulary), got {type(value).__name__}")
+    return value
+
+
+tokens.expected = "a list of token strings"
+
+
+class TextSource(DataSource):
+    """Texts as padded token ids: ``parts()`` gives {split: [texts, or (text, label) pairs]}; the vocabulary is
+    built from the training split unless one is given."""
+
+    modality = "text"
+    num_classes = 0
+    options = {
+        "binarize": Option("none", not_binarized, "text is never binarized: only 'none'"),
+        "max_length": Option(30, schema.integer(1, 10_000), "the longest sentence kept, in tokens (longer ones are left out)"),
+        "vocabulary_size": Option(10000, schema.integer(len(SPECIALS) + 1, 10_000_000), "the most tokens the vocabulary keeps"),
+        "min_count": Option(2, schema.integer(1), "how often a token must occur in the training split to be kept"),
+        "vocabulary": Option(None, tokens, "a trained model's tokens, used as given instead of building a vocabulary"),
+    }
+
+    @abc.abstractmethod
+    def parts(self):
+        """{split: [texts, or (text, label) pairs]}."""
+
+    def load(self):
+        o = self.options
+        given = Vocabulary(tuple(o["vocabulary"])) if o["vocabulary"] is not None else None
+        splits, built = token_splits(self.parts(), given, o["max_length"], o["vocabulary_size"], o["min_count"])
+        return from_token_splits(splits, built, self.name, o["batch_size"], o["labels"], o["limit"], o["seed"], self.num_classes,
+                                 o["exclude_classes"])
+
+
+@register_source("fortunes")
+class Fortunes(TextSource):
+    """The quotations of Debian's fortunes package, hash-split 80/10/10, offline"""
+
+    options = {"data_dir": Option(None, path_like, f"the fortunes folder (else $VAE_ZOO_FORTUNES_DIR or {FORTUNES_DIR})")}
+
+    def parts(self):
+        return split_texts(read_fortunes(self.options["data_dir"]))
+
+
+@register_source("ptb")
+class PennTreebank(TextSource):
+    """The Penn Treebank language-modelling files (ptb.train.txt, ptb.valid.txt, ptb.test.txt)"""
+
+    options = {"data_dir": Option(None, path_like, "the folder of ptb.train.txt, ptb.valid.txt and ptb.test.txt", required=True)}
+
+    def parts(self):
+        return read_ptb(self.options["data_dir"])
+
+
+@register_source("text_file")
+class TextFile(TextSource):
+    """Your text file, or folder of .txt files, one sentence per line, hash-split 80/10/10"""
+
+    options = {"path": Option(None, path_like, "a text file or a folder of .txt files, one sentence per line", required=True)}
+
+    def parts(self):
+        return split_texts(read_lines(self.options["path"]))
+
+
+class TfdsText(TextSource):
+    """A labelled text set of tensorflow-datasets (online); its name is the key of ``TFDS_TEXT``."""
+
+    def parts(self):
+        return read_tfds_text(self.name)
+
+
+@register_source("ag_news")
+class AgNews(TfdsText):
+    """AG News headlines in 4 topics, through tensorflow-datasets (online)"""
+
+    num_classes = TFDS_TEXT["ag_news"][2]
+
+
+@register_source("imdb_reviews")
+class ImdbReviews(TfdsText):
+    """IMDB movie reviews with 2 sentiments, through tensorflow-datasets (online)"""
+
+    num_classes = TFDS_TEXT["imdb_reviews"][2]

@@ -11,22 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from vae_zoo.data import audio
+from vae_zoo.data.audio import spectrogram_png, write_wavs
 from vae_zoo.evaluation import latents
-from vae_zoo.evaluation.plotting import save_image_grid
-
-
-def write_wavs(features, folder, prefix, kind=audio.LOG_MAGNITUDE):
-    """One WAV per spectrogram (phase by Griffin-Lim): ``folder/prefix_00.wav``, ...; the paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    waveforms = audio.features_to_waveforms(features, kind=kind)
-    return [audio.write_wav(w, folder / f"{prefix}_{i:02d}.wav") for i, w in enumerate(waveforms)]
-
-
-def spectrogram_png(features, path, title):
-    """Spectrograms as a grid, frequency upward and time to the right (each example transposed and flipped)."""
-    shown = np.flip(np.transpose(np.asarray(features, np.float32), (0, 2, 1, 3)), axis=1)
-    save_image_grid(shown, path, title=title)
-    return str(path)
 
 
 def listen(model, features, labels, out_dir, n=8, seed=0, kind=audio.LOG_MAGNITUDE):
@@ -58,19 +44,22 @@ def listen(model, features, labels, out_dir, n=8, seed=0, kind=audio.LOG_MAGNITU
 
 
 def _probe_accuracy(train_x, train_y, test_x, test_y, seed=0):
+    # Lazy: scikit-learn is slow to import, and only the probes need it.
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.pipeline import make_pipeline  # lazy, as above
+    from sklearn.preprocessing import StandardScaler  # lazy, as above
 
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, random_state=seed))
     probe.fit(train_x.reshape(len(train_x), -1), train_y)
     return float(probe.score(test_x.reshape(len(test_x), -1), test_y))
 
 
-def probes(model, data_dir=None, seed=0, kind=audio.LOG_MAGNITUDE):
+def probes(model, splits, seed=0, kind=audio.LOG_MAGNITUDE):
     """Test accuracy of logistic-regression probes for the digit and the speaker, on the model's latent means
-    and, as baselines, on the raw spectrogram features (the model's) and on MFCCs (13 per frame), FSDD's usual split."""
-    splits = audio.fsdd_splits(data_dir, kind)
+    and, as baselines, on the raw spectrogram features (the model's) and on MFCCs (13 per frame), FSDD's usual split.
+
+    ``splits``: {split: (features, digits, speakers, waveforms)}, what a spoken-digit source's ``recordings()`` gives.
+    """
     (train_f, train_digit, train_speaker, train_wave) = splits["train"]
     (test_f, test_digit, test_speaker, test_wave) = splits["test"]
     inputs = {

@@ -6,6 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_zoo.data import binarize_static
+from vae_zoo.data.modalities import bits_per_dimension, get_modality  # noqa: F401  (bits_per_dimension: public here too)
+from vae_zoo.evaluation.latents import batches, model_inputs, posterior_means
 from vae_zoo.hardware import has_accelerator
 from vae_zoo.models.objectives import importance_log_likelihood  # noqa: F401  (public here too)
 
@@ -31,8 +34,6 @@ def score_dataset(model, dataset, seed=0):
     ELBO (the plain autoencoder) report the reconstruction terms only. The
     pipeline yields examples, or (examples, labels) for a conditional model.
     """
-    from vae_zoo.evaluation.latents import model_inputs
-
     names = [n for n in ("elbo", "reconstruction", "kl") if n in model.metric_names]
 
     # Stateless draws keyed by (seed, batch): the same figures in any process, whatever ran before.
@@ -93,8 +94,6 @@ def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100
     ``jit_compile``: compile each chunk with XLA (None: ``chunks_use_xla()``).
     ``progress=True`` shows a Keras progress bar (examples done, time left).
     """
-    from vae_zoo.evaluation.latents import batches
-
     # One compiled call decodes batch_size x chunk draws, each holding every decoder layer's output: keep that under
     # MAX_DECODER_VALUES (the MNIST MLP's 100 x 500 draws fit), so that a conv decoder of spectrograms takes fewer
     # draws per call instead of exhausting memory.
@@ -125,11 +124,6 @@ def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100
     return np.concatenate(results)
 
 
-def bits_per_dimension(nats, data_shape):
-    """Negative log-likelihood in nats per example -> bits per data dimension."""
-    return float(nats) / (np.prod(data_shape) * np.log(2.0))
-
-
 def mutual_information(model, images, labels=None, examples=1000, seed=0):
     """I(x; z) under q: E_x E_q(z|x)[log q(z|x) - log q(z)], with q(z) the aggregate posterior.
 
@@ -157,8 +151,6 @@ def anomaly_scores(model, images, labels=None, k=100, elbo_samples=10, batch_siz
     ``negative_elbo``: -ELBO, averaged over ``elbo_samples`` draws of z;
     ``negative_log_likelihood``: -log p(x), importance-sampled with ``k`` draws.
     """
-    from vae_zoo.evaluation.latents import batches, model_inputs
-
     errors, elbos = [], []
     for x, y in batches(model, images, labels if model.can("labels") else None, batch_size):
         reconstruction = np.asarray(model(model_inputs(model, x, y)))
@@ -174,6 +166,7 @@ def anomaly_scores(model, images, labels=None, k=100, elbo_samples=10, batch_siz
 
 def anomaly_auroc(model, normal_images, anomalous_images, normal_labels=None, anomalous_labels=None, **options):
     """AUROC of each anomaly score at telling anomalous from normal examples (0.5 is chance)."""
+    # Lazy: scikit-learn is slow to import, and training and scoring, which import this module, do without it.
     from sklearn.metrics import roc_auc_score
 
     normal = anomaly_scores(model, normal_images, normal_labels, **options)
@@ -182,39 +175,27 @@ def anomaly_auroc(model, normal_images, anomalous_images, normal_labels=None, an
     return {name: float(roc_auc_score(truth, np.concatenate([normal[name], anomalous[name]]))) for name in normal}
 
 
-def bag_of_words(ids, vocabulary_size):
-    """Token counts per sentence, a sparse (n, vocabulary_size) matrix (words only: no <pad>, <bos> or <eos>)."""
-    from scipy.sparse import csr_matrix
-
-    ids = np.asarray(ids)
-    rows, columns = np.nonzero(ids > 3)
-    return csr_matrix((np.ones(len(rows), np.float32), (rows, ids[rows, columns])), shape=(len(ids), int(vocabulary_size)))
-
-
 def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0):
     """The M1 protocol (Kingma et al., 2014): a classifier on latent codes from few labels.
 
     For each n in ``labels_per_class``, draw n labelled training examples per
     class (``repeats`` times), fit a logistic regression on their posterior means
-    and, for comparison, on their raw pixels (for text: bag-of-words counts), and
+    and, for comparison, on their raw features (the data's modality says which: pixels; for text, bag-of-words counts), and
     score both on the test split.
     """
+    # Lazy: scikit-learn is slow to import, and training and scoring, which import this module, do without it.
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from vae_zoo.evaluation.latents import posterior_means
+    from sklearn.pipeline import make_pipeline  # lazy, as above
+    from sklearn.preprocessing import StandardScaler  # lazy, as above
 
     (train_x, train_y), (test_x, test_y) = data.take("train"), data.take("test")
     if data.binarize == "dynamic":
         # The training arrays stay grey (the pipeline binarizes each batch); the test split is
         # binarized once: give the classifiers training images of the same kind.
-        from vae_zoo.data import binarize_static
-
         train_x = binarize_static(train_x, seed=seed)
-    raw = ("bag_of_words", (bag_of_words(train_x, model.vocabulary_size), bag_of_words(test_x, model.vocabulary_size))) \
-        if model.modality == "text" else ("pixels", (train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)))
-    codes = {"latent": (posterior_means(model, train_x, train_y), posterior_means(model, test_x, test_y)), raw[0]: raw[1]}
+    modality = get_modality(data.spec.modality)  # the baseline's features: pixels, or bag-of-words counts for text
+    (raw, train_raw), (_, test_raw) = modality.raw_features(model, train_x), modality.raw_features(model, test_x)
+    codes = {"latent": (posterior_means(model, train_x, train_y), posterior_means(model, test_x, test_y)), raw: (train_raw, test_raw)}
     rng = np.random.default_rng(seed)
     results = {}
     for n in labels_per_class:

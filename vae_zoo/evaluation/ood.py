@@ -21,10 +21,13 @@ Each score gets AUROC, AUPRC (out-of-distribution as the positive class) and the
 true-positive rate (scikit-learn), and a histogram PNG of the scores of both sets.
 """
 
+import bz2
 import io
 
 import numpy as np
+from PIL import Image
 
+from vae_zoo.data import is_binary
 from vae_zoo.evaluation import metrics as evaluation
 from vae_zoo.evaluation import regret
 
@@ -41,10 +44,6 @@ SCORE_TITLES = {
 
 def png_bits(images):
     """Bits of each image saved alone as an optimized PNG: 1-bit for binary images, else 8-bit grey."""
-    from PIL import Image
-
-    from vae_zoo.data import is_binary
-
     images = np.asarray(images, np.float32)
     binary = is_binary(images)
     sizes = []
@@ -60,10 +59,6 @@ def png_bits(images):
 
 def bz2_bits(images):
     """Bits of each image compressed alone by bz2 -9: binary images as 8 pixels per byte, others as bytes."""
-    import bz2
-
-    from vae_zoo.data import is_binary
-
     images = np.asarray(images, np.float32).reshape(len(images), -1)
     binary = is_binary(images)
     raw = [np.packbits(x > 0.5).tobytes() if binary else np.clip(np.rint(x * 255), 0, 255).astype(np.uint8).tobytes() for x in images]
@@ -88,6 +83,7 @@ def scores(model, images, labels=None, k=100, seed=0, typical_nll=None, regret_s
 
 def detection_metrics(inside, outside):
     """AUROC, AUPRC and FPR at 95% TPR of telling ``outside`` (positive) from ``inside`` by a score."""
+    # Lazy: scikit-learn is slow to import, and only the detection metrics need it.
     from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
     truth = np.concatenate([np.zeros(len(inside)), np.ones(len(outside))])
@@ -98,10 +94,11 @@ def detection_metrics(inside, outside):
 
 
 def histogram_png(inside, outside, path, in_name, out_name):
+    # Lazy: matplotlib's pyplot is slow to import, and only this histogram needs it.
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy, as above
 
     names = [n for n in SCORE_TITLES if n in inside]
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)

@@ -12,6 +12,7 @@ al. re-fit the encoder's weights for each input; here the posterior's mean and l
 the same noise (common random numbers), so their difference carries little Monte Carlo noise.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -28,7 +29,7 @@ def applicable(model):
     """Why the regret cannot be measured for ``model``, or None: it needs one Gaussian latent layer and no labels."""
     if not model.can("elbo") or not model.can("gaussian_posterior"):
         return "the model has no Gaussian posterior q(z|x)"
-    if getattr(model, "hierarchical", False):
+    if model.can("hierarchical"):
         return "the model has several stochastic layers"
     if model.can("labels"):
         return "the model's decoder needs labels, which out-of-distribution inputs do not have"
@@ -65,8 +66,6 @@ class _PosteriorFitter:
     step compiles once for a whole data set rather than once per batch."""
 
     def __init__(self, model, batch_size, steps, learning_rate):
-        import keras
-
         self.model, self.batch_size, self.steps = model, int(batch_size), int(steps)
         shape = (self.batch_size, *model.encode(tf.zeros((1, *model.data_shape))).mean().shape[1:])
         self.x = tf.Variable(tf.zeros((self.batch_size, *model.data_shape)), trainable=False)

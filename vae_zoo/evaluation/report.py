@@ -2,7 +2,9 @@
 
 Each part is a function of a ``Context``; a part that does not apply to the
 model or its data raises ``NotApplicable`` and is recorded as skipped, with the
-reason. The report states the split, the seed and each part's settings (k, ...).
+reason. A part that only some kinds of data have (audio, text) is named in their modality's ``report_parts``
+(``vae_zoo.data.modalities``) and skipped for the others. The report states the split, the seed and each
+part's settings (k, ...).
 """
 
 import dataclasses
@@ -14,10 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from vae_zoo import data as data_module
-from vae_zoo.errors import unknown_name
-from vae_zoo.evaluation import latents, visualize
+from vae_zoo.compression import report as compression
+from vae_zoo.compression.files import method_for as compression_method
+from vae_zoo.data.audio import features_named
+from vae_zoo.errors import InputError, unknown_name
+from vae_zoo.evaluation import audio, latents, ood, text, visualize
 from vae_zoo.evaluation import metrics as evaluation
+from vae_zoo.evaluation.disentanglement import beta_vae_score, mutual_information_gap
 from vae_zoo.io import strict_json
+from vae_zoo.io.saving import weights_digest
 
 # Parts that need arrays (likelihoods, latent statistics, pictures) read at most this many examples of the split
 # unless --limit says otherwise; scores stream over the whole split.
@@ -59,14 +66,19 @@ class Context:
         return self.sample[0]
 
     @property
+    def modality(self):
+        """What the data are (``vae_zoo.data.modalities``): their score units and the parts only they have."""
+        return data_module.get_modality(self.data.spec.modality)
+
+    @property
     def labels(self):
         return self.sample[1]
 
 
 def part_scores(c):
     scores = evaluation.score_dataset(c.model, c.pipeline(), seed=c.seed)
-    if "elbo" in scores and c.model.modality != "text":
-        scores["negative_elbo_bits_per_dim"] = evaluation.bits_per_dimension(-scores["elbo"], c.model.data_shape)
+    if "elbo" in scores:
+        scores.update(c.modality.elbo_units(scores["elbo"], c.model.data_shape))
     return {**scores, "method": "single-sample ELBO: one z ~ q(z|x) per example, mean over the split"}
 
 
@@ -77,16 +89,13 @@ def part_nll(c):
     nll = float(-log_p.mean())
     result = {"nll": nll, "nll_std_error": float(log_p.std() / np.sqrt(len(log_p))), "k": c.k, "examples": int(len(log_p)),
               "method": "importance sampling with k draws from q(z|x), log-mean-exp (Burda et al., 2015)"}
-    if c.model.modality == "text":  # per sentence; perplexity per predicted token (words and <eos>)
-        from vae_zoo.evaluation import text
-
-        result.update(perplexity=text.perplexity(log_p, c.images), tokens=int(text.predicted_tokens(c.images).sum()))
-    else:
-        result["bits_per_dim"] = evaluation.bits_per_dimension(nll, c.model.data_shape)
+    result.update(c.modality.nll_units(log_p, c.images, c.model.data_shape))  # bits per dimension, perplexity...
     return result
 
 
 def part_latents(c):
+    if not c.model.can("latent"):
+        raise NotApplicable("the model has no latent variable")
     active, variances = latents.active_units(c.model, c.images, c.labels)
     result = {"active_units": active, "latent_dims": int(variances.size), "activity_threshold": 0.01,
               "posterior_mean_variance": variances.tolist()}
@@ -124,6 +133,8 @@ def part_interpolation(c):
 
 
 def part_latent_map(c):
+    if not c.model.can("latent"):
+        raise NotApplicable("the model has no latent variable")
     codes = latents.posterior_means(c.model, c.images, c.labels)
     files = visualize.latent_maps(codes, c.labels, c.out_dir, seed=c.seed)
     if codes.shape[1] == 2 and c.model.can("sample") and not c.model.can("labels"):
@@ -152,8 +163,6 @@ def part_ood(c):
         raise NotApplicable("no out-of-distribution data set given (--ood-data NAME)")
     if not c.model.can("elbo"):
         raise NotApplicable("the model defines no likelihood")
-    from vae_zoo.evaluation import ood
-
     spec = {"binarize": c.data.binarize, "seed": c.seed, "labels": c.model.can("labels"), "batch_size": c.data.batch_size}
     outside = data_module.load(c.ood_data, **spec)
     c.model.check_fits(outside)
@@ -172,49 +181,35 @@ def part_semi_supervised(c):
 
 
 def part_disentanglement(c):
-    if c.data.name != "shapes":
-        raise NotApplicable("needs data with known factors: train on the 'shapes' data set")
-    from vae_zoo.data import shapes
-    from vae_zoo.evaluation.disentanglement import (
-        beta_vae_score,
-        mutual_information_gap,
-    )
-
-    images, factors = shapes.generate()
-    images = (images[..., None] / 255.0).astype(np.float32)
+    grid = c.data.source.factor_grid() if c.data.source else None
+    if grid is None:
+        raise NotApplicable("needs data with known factors of variation: train on the 'shapes' data set")
+    images, factors = grid.examples, grid.factors
     if c.data.binarize != "none":
         images = data_module.binarize_static(images, seed=c.seed)
     codes = latents.posterior_means(c.model, images)
     encode = lambda batch: latents.posterior_means(c.model, batch)
     return {
         "mig": mutual_information_gap(codes, factors),
-        "beta_vae_score": beta_vae_score(encode, images, factors, shapes.FACTOR_SIZES, shapes.index_of, seed=c.seed),
-        "factors": list(shapes.FACTOR_NAMES),
-        "method": "MIG (Chen et al., 2018), 20 bins, over all 6144 images; beta-VAE score (Higgins et al., 2017), batches of 64, 600/300 points",
+        "beta_vae_score": beta_vae_score(encode, images, factors, grid.sizes, grid.index_of, seed=c.seed),
+        "factors": list(grid.names),
+        "method": f"MIG (Chen et al., 2018), 20 bins, over all {len(images)} images; beta-VAE score (Higgins et al., 2017), "
+                  "batches of 64, 600/300 points",
     }
 
 
 def part_audio(c):
-    if c.data.spec.modality != "audio":
-        raise NotApplicable("the data set is not audio")
-    from vae_zoo.evaluation import audio
-
-    from vae_zoo.data.audio import features_of
-
-    kind = features_of(c.data.name)
+    kind = features_named(c.data.spec.features)
     written = audio.listen(c.model, c.images, c.labels, c.out_dir, seed=c.seed, kind=kind)
     result = {"features": kind.name, "files": sorted({str(Path(p).relative_to(c.out_dir)) for paths in written.values() for p in paths}
                                                      | {p.name for p in c.out_dir.glob("*.png")})}
-    if c.data.name in ("fsdd", "fsdd_mel"):
-        result["probes"] = audio.probes(c.model, c.data_spec.get("data_dir"), seed=c.seed, kind=kind)
+    recordings = c.data.source.recordings() if c.data.source else None
+    if recordings is not None:  # speakers and waveforms: the digit and speaker probes
+        result["probes"] = audio.probes(c.model, recordings, seed=c.seed, kind=kind)
     return result
 
 
 def part_text(c):
-    if c.model.modality != "text":
-        raise NotApplicable("the model does not write text")
-    from vae_zoo.evaluation import text
-
     result = {"samples": text.samples(c.model, seed=c.seed)}
     if c.model.can("gaussian_posterior"):
         result.update(reconstructions=text.reconstructions(c.model, c.images), homotopies=text.homotopies(c.model, c.images, seed=c.seed))
@@ -226,13 +221,8 @@ def part_text(c):
 
 
 def part_compression(c):
-    from vae_zoo.compression import files
-    from vae_zoo.compression import report as compression
-    from vae_zoo.errors import InputError
-    from vae_zoo.io.saving import weights_digest
-
     try:
-        method = files.method_for(c.model)
+        method = compression_method(c.model)
     except InputError as reason:
         raise NotApplicable(str(reason)) from None
     name, digest = c.model_name or c.model.registered_name, weights_digest(c.model)
@@ -262,12 +252,23 @@ PARTS = {
 }
 
 
+def modality_reason(part, modality):
+    """Why ``part``, which only some modalities have (their ``report_parts``: audio, text), does not apply to data
+    of ``modality``; None where it may apply."""
+    owners = [m.name for m in data_module.MODALITIES.values() if part in m.report_parts]
+    if owners and part not in modality.report_parts:
+        return f"applies to {' or '.join(sorted(owners))} data, and these data are {modality.name}"
+    return None
+
+
 def data_spec_for(model, data_spec):
     """The data options that read ``data_spec``'s set as ``model`` takes it: with labels for a conditional
     model, and with the model's own vocabulary for a token model (the same words keep the same ids)."""
     spec = {**{k: v for k, v in data_spec.items() if k != "limit"}, "labels": model.can("labels")}
-    if getattr(model, "vocabulary", None) is not None and spec.get("name") in data_module.TEXT_SOURCES:
-        spec["vocabulary"] = list(model.vocabulary)
+    own = data_module.get_modality(model.modality).data_options(model)
+    if own:  # only the options the data set takes (a token model's vocabulary: text sources)
+        accepted = data_module.get_source(spec.get("name")).schema()
+        spec.update({name: value for name, value in own.items() if name in accepted})
     return spec
 
 
@@ -284,8 +285,6 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
     out_dir.mkdir(parents=True, exist_ok=True)
     context = Context(model, data, spec, out_dir, split, int(k), int(anomaly_k), limit, int(seed), bool(progress), model_name, ood_data,
                       regret_steps)
-    from vae_zoo.io.saving import weights_digest
-
     # The digest names the weights measured, so that a card can show its report describes the weights it ships.
     report = {"model": model.registered_name, "weights_sha256": weights_digest(model), "data": data.name,
               "binarize": data.binarize, "split": split, "examples": int(len(context.images)), "seed": seed, "parts": {}}
@@ -296,6 +295,9 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
         if progress:
             print(f"{name}:", file=sys.stderr, flush=True)
         try:
+            reason = modality_reason(name, context.modality)
+            if reason:
+                raise NotApplicable(reason)
             report["parts"][name] = {**part(context), "seconds": round(time.perf_counter() - started, 1)}
         except NotApplicable as reason:
             report["parts"][name] = {"skipped": str(reason)}

@@ -11,6 +11,8 @@ model's data shape. ``fit`` does not train the model (train it with ``model.fit`
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from vae_zoo.evaluation.latents import posterior_means
+
 
 class LatentTransformer(TransformerMixin, BaseEstimator):
     """X -> posterior means E_q[z|x]."""
@@ -23,7 +25,5 @@ class LatentTransformer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        from vae_zoo.evaluation.latents import posterior_means
-
         images = np.asarray(X, np.float32).reshape(-1, *self.model.data_shape)
         return posterior_means(self.model, images, batch_size=self.batch_size)

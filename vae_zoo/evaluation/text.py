@@ -1,6 +1,6 @@
-"""Reading what a sentence model writes: reconstructions, prior samples and homotopies, as text.
+"""Reading what a sentence model writes: reconstructions, prior samples and homotopies, as text (the per-token
+perplexity is the text modality's score unit: ``vae_zoo.data.text.perplexity``).
 
-* ``perplexity``: exp of the NLL per predicted token (every word and ``<eos>``, not ``<bos>`` or padding).
 * ``reconstructions``: test sentences and their greedy and beam-search decodings from the posterior mean.
 * ``samples``: sentences from z ~ p(z), each token drawn from the decoder, and the greedy decoding of the same z.
 * ``homotopies``: sentences decoded (greedily) at evenly spaced points on the line between the posterior means
@@ -13,17 +13,6 @@ import numpy as np
 import tensorflow as tf
 
 from vae_zoo.evaluation import latents
-from vae_zoo.models.decoding import PAD_ID
-
-
-def predicted_tokens(ids):
-    """Tokens each sentence's likelihood predicts: everything after ``<bos>`` that is not padding."""
-    return (np.asarray(ids)[:, 1:] != PAD_ID).sum(axis=1)
-
-
-def perplexity(log_likelihoods, ids):
-    """exp(total NLL / predicted tokens) over a set of sentences."""
-    return float(np.exp(-np.sum(log_likelihoods) / predicted_tokens(ids).sum()))
 
 
 def reconstructions(model, ids, n=8, width=5):
@@ -34,10 +23,11 @@ def reconstructions(model, ids, n=8, width=5):
 
 
 def samples(model, n=10, seed=0):
-    z = model.prior().sample(n, seed=tf.constant([seed, 0]))
+    # A model without z (a language model) decodes from no code at all.
+    z = model.prior().sample(n, seed=tf.constant([seed, 0])) if model.can("latent") else None
     token_seed = tf.constant([seed, 1])
-    return [{"sampled": s, "greedy": g} for s, g in zip(model.texts(model.generate(z, mode="sample", seed=token_seed)),
-                                                        model.texts(model.generate(z, mode="greedy")))]
+    return [{"sampled": s, "greedy": g} for s, g in zip(model.texts(model.generate(z, mode="sample", seed=token_seed, batch=n)),
+                                                        model.texts(model.generate(z, mode="greedy", batch=n)))]
 
 
 def homotopies(model, ids, pairs=3, steps=7, seed=0):

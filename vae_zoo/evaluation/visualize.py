@@ -5,7 +5,7 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 
 from vae_zoo.evaluation.latents import model_inputs
-from vae_zoo.evaluation.plotting import as_images, mosaic, save_image_grid
+from vae_zoo.data.plotting import as_images, mosaic, save_image_grid
 
 
 def sample_grid(model, path, n=64, seed=0):
@@ -70,8 +70,9 @@ def latent_scatter(points, labels, path, title):
 
 def latent_maps(codes, labels, out_dir, examples=2000, seed=0):
     """t-SNE and PCA of the codes (scikit-learn), coloured by label; returns the files written."""
+    # Lazy: scikit-learn is slow to import, and only the latent maps need it.
     from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # lazy, as above
 
     codes, labels = codes[:examples], None if labels is None else labels[:examples]
     written = {}

@@ -7,7 +7,6 @@ from vae_zoo.errors import ModelFileError
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
-SAMPLES_FILE = "samples.png"
 
 
 def read_card(folder):

@@ -17,7 +17,8 @@ the variant):
 
 Token models (the sentence VAE, the language model) take and return token ids (padded with 0; each
 sentence's length is where its padding starts); ``decode`` returns ``tokens``. Built with a vocabulary, their
-export carries it as the asset ``vocabulary.txt`` (one token per line, line i is id i) and two more signatures:
+export carries it as the asset ``vocabulary.txt`` (one token per line, line i is id i) and two more signatures
+(what the text modality adds: ``vae_zoo.data.modalities``):
 
     vocabulary()                  -> tokens         (the strings by id)
     detokenize(ids)               -> text           (the words up to <eos>, joined by spaces)
@@ -33,8 +34,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from vae_zoo.data.modalities import get_modality
 from vae_zoo.errors import ModelFileError, unknown_name
 from vae_zoo.io import folders, saving, strict_json
+from vae_zoo.io.runtimes import export_runtime
 
 FORMATS = ("savedmodel", "portable", "tflite", "onnx")
 
@@ -58,15 +61,13 @@ def export(model, path, card=None, overwrite=False, format="savedmodel", progres
             raise ModelFileError(f"{path} already exists; choose another folder or pass overwrite=True")
         signatures = model.serving_signatures() if format == "savedmodel" else model.portable_signatures()
         card = {**saving.base_card(model), **(card or {}), "export_format": format, "signatures": [name for name, _, _ in signatures]}
-        if format == "savedmodel" and getattr(model, "vocabulary", None) is not None:
-            card["vocabulary"] = {"asset": "vocabulary.txt", "size": len(model.vocabulary), "signatures": ["vocabulary", "detokenize"]}
+        if format == "savedmodel":  # what the data's kind adds (a token model's vocabulary asset)
+            card.update(get_modality(model.modality).export_card(model))
         staging = folders.staging_folder(path)
         try:
             if format == "savedmodel":
                 _write_archive(model, card, staging)
             else:
-                from vae_zoo.io.runtimes import export_runtime
-
                 export_runtime(model, staging, card, format, progress)
             folders.move_into_place(staging, path)
         except BaseException:
@@ -94,8 +95,7 @@ def _write_archive(model, card, staging):
         archive.track(card_table)
         for name, fn, specs in model.serving_signatures():
             archive.add_endpoint(name, fn, input_signature=specs)
-        if getattr(model, "vocabulary", None) is not None:
-            _add_vocabulary(archive, model, Path(scratch) / "vocabulary.txt")
+        get_modality(model.modality).add_to_export(archive, model, Path(scratch))
         archive.add_endpoint(
             "model_card",
             lambda: {"card": tf.strings.reduce_join(card_table.lookup(tf.range(lines, dtype=tf.int64)), separator="\n")},
@@ -103,29 +103,3 @@ def _write_archive(model, card, staging):
         )
         archive.write_out(str(staging), verbose=False)
 
-
-def _add_vocabulary(archive, model, vocabulary_file):
-    """The model's vocabulary as the asset ``vocabulary.txt`` and the ``vocabulary`` and ``detokenize`` signatures."""
-    from vae_zoo.models.decoding import BOS_ID, EOS_ID, PAD_ID
-
-    if any("\n" in token or "\r" in token for token in model.vocabulary):
-        raise ModelFileError("a token of the vocabulary holds a line break; the vocabulary asset is one token per line")
-    vocabulary_file.write_text("\n".join(model.vocabulary) + "\n", encoding="utf-8")
-    size = len(model.vocabulary)
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.TextFileInitializer(str(vocabulary_file), tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, tf.string,
-                                      tf.lookup.TextFileIndex.WHOLE_LINE),
-        default_value="<unk>",
-    )
-    archive.track(table)
-
-    def detokenize(ids):
-        ids = tf.cast(ids, tf.int64)
-        # Words are the tokens before each sentence's first <eos>, without <bos> and padding.
-        ended = tf.cumsum(tf.cast(tf.equal(ids, EOS_ID), tf.int32), axis=1) > 0
-        keep = ~ended & tf.not_equal(ids, BOS_ID) & tf.not_equal(ids, PAD_ID)
-        words = tf.ragged.boolean_mask(table.lookup(ids), keep)
-        return {"text": tf.strings.reduce_join(words, axis=1, separator=" ")}
-
-    archive.add_endpoint("vocabulary", lambda: {"tokens": table.lookup(tf.range(size, dtype=tf.int64))}, input_signature=[])
-    archive.add_endpoint("detokenize", detokenize, input_signature=[tf.TensorSpec([None, None], tf.int32, name="ids")])

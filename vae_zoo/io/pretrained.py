@@ -51,7 +51,7 @@ def pretrained_folder(name):
 
 def load_pretrained(name):
     """The pretrained model ``name``, ready to use (its card: ``pretrained_card(name)``)."""
-    from vae_zoo.io.saving import load
+    from vae_zoo.io.saving import load  # lazy: saving imports TensorFlow; listing the zoo does not need it
 
     return load(pretrained_folder(name))
 

@@ -44,10 +44,10 @@ def test_inputs(model, batch=4, seed=0):
     latent = model.decoder_input_spec()
     shape = (batch, *latent.shape[1:])
     if latent.dtype.is_integer:
-        z = rng.integers(0, getattr(model, "codebook_size", 2), shape).astype(np.int32)
+        z = rng.integers(0, model.codebook_size if model.can("discrete_codes") else 2, shape).astype(np.int32)
     else:
         z = rng.normal(size=shape).astype(np.float32)
-    labels = rng.integers(0, getattr(model, "num_classes", 1), batch).astype(np.int32)
+    labels = rng.integers(0, model.num_classes if model.can("labels") else 1, batch).astype(np.int32)
     x = np.array(model.decoded_mean(z, labels if model.can("labels") else None), np.float32)  # a writable copy
     x[-1].flat[0] = np.nan  # the last example is invalid: its flag must say so in every runtime
     inputs = {"x": x, latent.name: z, "noise": rng.normal(size=shape).astype(np.float32), "labels": labels}
@@ -109,8 +109,8 @@ def to_tflite(portable_dir, out_file, inputs, progress=False):
 def to_onnx(portable_dir, out_dir, inputs, progress=False):
     """One verified ONNX file per signature in ``out_dir`` (tf2onnx, run in a subprocess; onnxruntime to verify)."""
     try:
-        import onnxruntime
-        import tf2onnx  # noqa: F401
+        import onnxruntime  # lazy: an optional extra (vae_zoo[export]), needed by the onnx export only
+        import tf2onnx  # noqa: F401  lazy, as above
     except ImportError:
         raise ModelFileError('onnx export needs the export extra: pip install "vae_zoo[export]"') from None
     reference = _reference(portable_dir, inputs)

@@ -9,6 +9,7 @@ a vae_zoo model at all.
 
 import datetime
 import hashlib
+import io
 import json
 import os
 import platform
@@ -16,31 +17,32 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
 
+import vae_zoo
 from vae_zoo.errors import DivergenceError, ModelFileError, VaeZooError
-from vae_zoo.evaluation.plotting import save_image_grid
+from vae_zoo.data.modalities import get_modality
 from vae_zoo.io import folders, strict_json
-from vae_zoo.io.cards import CARD_FILE, MODEL_FILE, SAMPLES_FILE, read_card
+from vae_zoo.io.cards import CARD_FILE, MODEL_FILE, read_card
+from vae_zoo.models.base import to_json
+from vae_zoo.models.sizing import check_size
+from vae_zoo.registry import get_model_class, hyperparameter_defaults, list_models
 
 # The member of a .keras archive that holds the weights.
 WEIGHTS_MEMBER = "model.weights.h5"
 
 
 def library_versions():
-    import numpy
-    import tensorflow as tf
-    import tensorflow_probability as tfp
-
-    import vae_zoo
-
     return {
         "vae_zoo": vae_zoo.__version__,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "tensorflow_probability": tfp.__version__,
-        "numpy": numpy.__version__,
+        "numpy": np.__version__,
         "python": platform.python_version(),
     }
 
@@ -48,8 +50,6 @@ def library_versions():
 def hardware():
     """The machine a run trains on, for its card: CPU model, the CPUs this process may use, the threads TensorFlow
     runs its ops on (fewer than the CPUs when a run is pinned, e.g. to share a machine), and any GPUs."""
-    import tensorflow as tf
-
     cpu = platform.processor() or platform.machine()
     try:  # Linux names the CPU model here; platform.processor() often gives only the architecture
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -66,8 +66,6 @@ def hardware():
 
 def tensorflow_threads(cpus):
     """TensorFlow's intra-op thread count: set through tf.config or TF_NUM_INTRAOP_THREADS, else one per CPU."""
-    import tensorflow as tf
-
     configured = tf.config.threading.get_intra_op_parallelism_threads()
     if configured:
         return int(configured)
@@ -110,10 +108,6 @@ def rounded_to(weights, dtype):
 def store_weights_as(keras_file, dtype):
     """Rewrite a ``.keras`` file's float32 weight arrays in ``dtype``, in place; Keras loads them back into float32
     variables as they are. Every other array, attribute and member of the archive is copied unchanged."""
-    import io
-
-    import h5py
-
     keras_file = Path(keras_file)
     with zipfile.ZipFile(keras_file) as archive:
         members = [(info, archive.read(info)) for info in archive.infolist()]
@@ -137,7 +131,8 @@ def store_weights_as(keras_file, dtype):
 def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=None, weights_dtype="float32"):
     """Save ``model`` as a zoo folder; ``card`` adds to (and overrides) the base card.
 
-    ``samples`` is the number of prior samples drawn into ``samples.png`` (0 for none).
+    ``samples`` is the number of prior samples drawn into ``samples.png`` (0 for none; the model's modality
+    decides the file: a text model writes at most 16 sentences into ``samples.txt``).
     ``attach`` maps names in the folder to existing files or folders to move in
     (training logs, for example). Non-finite weights are refused: a diverged
     model is never saved as if it were a good one. ``weights_dtype="float16"``
@@ -168,15 +163,8 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=N
                 store_weights_as(staging / MODEL_FILE, weights_dtype)
                 full_card["storage"] = {"weights_dtype": weights_dtype,
                                         "note": f"weights stored in {weights_dtype}, loaded into float32 variables"}
-            if samples and model.can("sample") and getattr(model, "vocabulary", None) is not None:
-                # A text model's samples are sentences: 16 of them, one per line.
-                sentences = model.texts(model.sample(min(samples, 16), seed=seed))
-                (staging / "samples.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
-                full_card["sample_text"] = "samples.txt"
-            elif samples and model.can("sample"):
-                drawn = save_image_grid(model.sample(samples, seed=seed), staging / SAMPLES_FILE, title=f"{model.registered_name}: samples from the prior")
-                if drawn:
-                    full_card["sample_image"] = SAMPLES_FILE
+            if samples and model.can("sample"):  # a PNG grid (samples.png); for a text model, 16 sentences (samples.txt)
+                full_card.update(get_modality(model.modality).save_folder_samples(model, staging, samples, seed=seed))
             (staging / CARD_FILE).write_text(strict_json.dumps(full_card, indent=2) + "\n")
             for name, source in (attach or {}).items():
                 if Path(source).exists():
@@ -208,9 +196,6 @@ def _check_archive(path):
 
     The size is found from the config alone (``models.sizing``), before Keras allocates anything.
     """
-    from vae_zoo.models.sizing import check_size
-    from vae_zoo.registry import get_model_class, list_models
-
     try:
         with zipfile.ZipFile(path) as archive:
             if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
@@ -237,9 +222,6 @@ def _check_archive(path):
 
 def check_card(model, card, folder):
     """Raise ``ModelFileError`` naming the first card field that disagrees with the loaded model."""
-    from vae_zoo.models.base import to_json
-    from vae_zoo.registry import hyperparameter_defaults
-
     if not card:
         return
     checks = [("model", card.get("model"), model.registered_name),
@@ -248,6 +230,8 @@ def check_card(model, card, folder):
     if "weights_sha256" in card:
         # A card written before an argument existed lacks it; the model was built with its default.
         stated_config = {**hyperparameter_defaults(type(model)), **(card.get("config") or {})}
+        # Arguments the class has retired are dropped on load (``from_config``), so the card's may still hold them.
+        stated_config = {k: v for k, v in stated_config.items() if k not in type(model).retired_arguments}
         checks += [("config", to_json(stated_config), to_json(model.get_config())),
                    ("weights_sha256", card["weights_sha256"], weights_digest(model))]
     for field, stated, actual in checks:

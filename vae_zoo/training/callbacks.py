@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from vae_zoo.errors import DivergenceError, RecipeError, unknown_name
 from vae_zoo.evaluation import latents
+from vae_zoo.evaluation.visualize import image_summary
 from vae_zoo.training import schedules
 
 
@@ -154,8 +155,6 @@ class ImageLogger(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(str(log_dir))
 
     def on_epoch_end(self, epoch, logs=None):
-        from vae_zoo.evaluation.visualize import image_summary
-
         if (epoch + 1) % self.every:
             return
         inputs = latents.model_inputs(self.model, self.images, self.labels)

@@ -29,8 +29,6 @@ from vae_zoo.training.callbacks import make_callback
 
 # Metrics that improve upwards; every other monitored quantity (losses, KL, ...) improves downwards.
 HIGHER_IS_BETTER = ("elbo", "iwae_bound", "perplexity", "active_units", "accuracy", "auroc")
-DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": "auto",
-                    "distribute": "none", "mixed_precision": "float32", "initial_weights": None}
 DEFAULT_SMOKE = {"training.epochs": 1, "data.limit": 512}
 # A recipe is a page of YAML; anything much bigger is a mistake or an attack.
 MAX_RECIPE_BYTES = 256 * 1024
@@ -203,7 +201,7 @@ def build_optimizer(recipe):
 
 
 def training_options(recipe):
-    options = {**DEFAULT_TRAINING, **(recipe.get("training") or {})}
+    options = {**recipe_schema.DEFAULT_TRAINING, **(recipe.get("training") or {})}
     if not options.get("mode"):
         options["mode"] = monitor_mode(options["monitor"])
     return options

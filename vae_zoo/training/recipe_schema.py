@@ -12,18 +12,21 @@ import inspect
 
 import keras
 
+from vae_zoo import data as data_module
 from vae_zoo import schema
-from vae_zoo.errors import ConfigError, RecipeError, VaeZooError
+from vae_zoo.errors import ConfigError, RecipeError, UnknownNameError, VaeZooError, unknown_name
+from vae_zoo.models.sizing import dry_build
+from vae_zoo.registry import check_arguments, get_model_class, hyperparameter_defaults, list_models
 from vae_zoo.schema import (
     boolean,
     choice,
     integer,
     mapping,
-    number,
     optional,
-    sizes,
     string,
 )
+from vae_zoo.training import schedules
+from vae_zoo.training.callbacks import CALLBACKS
 
 SECTIONS = ("model", "data", "optimizer", "training", "callbacks", "search", "smoke")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
@@ -51,23 +54,16 @@ TRAINING = {
     # A saved zoo folder or a pretrained model's name whose weights the run starts from (training/warm_start.py).
     "initial_weights": optional(string),
 }
+DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": "auto",
+                    "distribute": "none", "mixed_precision": "float32", "initial_weights": None}
 
-DATA_RULES = {
-    "batch_size": integer(1, 1_000_000),
-    "limit": integer(1),
-    "seed": SEED,
-    "labels": boolean,
-    "exclude_classes": sizes(0, minimum=0),
-    "data_dir": string,
-    "path": string,
-    "validation_split": number(minimum=0, below=1),
-    "test_split": number(minimum=0, below=1),
-    "image_size": sizes(2, 2),
-    "color_mode": choice("grayscale", "rgb"),
-    "max_length": integer(1, 10_000),
-    "vocabulary_size": integer(len(("<pad>", "<unk>", "<bos>", "<eos>")) + 1, 10_000_000),
-    "min_count": integer(1),
-}
+# The search section (training/tuning.py runs it): its tuners, the objectives with the metric each watches
+# and its direction, and the defaults.
+TUNERS = ("random", "bayesian", "hyperband")
+OBJECTIVES = {"elbo": ("val_elbo", "max"), "nll": ("val_nll", "min"), "loss": ("val_loss", "min")}
+DEFAULT_SEARCH = {"tuner": "random", "max_trials": 10, "epochs": 10, "objective": "elbo", "nll_k": 20,
+                  "early_stopping": {"patience": 3}, "seed": 0, "jit_compile": True, "executions_per_trial": 1}
+SEARCH_KEYS = (*DEFAULT_SEARCH, "parameters", "hyperband_factor")
 
 SEARCH_RULES = {
     "max_trials": integer(1, 100_000),
@@ -130,12 +126,13 @@ def _validate(recipe):
 def data_bound_arguments(cls, arguments, data_section):
     """A token model's size before its data is read: the data's largest vocabulary and its sentence length
     (the runner passes the real vocabulary when it builds the model)."""
-    if cls.modality != "text" or "vocabulary" in arguments or "vocabulary_size" in arguments:
+    if not data_module.get_modality(cls.modality).token_ids or "vocabulary" in arguments or "vocabulary_size" in arguments:
         return arguments
-    from vae_zoo import data as data_module
-
-    defaults = {k: v.default for k, v in inspect.signature(data_module.load).parameters.items()}
-    options = {**defaults, **(data_section if isinstance(data_section, dict) else {})}
+    section = data_section if isinstance(data_section, dict) else {}
+    source = data_module.SOURCES.get(section.get("name"))
+    options = {**{name: option.default for name, option in source.schema().items()}, **section} if source else {}
+    if "vocabulary_size" not in options or "max_length" not in options:
+        return arguments  # not token data: check_data names an unknown source, the runner data that do not fit
     bound = {"vocabulary_size": options["vocabulary_size"]}
     if "data_shape" not in arguments:
         bound["data_shape"] = [int(options["max_length"]) + 2]
@@ -147,13 +144,6 @@ def check_model(section, build=True, data_section=None):
 
     With ``build=False`` the size is not checked and the logged names are the class's.
     """
-    from vae_zoo.models.sizing import dry_build
-    from vae_zoo.registry import (
-        check_arguments,
-        get_model_class,
-        list_models,
-    )
-
     name = section.get("name")
     if not isinstance(name, str):
         raise ConfigError(f"model.name must be the name of a registered model ({', '.join(list_models())}), got {name!r}")
@@ -171,19 +161,17 @@ def check_model(section, build=True, data_section=None):
 
 
 def check_data(section, model_class):
-    from vae_zoo import data as data_module
-
-    accepted = {k: v.default for k, v in inspect.signature(data_module.load).parameters.items()}
-    names = sorted([*data_module.SOURCES, "npz", "image_folder", "wav_folder", *data_module.TEXT_SOURCES])
-    rules = {**DATA_RULES, "name": choice(*names), "binarize": choice(*data_module.BINARIZATIONS)}
-    schema.check_arguments(accepted, section, "data", "data", rules)
+    """The data section: a registered source's name, and options its schema accepts (``DataSource.check_options``)."""
+    mapping(section, "data")
     if "name" not in section:
-        raise ConfigError(f"data.name is missing: one of {', '.join(names)}")
+        raise ConfigError(f"data.name is missing: one of {', '.join(data_module.list_datasets())}")
+    name = section["name"]
+    if not isinstance(name, str) or name not in data_module.SOURCES:
+        raise UnknownNameError(f"data.name: {unknown_name('data set', name, data_module.SOURCES)}")
     if "vocabulary" in section:
         raise ConfigError("data.vocabulary is not a recipe setting: the vocabulary is built from the training split "
                           "(data.vocabulary_size, data.min_count) and saved with the model")
-    if section["name"] in ("npz", "image_folder", "wav_folder", "text_file") and not section.get("path"):
-        raise ConfigError(f"data.path is needed for data.name {section['name']!r}")
+    data_module.get_source(name).check_options({k: v for k, v in section.items() if k != "name"}, where="data")
     if "labels" in model_class.capabilities and section.get("labels") is not True:
         raise ConfigError(f"data.labels must be true: {model_class.registered_name} is conditional and trains on (data, labels)")
 
@@ -222,8 +210,6 @@ def check_monitor(value, key, monitors):
 
 
 def check_training(section, monitors):
-    from vae_zoo.training.recipe import DEFAULT_TRAINING
-
     # Only a key whose default is null (early_stopping) may be set to null.
     accepted = {key: DEFAULT_TRAINING.get(key, inspect.Parameter.empty) for key in TRAINING}
     schema.check_arguments(accepted, section, "training", "training", TRAINING)
@@ -236,9 +222,6 @@ def check_training(section, monitors):
 
 
 def check_callbacks(callbacks, monitors):
-    from vae_zoo.training import schedules
-    from vae_zoo.training.callbacks import CALLBACKS
-
     if callbacks is None:
         return
     if not isinstance(callbacks, list):
@@ -264,10 +247,36 @@ def check_callbacks(callbacks, monitors):
 
 
 def check_search(recipe):
-    from vae_zoo.training import tuning
-
     section = recipe["search"]
-    accepted = {key: tuning.DEFAULT_SEARCH.get(key, inspect.Parameter.empty) for key in tuning.SEARCH_KEYS}
-    rules = {**SEARCH_RULES, "tuner": choice(*tuning.TUNERS), "objective": choice(*tuning.OBJECTIVES)}
+    accepted = {key: DEFAULT_SEARCH.get(key, inspect.Parameter.empty) for key in SEARCH_KEYS}
+    rules = {**SEARCH_RULES, "tuner": choice(*TUNERS), "objective": choice(*OBJECTIVES)}
     schema.check_arguments(accepted, section, "search", "search", rules)
-    tuning.search_options(recipe)
+    search_options(recipe)
+
+
+def search_options(recipe):
+    """The recipe's search section with defaults, validated."""
+    section = recipe.get("search") or {}
+    for key in section:
+        if key not in SEARCH_KEYS:
+            raise RecipeError(f"search.{key}: {unknown_name('search option', key, SEARCH_KEYS)}")
+    options = {**DEFAULT_SEARCH, **section}
+    if options["tuner"] not in TUNERS:
+        raise RecipeError(f"search.tuner: {unknown_name('tuner', options['tuner'], TUNERS)}")
+    if options["objective"] not in OBJECTIVES:
+        raise RecipeError(f"search.objective: {unknown_name('objective', options['objective'], OBJECTIVES)}")
+    parameters = options.get("parameters") or {}
+    if not isinstance(parameters, dict) or not parameters:
+        raise RecipeError("search.parameters must map hyperparameter names to ranges, e.g. beta: {type: float, min: 0.1, max: 4}")
+    accepted = [*hyperparameter_defaults(get_model_class(recipe["model"]["name"])), "learning_rate"]
+    for name, spec in parameters.items():
+        if name not in accepted:
+            raise RecipeError(f"search.parameters.{name}: {unknown_name('hyperparameter of ' + recipe['model']['name'], name, accepted)}")
+        if not isinstance(spec, dict) or spec.get("type") not in ("float", "int", "choice"):
+            raise RecipeError(f"search.parameters.{name} needs type: float, int or choice")
+        if spec["type"] == "choice" and not spec.get("values"):
+            raise RecipeError(f"search.parameters.{name}: a choice needs values")
+        if spec["type"] != "choice" and not (isinstance(spec.get("min"), (int, float)) and isinstance(spec.get("max"), (int, float)) and spec["min"] < spec["max"]):
+            raise RecipeError(f"search.parameters.{name} needs numbers min < max")
+    options["parameters"] = parameters
+    return options

@@ -30,9 +30,11 @@ import keras
 import tensorflow as tf
 
 from vae_zoo.errors import DivergenceError, RecipeError
-from vae_zoo.io import folders, strict_json
+from vae_zoo.evaluation.metrics import score_dataset
+from vae_zoo.io import folders, saving, strict_json
 from vae_zoo.training import recipe as recipes
 from vae_zoo.training.callbacks import DivergenceGuard, MovingAverageWeights
+from vae_zoo.training.distributed import fit_multi_worker
 from vae_zoo.training.warm_start import load_initial_weights
 
 STATE_FILE = "run_state.json"
@@ -285,8 +287,6 @@ def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose=
         model.load_weights(Path(backup_dir) / "latest.weights.h5")  # what BackupAndRestore would restore
         return finished
     if options["distribute"] == "multi_worker":
-        from vae_zoo.training.distributed import fit_multi_worker
-
         history = fit_multi_worker(model, data, epochs, first_epoch, callbacks, verbose)
     else:
         history = model.fit(data.training_stream(first_epoch), steps_per_epoch=data.steps_per_epoch(), epochs=epochs,
@@ -310,9 +310,6 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
     finished epoch. Returns ``(folder, history, card)``; ``history`` maps each
     logged name to its values per epoch.
     """
-    from vae_zoo.evaluation.metrics import score_dataset
-    from vae_zoo.io import saving
-
     out_dir = Path(out_dir)
     options = recipes.training_options(recipe)
     with precision(options["mixed_precision"]), contextlib.ExitStack() as held:
@@ -379,8 +376,6 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
 
     ``started_from``: the source of ``training.initial_weights`` (its epochs and seconds are not counted in this run's).
     """
-    from vae_zoo.io import saving
-
     total_seconds = seconds if total_seconds is None and not resumed_from else total_seconds
     options = recipes.training_options(recipe)
     monitor, pick = options["monitor"], (max if options["mode"] == "max" else min)
@@ -393,6 +388,8 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
         "data": {
             "name": data.name,
             "modality": data.spec.modality,
+            # How audio examples encode sound, which ``vae-zoo sample`` needs to write WAVs (absent for other data).
+            **({"features": data.spec.features} if data.spec.features else {}),
             "binarize": data.binarize,
             "examples": {split: data.count(split) for split in ("train", "validation", "test")},
         },

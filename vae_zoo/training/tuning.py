@@ -35,49 +35,18 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
-from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
-from vae_zoo.io import folders, strict_json
-from vae_zoo.registry import get_model_class, hyperparameter_defaults
+from vae_zoo.errors import RecipeError, VaeZooError
+from vae_zoo.evaluation.metrics import log_likelihood, score_dataset
+from vae_zoo.io import folders, saving, strict_json
+from vae_zoo.registry import get_model_class
 from vae_zoo.training import recipe as recipes
 from vae_zoo.training import runner
+from vae_zoo.training.recipe_schema import OBJECTIVES, search_options
 from vae_zoo.training.warm_start import load_initial_weights
 
-TUNERS = ("random", "bayesian", "hyperband")
-OBJECTIVES = {"elbo": ("val_elbo", "max"), "nll": ("val_nll", "min"), "loss": ("val_loss", "min")}
 LOG_SCALE = ("beta", "learning_rate")
-DEFAULT_SEARCH = {"tuner": "random", "max_trials": 10, "epochs": 10, "objective": "elbo", "nll_k": 20,
-                  "early_stopping": {"patience": 3}, "seed": 0, "jit_compile": True, "executions_per_trial": 1}
-SEARCH_KEYS = (*DEFAULT_SEARCH, "parameters", "hyperband_factor")
 # The search's recipe and its digest, beside keras-tuner's own state.
 SEARCH_RECORD = "search_recipe.json"
-
-
-def search_options(recipe):
-    """The recipe's search section with defaults, validated."""
-    section = recipe.get("search") or {}
-    for key in section:
-        if key not in SEARCH_KEYS:
-            raise RecipeError(f"search.{key}: {unknown_name('search option', key, SEARCH_KEYS)}")
-    options = {**DEFAULT_SEARCH, **section}
-    if options["tuner"] not in TUNERS:
-        raise RecipeError(f"search.tuner: {unknown_name('tuner', options['tuner'], TUNERS)}")
-    if options["objective"] not in OBJECTIVES:
-        raise RecipeError(f"search.objective: {unknown_name('objective', options['objective'], OBJECTIVES)}")
-    parameters = options.get("parameters") or {}
-    if not isinstance(parameters, dict) or not parameters:
-        raise RecipeError("search.parameters must map hyperparameter names to ranges, e.g. beta: {type: float, min: 0.1, max: 4}")
-    accepted = [*hyperparameter_defaults(get_model_class(recipe["model"]["name"])), "learning_rate"]
-    for name, spec in parameters.items():
-        if name not in accepted:
-            raise RecipeError(f"search.parameters.{name}: {unknown_name('hyperparameter of ' + recipe['model']['name'], name, accepted)}")
-        if not isinstance(spec, dict) or spec.get("type") not in ("float", "int", "choice"):
-            raise RecipeError(f"search.parameters.{name} needs type: float, int or choice")
-        if spec["type"] == "choice" and not spec.get("values"):
-            raise RecipeError(f"search.parameters.{name}: a choice needs values")
-        if spec["type"] != "choice" and not (isinstance(spec.get("min"), (int, float)) and isinstance(spec.get("max"), (int, float)) and spec["min"] < spec["max"]):
-            raise RecipeError(f"search.parameters.{name} needs numbers min < max")
-    options["parameters"] = parameters
-    return options
 
 
 def sample_hyperparameter(hp, name, spec):
@@ -111,8 +80,6 @@ class ValidationNLL(keras.callbacks.Callback):
         self.images, self.labels, self.k = images[:examples], None if labels is None else labels[:examples], int(k)
 
     def on_epoch_end(self, epoch, logs=None):
-        from vae_zoo.evaluation.metrics import log_likelihood
-
         if logs is not None:
             logs["val_nll"] = float(-log_likelihood(self.model, self.images, self.labels, k=self.k, seed=epoch).mean())
 
@@ -203,7 +170,7 @@ def _write_table(rows, out_dir):
 
 def plot_objective(rows, parameters, objective, path):
     """The objective against each searched hyperparameter, one panel each."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib is heavy, and only a finished search plots
 
     done = [r for r in rows if r["objective"] is not None]
     figure = Figure(figsize=(3.2 * len(parameters), 3.0))
@@ -279,8 +246,6 @@ def check_search_folder(out_dir, recipe, restart=False):
 
 
 def _search(recipe, out_dir, options, source, jit_compile, verbose, overwrite):
-    from vae_zoo.io import saving
-
     data = recipes.build_data(recipe)
     try:
         tuner = make_tuner(recipe, data, out_dir, jit_compile=jit_compile, overwrite=overwrite)
@@ -320,11 +285,9 @@ def _search(recipe, out_dir, options, source, jit_compile, verbose, overwrite):
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         best_models = tuner.get_best_models(1) if (Path(tuner.project_dir) / f"trial_{best_trial.trial_id}").exists() else []
     if best_models:
-        from vae_zoo import evaluation
-
         model = best_models[0]
         card = {"recipe": best_recipe, "search": {**summary, "source": source, "trials_table": "trials.csv"},
-                "metrics": {"test": evaluation.score_dataset(model, data.test)}}
+                "metrics": {"test": score_dataset(model, data.test)}}
         saving.save(model, out_dir / "best_model", card=card, overwrite=True)
         summary["best_model"] = str(out_dir / "best_model")
     (out_dir / "summary.json").write_text(strict_json.dumps(summary, indent=2, default=str) + "\n")

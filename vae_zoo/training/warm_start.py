@@ -9,12 +9,13 @@ instead and does not read the source again: its first sitting recorded what the 
 """
 
 from vae_zoo.errors import RecipeError
+from vae_zoo.io import saving
+from vae_zoo.io.cards import read_card
+from vae_zoo.io.pretrained import resolve
 
 
 def source_folder(spec):
     """The folder ``spec`` names: a path to a zoo folder, or a pretrained model's name."""
-    from vae_zoo.io.pretrained import resolve
-
     try:
         return resolve(spec)
     except Exception as err:  # an unknown name: say which recipe key asked for it
@@ -27,8 +28,6 @@ def load_initial_weights(model, spec):
     The source must be the same kind of model with the same weights, in the same
     order and of the same shapes; the first difference is named.
     """
-    from vae_zoo.io import saving
-    from vae_zoo.io.cards import read_card
 
     folder = source_folder(spec)
     try:

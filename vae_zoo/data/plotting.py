@@ -1,9 +1,9 @@
-"""Image grids and strips as PNG files, drawn with matplotlib (no display needed)."""
+"""Image grids and strips as PNG files, drawn with matplotlib (no display needed): how the image and audio
+modalities (``vae_zoo.data.modalities``) and the evaluation's pictures (``vae_zoo.evaluation.visualize``) draw examples."""
 
 import math
 
 import numpy as np
-from matplotlib.figure import Figure
 
 
 def as_images(batch):
@@ -33,6 +33,8 @@ def mosaic(images, ncols, pad=1):
 
 def save_image_grid(batch, path, ncols=None, title=None, scale=0.35):
     """Write a batch of images as one PNG grid. Returns False if the data are not images."""
+    from matplotlib.figure import Figure  # lazily: matplotlib is heavy, and importing vae_zoo.data needs no pictures
+
     images = as_images(batch)
     if images is None:
         return False
