@@ -31,6 +31,8 @@ MODELS = {
     "iwae": {"name": "iwae", "latent_dim": 4, "encoder": {"name": "mlp", "hidden_sizes": [32]}, "k": 3},
     # Its own two-optimizer step must scale its losses for the replicas as Keras's does.
     "aae": {"name": "aae", "latent_dim": 4, "encoder": {"name": "mlp", "hidden_sizes": [32]}, "discriminator_sizes": [16]},
+    # Latent groups at two resolutions, drawn group by group from one step seed.
+    "hierarchical_vae": {"name": "hierarchical_vae", "width": 8, "latent_channels": 2, "likelihood": "bernoulli"},
 }
 recipe = recipes.parse({
     "model": MODELS[model_name],

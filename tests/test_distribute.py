@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 WORKER = Path(__file__).with_name("run_worker.py")
-MODELS = ["vae", "iwae", "aae"]  # the AAE: its own two-optimizer step
+MODELS = ["vae", "iwae", "aae", "hierarchical_vae"]  # the AAE: its own two-optimizer step
 
 
 def run(out, model, distribute, env=None):

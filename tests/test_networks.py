@@ -7,9 +7,12 @@ import pytest
 import vae_zoo
 from vae_zoo import networks
 from vae_zoo.networks import register_network
+from vae_zoo.networks.resnet import ResidualBlock
 
 
-@pytest.mark.parametrize("spec", [{"name": "mlp", "hidden_sizes": [8]}, {"name": "conv", "filters": [4, 8], "hidden_sizes": [8]}])
+@pytest.mark.parametrize("spec", [{"name": "mlp", "hidden_sizes": [8]}, {"name": "conv", "filters": [4, 8], "hidden_sizes": [8]},
+                                  {"name": "resnet", "filters": [4, 8], "blocks": 2, "normalization": "group",
+                                   "squeeze_excitation": True}])
 def test_encoder_and_decoder_shapes(spec):
     encoder = networks.make_encoder(spec, (8, 8, 1), 6)
     decoder = networks.make_decoder(spec, 3, (8, 8, 1), 2)
@@ -21,8 +24,10 @@ def test_encoder_and_decoder_shapes(spec):
 
 
 def test_bad_specs_are_named():
-    with pytest.raises(vae_zoo.UnknownNameError, match="unknown network 'resnet'"):
-        networks.make_encoder({"name": "resnet"}, (8, 8, 1), 4)
+    with pytest.raises(vae_zoo.UnknownNameError, match="unknown network 'resnett'"):
+        networks.make_encoder({"name": "resnett"}, (8, 8, 1), 4)
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        networks.make_encoder({"name": "resnet", "normalization": "instance"}, (8, 8, 1), 4)
     with pytest.raises(ValueError, match="bad options for network 'mlp'"):
         networks.make_encoder({"name": "mlp", "filters": [4]}, (8, 8, 1), 4)
     with pytest.raises(ValueError, match="divisible by 4"):
@@ -88,3 +93,18 @@ def test_the_ladder_vae_levels_take_gated_units_like_its_encoder(tmp_path):
     assert all(isinstance(head.layers[0], GatedDense) for head in ladder.bottom_up + ladder.top_down)
     loaded = vae_zoo.load(vae_zoo.save(ladder, tmp_path / "ladder"))
     np.testing.assert_allclose(loaded.reconstruction(images), ladder.reconstruction(images), rtol=1e-5)
+
+
+def test_a_residual_block_starts_near_the_identity_and_a_resnet_vae_trains_and_saves(tmp_path):
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 16)).astype("float32")
+    block = ResidualBlock(16, normalization="batch", squeeze_excitation=True)
+    out = block(x).numpy()
+    # The residual branch's last convolution starts small: the block is close to, but not, the identity.
+    assert 0 < np.abs(out - x).mean() < 0.2 * np.abs(x).mean()
+    model = vae_zoo.create_model("vae", data_shape=(8, 8, 3), latent_dim=2, likelihood="gaussian",
+                                 encoder={"name": "resnet", "filters": [4, 8], "blocks": 1})
+    images = np.random.default_rng(1).random((8, 8, 8, 3)).astype("float32")
+    model.compile()
+    assert np.isfinite(model.fit(images, epochs=1, batch_size=4, verbose=0).history["loss"][0])
+    loaded = vae_zoo.load(vae_zoo.save(model, tmp_path / "resnet_vae"))
+    np.testing.assert_allclose(loaded(images), model(images), rtol=1e-5, atol=1e-6)

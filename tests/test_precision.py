@@ -38,9 +38,14 @@ def test_a_trained_model_has_the_same_elbo_in_bfloat16(tmp_path):
     assert half_elbo != float32_elbo
 
 
-@pytest.mark.parametrize("policy, model", [("mixed_bfloat16", "vae"), ("mixed_float16", "vae"), ("mixed_float16", "aae")])
+HIERARCHICAL = {"name": "hierarchical_vae", "width": 8, "latent_channels": 2, "likelihood": "bernoulli"}
+
+
+@pytest.mark.parametrize("policy, model", [("mixed_bfloat16", "vae"), ("mixed_float16", "vae"), ("mixed_float16", "aae"),
+                                           ("mixed_float16", "hierarchical_vae")])
 def test_training_runs_under_mixed_precision(policy, model):
-    recipe = recipes.parse(RECIPE, overrides=[f"training.mixed_precision={policy}", "training.epochs=3", f"model.name={model}"])
+    recipe = recipes.parse({**RECIPE, "model": HIERARCHICAL} if model == "hierarchical_vae" else RECIPE,
+                           overrides=[f"training.mixed_precision={policy}", "training.epochs=3", f"model.name={model}"])
     with runner.precision(policy):
         data = recipes.build_data(recipe)
         model = recipes.compile_model(recipes.build_model(recipe, data), recipe)

@@ -102,6 +102,13 @@ def part_latents(c):
     per_dim = latents.kl_per_dimension(c.model, c.images, c.labels)
     if per_dim is not None:
         result["kl_per_dim"] = per_dim.tolist()
+    if hasattr(c.model, "kl_by_group"):  # a hierarchy of latent groups: what each holds, and a picture of it
+        images = c.images[:500]
+        per_group = np.concatenate([c.model.kl_by_group(images[i:i + 50]) for i in range(0, len(images), 50)])
+        result["kl_per_group"] = per_group.mean(axis=0).tolist()
+        result["group_shapes"] = [list(shape) for shape in c.model.group_shapes]
+        if visualize.group_grid(c.model, c.images[0], c.out_dir / "groups.png", seed=c.seed):
+            result["files"] = {"groups": "groups.png"}
     information = evaluation.mutual_information(c.model, c.images, c.labels, seed=c.seed)
     if information is not None:
         result["mutual_information"] = information
@@ -288,6 +295,8 @@ def evaluate(model, data_spec, out_dir, only=None, split="test", k=1000, anomaly
     # The digest names the weights measured, so that a card can show its report describes the weights it ships.
     report = {"model": model.registered_name, "weights_sha256": weights_digest(model), "data": data.name,
               "binarize": data.binarize, "split": split, "examples": int(len(context.images)), "seed": seed, "parts": {}}
+    if data.spec.attribution:  # its pictures show the data set's examples
+        report["attribution"] = data.spec.attribution
     for name, part in PARTS.items():
         if only and name not in only:
             continue

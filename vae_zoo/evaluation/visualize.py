@@ -31,6 +31,17 @@ def reconstruction_grid(model, images, labels, path, n=32):
     return save_image_grid(np.concatenate(rows), path, ncols=columns, title="inputs (odd rows) and reconstructions (even rows)")
 
 
+def group_grid(model, image, path, n=8, seed=0, temperature=0.8):
+    """A hierarchical model's groups at work: row g holds ``n`` images whose top g latent groups are the posterior
+    means for ``image`` and whose lower groups are drawn from their priors (row 0: free samples; last row: the
+    reconstruction, n times)."""
+    groups = len(model.group_shapes)
+    rows = [np.asarray(model.sample_from_top_groups(image[None], g, n, seed=tf.constant([seed, g]), temperature=temperature))
+            for g in range(groups + 1)]
+    return save_image_grid(np.concatenate([image[None], np.zeros_like(image)[None].repeat(n - 1, 0), *rows]), path, ncols=n,
+                           title=f"input (top); row g: top g of {groups} groups from it, the rest sampled (T={temperature})")
+
+
 def slerp(a, b, t):
     """Spherical interpolation between vectors a and b (White, 2016); linear when they are parallel."""
     cosine = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)

@@ -5,7 +5,7 @@ import importlib
 import pkgutil
 
 # Modules that hold no variant, imported by the variants themselves.
-SHARED = {"base", "decoding", "distributions", "objectives", "portable_signatures", "signatures", "sizing"}
+SHARED = {"base", "decoding", "distributions", "logistic_mixture", "objectives", "portable_signatures", "signatures", "sizing"}
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in SHARED:

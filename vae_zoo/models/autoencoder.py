@@ -33,7 +33,7 @@ class Autoencoder(ZooModel):
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
         self.likelihood = distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
         self.encoder = networks.make_encoder(encoder, self.data_shape, self.latent_dim)
-        channels = self.data_shape[-1] * self.likelihood.params_per_channel
+        channels = self.likelihood.param_channels(self.data_shape[-1])
         self.decoder = networks.make_decoder(encoder if decoder is None else decoder, self.latent_dim, self.data_shape, channels)
         self.built = True
 

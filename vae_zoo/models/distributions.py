@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from vae_zoo.models import logistic_mixture
 from vae_zoo.registry import resolve
 
 tfd = tfp.distributions
@@ -35,6 +36,10 @@ class Likelihood:
 
     def __call__(self, params):
         raise NotImplementedError
+
+    def param_channels(self, data_channels):
+        """How many numbers the decoder emits per position for data with ``data_channels`` channels."""
+        return data_channels * self.params_per_channel
 
     def plain_log_prob(self, params, x):
         """log p(x | params) per example with elementary ops only (for the portable export); the
@@ -156,10 +161,39 @@ class FixedGaussianLikelihood(Likelihood):
         return self._independent(tfd.Normal(mean, tf.cast(self.scale, mean.dtype)))
 
 
+class LogisticMixtureLikelihood(Likelihood):
+    """A discretized mixture of ``components`` logistics per pixel, over 8-bit images (x = v / 255): an exact
+    discrete probability, so -log2 p(x) is a code length (``vae_zoo.models.logistic_mixture``; PixelCNN++)."""
+
+    support = (0.0, 1.0)
+
+    def __init__(self, event_ndims, components=5):
+        super().__init__(event_ndims)
+        if event_ndims != 3:
+            raise ValueError("logistic_mixture models images (height, width, channels)")
+        if not int(components) >= 1:
+            raise ValueError(f"logistic_mixture needs components >= 1, got {components!r}")
+        self.components = int(components)
+
+    def param_channels(self, data_channels):
+        return logistic_mixture.parameter_count(self.components, data_channels)
+
+    def __call__(self, params):
+        channels = self.channels_of(params.shape[-1])
+        return logistic_mixture.DiscretizedLogisticMixture(params, channels, self.event_ndims)
+
+    def channels_of(self, parameters):
+        for channels in range(1, 9):
+            if logistic_mixture.parameter_count(self.components, channels) == parameters:
+                return channels
+        raise ValueError(f"{parameters} parameters per position fit no image of a mixture of {self.components} logistics")
+
+
 LIKELIHOODS = {
     "bernoulli": BernoulliLikelihood,
     "gaussian": GaussianLikelihood,
     "gaussian_fixed": FixedGaussianLikelihood,
+    "logistic_mixture": LogisticMixtureLikelihood,
 }
 
 

@@ -96,7 +96,7 @@ class VAE(LatentVariableModel):
         decoder body (z -> the parameters of p(x|z)), from their specs."""
         self.likelihood = distributions.make_likelihood(self.likelihood_spec, event_ndims=len(self.data_shape))
         self.encoder = networks.make_encoder(self.encoder_spec, self.encoder_input_shape(), 2 * self.latent_dim)
-        channels = self.data_shape[-1] * self.likelihood.params_per_channel
+        channels = self.likelihood.param_channels(self.data_shape[-1])
         self.decoder = networks.make_decoder(self.decoder_spec, self.decoder_input_dim(), self.data_shape, channels)
 
     def encoder_input_shape(self):

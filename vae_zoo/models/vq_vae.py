@@ -132,7 +132,7 @@ class VQVAE(ZooModel):
         self.grid = networks.grid_shape(encoder, self.data_shape, self.mlp_positions)
         self.likelihood = distributions.make_likelihood(likelihood, event_ndims=len(self.data_shape))
         self.encoder = networks.make_grid_encoder(encoder, self.data_shape, self.grid, self.latent_dim)
-        channels = self.data_shape[-1] * self.likelihood.params_per_channel
+        channels = self.likelihood.param_channels(self.data_shape[-1])
         self.decoder = networks.make_grid_decoder(encoder if decoder is None else decoder, self.grid, self.latent_dim,
                                                   self.data_shape, channels)
         self.prior_layer = distributions.resolve(CODE_PRIORS, "code prior", prior, self.grid, self.codebook_size, name="code_prior", dtype="float32")

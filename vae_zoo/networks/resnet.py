@@ -1,0 +1,200 @@
+"""The residual convolutional body: residual blocks between stride-2 down- and up-sampling stages.
+
+``ResidualBlock`` is also the building block of the hierarchical VAE's bottom-up and top-down paths
+(``vae_zoo.models.hierarchical_vae``).
+"""
+
+import math
+
+import keras
+
+from vae_zoo.networks import register_network
+from vae_zoo.networks.mlp import dense_stack
+
+NORMALIZATIONS = (None, "batch", "layer", "group")
+
+
+def normalization_layer(kind, name):
+    """A normalization layer by name, or None. Group normalization uses up to 8 groups (fewer for narrow layers)."""
+    if kind is None:
+        return None
+    if kind == "batch":
+        return keras.layers.BatchNormalization(name=name)
+    if kind == "layer":
+        return keras.layers.LayerNormalization(name=name)
+    if kind == "group":
+        return keras.layers.GroupNormalization(groups=-1, name=name)  # groups set in ResidualBlock.build
+    raise ValueError(f"normalization must be one of {', '.join(map(str, NORMALIZATIONS))}, got {kind!r}")
+
+
+@keras.saving.register_keras_serializable(package="vae_zoo")
+class SqueezeExcitation(keras.layers.Layer):
+    """Channel gating by the global mean of each channel (Hu et al., 2018), as in NVAE's residual cells."""
+
+    def __init__(self, channels, reduction=4, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.reduction = int(reduction)
+        self.squeeze = keras.layers.Dense(max(self.channels // self.reduction, 4), activation="relu", name="squeeze")
+        self.excite = keras.layers.Dense(self.channels, activation="sigmoid", name="excite")
+
+    def build(self, input_shape):
+        self.squeeze.build((input_shape[0], input_shape[-1]))
+        self.excite.build((input_shape[0], self.squeeze.units))
+
+    def call(self, inputs):
+        gate = self.excite(self.squeeze(keras.ops.mean(inputs, axis=(1, 2))))
+        return inputs * gate[:, None, None, :]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "reduction": self.reduction}
+
+
+@keras.saving.register_keras_serializable(package="vae_zoo")
+class ResidualBlock(keras.layers.Layer):
+    """x + scale * f(x), f = [norm] act conv3x3 [norm] act conv3x3 [squeeze-excitation], channels kept.
+
+    The last convolution starts small (``residual_scale``), so that a deep stack starts near the identity and
+    its activations do not grow with depth (VDVAE scales it by 1/sqrt(depth) for the same reason).
+    """
+
+    def __init__(self, channels, activation="swish", normalization=None, squeeze_excitation=False,
+                 residual_scale=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.activation = activation
+        self.normalization = normalization
+        self.squeeze_excitation = bool(squeeze_excitation)
+        self.residual_scale = float(residual_scale)
+        self.norms = [normalization_layer(normalization, f"norm_{i}") for i in range(2)]
+        self.convs = [
+            keras.layers.Conv2D(self.channels, 3, padding="same", name="conv_0"),
+            keras.layers.Conv2D(self.channels, 3, padding="same", name="conv_1",
+                                kernel_initializer=keras.initializers.VarianceScaling(self.residual_scale ** 2)),
+        ]
+        self.gate = SqueezeExcitation(self.channels, name="squeeze_excitation") if self.squeeze_excitation else None
+        self.act = keras.layers.Activation(activation, name="act")
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.channels:
+            raise ValueError(f"a residual block keeps its {self.channels} channels; got an input of {input_shape[-1]}")
+        for norm in self.norms:
+            if isinstance(norm, keras.layers.GroupNormalization):
+                norm.groups = math.gcd(8, self.channels)
+            if norm is not None:
+                norm.build(input_shape)
+        for conv in self.convs:
+            conv.build(input_shape)
+        if self.gate is not None:
+            self.gate.build(input_shape)
+
+    def call(self, inputs, training=False):
+        h = inputs
+        for norm, conv in zip(self.norms, self.convs):
+            if norm is not None:
+                h = norm(h, training=training)
+            h = conv(self.act(h))
+        if self.gate is not None:
+            h = self.gate(h)
+        return inputs + h
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "activation": self.activation,
+                "normalization": self.normalization, "squeeze_excitation": self.squeeze_excitation,
+                "residual_scale": self.residual_scale}
+
+
+@register_network("resnet")
+class ResNet:
+    """A stem convolution, then for each of ``filters`` a stride-2 convolution (halving height and width) and
+    ``blocks`` residual blocks; dense ``hidden_sizes`` on top. The decoder mirrors it with transposed convolutions.
+
+    Options: ``filters``, ``blocks`` (residual blocks a stage), ``hidden_sizes``, ``activation``,
+    ``normalization`` (None, ``batch``, ``layer`` or ``group``), ``squeeze_excitation``.
+    For images whose sides divide by 2 ** len(filters).
+    """
+
+    spatial = True
+
+    def __init__(self, filters=(32, 64), blocks=1, hidden_sizes=(), activation="swish", normalization=None,
+                 squeeze_excitation=False):
+        if isinstance(filters, (str, bytes)) or not filters or not all(int(f) >= 1 for f in filters):
+            raise ValueError(f"filters must be a non-empty list of positive filter counts, got {filters!r}")
+        if int(blocks) < 0:
+            raise ValueError(f"blocks must be >= 0, got {blocks!r}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(map(str, NORMALIZATIONS))}, got {normalization!r}")
+        if activation == "gated":
+            raise ValueError("activation 'gated' is for the mlp network's dense units, not convolutions")
+        self.filters = [int(f) for f in filters]
+        self.blocks = int(blocks)
+        self.hidden_sizes = [int(h) for h in hidden_sizes]
+        self.activation, self.normalization, self.squeeze_excitation = activation, normalization, bool(squeeze_excitation)
+
+    def _check(self, data_shape):
+        if len(data_shape) != 3:
+            raise ValueError(f"the resnet network needs images of shape (height, width, channels), got data_shape={tuple(data_shape)}")
+        factor = 2 ** len(self.filters)
+        if data_shape[0] % factor or data_shape[1] % factor:
+            raise ValueError(f"the resnet network halves the image {len(self.filters)} times, so height and width must be "
+                             f"divisible by {factor}; got data_shape={tuple(data_shape)}")
+
+    def _blocks(self, channels, name):
+        return [ResidualBlock(channels, self.activation, self.normalization, self.squeeze_excitation, name=f"{name}_{i}")
+                for i in range(self.blocks)]
+
+    def _downsampling(self):
+        layers = [keras.layers.Conv2D(self.filters[0], 3, padding="same", name="encoder_stem")]
+        for i, filters in enumerate(self.filters):
+            layers.append(keras.layers.Conv2D(filters, 3, strides=2, padding="same", name=f"encoder_down_{i}"))
+            layers += self._blocks(filters, f"encoder_res_{i}")
+        return layers
+
+    def _upsampling(self):
+        layers = []
+        reversed_filters = self.filters[::-1]
+        for i, filters in enumerate(reversed_filters):
+            layers += self._blocks(filters, f"decoder_res_{i}")
+            following = reversed_filters[i + 1] if i + 1 < len(reversed_filters) else reversed_filters[-1]
+            layers.append(keras.layers.Conv2DTranspose(following, 3, strides=2, padding="same", name=f"decoder_up_{i}"))
+        return layers
+
+    def encoder_layers(self, data_shape, output_units):
+        self._check(data_shape)
+        layers = [*self._downsampling(), keras.layers.Activation(self.activation, name="encoder_act"),
+                  keras.layers.Flatten(name="flatten")]
+        layers += dense_stack(self.hidden_sizes, self.activation, False, "encoder")
+        layers.append(keras.layers.Dense(output_units, name="encoder_out"))
+        return layers
+
+    def decoder_layers(self, data_shape, output_channels):
+        self._check(data_shape)
+        base = (*self.grid(data_shape, 0), self.filters[-1])
+        layers = dense_stack(self.hidden_sizes[::-1], self.activation, False, "decoder")
+        layers.append(keras.layers.Dense(math.prod(base), name="decoder_project"))
+        layers.append(keras.layers.Reshape(base, name="to_feature_map"))
+        layers += self._upsampling()
+        layers += [keras.layers.Activation(self.activation, name="decoder_act"),
+                   keras.layers.Conv2D(output_channels, 3, padding="same", name="decoder_out")]
+        return layers
+
+    def grid(self, data_shape, positions):
+        self._check(data_shape)
+        factor = 2 ** len(self.filters)
+        return (data_shape[0] // factor, data_shape[1] // factor)
+
+    def grid_encoder_layers(self, data_shape, grid, channels):
+        self._check(data_shape)
+        return [*self._downsampling(), keras.layers.Activation(self.activation, name="encoder_act"),
+                keras.layers.Conv2D(channels, 1, name="encoder_out")]
+
+    def grid_decoder_layers(self, data_shape, output_channels):
+        return [
+            keras.layers.Conv2D(self.filters[-1], 3, padding="same", name="decoder_in"),
+            *self._upsampling(),
+            keras.layers.Activation(self.activation, name="decoder_act"),
+            keras.layers.Conv2D(output_channels, 3, padding="same", name="decoder_out"),
+        ]
