@@ -44,6 +44,8 @@ class DataSpec:
     # How an audio source's examples encode sound, which the way back to a waveform needs
     # ("log_magnitude", "log_mel": ``vae_zoo.data.audio.FEATURES``); None for other data.
     features: str = None
+    # Credit that must travel with anything that redistributes the examples (cards, reports); None where none is due.
+    attribution: str = None
 
     def element_spec(self, labels=False):
         x = tf.TensorSpec([None, *self.shape], self.dtype)

@@ -72,6 +72,8 @@ class DataSource(abc.ABC):
     num_classes = None  # None: inferred from the labels of the training split
     # How an audio source's examples encode sound ("log_magnitude", "log_mel"; ``vae_zoo.data.audio.FEATURES``).
     features = None
+    # The credit a licence asks for wherever the examples are redistributed (model cards, reports): None if none.
+    attribution = None
 
     # Options every source takes; a subclass adds its own, or replaces one (a text source's ``binarize``).
     options = {
@@ -215,6 +217,8 @@ def load(name="mnist_mini", **options):
     data.source = source  # what the report asks of the data set (its factors, its recordings)
     if source.features is not None:
         data.spec = dataclasses.replace(data.spec, features=source.features)
+    if source.attribution is not None:
+        data.spec = dataclasses.replace(data.spec, attribution=source.attribution)
     return data
 
 

@@ -68,7 +68,8 @@ class ResidualBlock(keras.layers.Layer):
         self.residual_scale = float(residual_scale)
         self.norms = [normalization_layer(normalization, f"norm_{i}") for i in range(2)]
         self.convs = [
-            keras.layers.Conv2D(self.channels, 3, padding="same", name="conv_0"),
+            # A normalization follows the first convolution and would cancel its bias: it has none.
+            keras.layers.Conv2D(self.channels, 3, padding="same", use_bias=normalization is None, name="conv_0"),
             keras.layers.Conv2D(self.channels, 3, padding="same", name="conv_1",
                                 kernel_initializer=keras.initializers.VarianceScaling(self.residual_scale ** 2)),
         ]

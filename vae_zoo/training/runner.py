@@ -390,6 +390,8 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
             "modality": data.spec.modality,
             # How audio examples encode sound, which ``vae-zoo sample`` needs to write WAVs (absent for other data).
             **({"features": data.spec.features} if data.spec.features else {}),
+            # A licence's credit travels with the model's samples and reconstructions of the data.
+            **({"attribution": data.spec.attribution} if data.spec.attribution else {}),
             "binarize": data.binarize,
             "examples": {split: data.count(split) for split in ("train", "validation", "test")},
         },
