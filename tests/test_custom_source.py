@@ -41,7 +41,7 @@ def stripes():
 
 def test_a_source_registered_in_a_test_is_a_data_set_like_the_others(stripes):
     data = vae_zoo.data.load(stripes, examples=100, labels=True, batch_size=16)
-    assert data.spec == vae_zoo.data.DataSpec(stripes, "image", (8, 8, 1), num_classes=2)
+    assert data.spec == vae_zoo.data.DataSpec(stripes, "image", (8, 8, 1), num_classes=2, levels=256)  # uint8 stripes
     assert {split: data.count(split) for split in vae_zoo.data.SPLITS} == {"train": 80, "validation": 10, "test": 10}
     assert stripes in vae_zoo.data.list_datasets()
     with pytest.raises(vae_zoo.UnknownNameError, match="data set 'test_stripes' has no option 'example'. Did you mean 'examples'"):

@@ -50,7 +50,7 @@ def test_pointing_a_data_variable_elsewhere_reads_the_new_files_not_the_cached_o
 
 def test_bundled_mnist_mini_is_real_and_split_in_fixed_parts():
     first = data.load("mnist_mini", labels=True)
-    assert first.spec == data.DataSpec("mnist_mini", "image", (28, 28, 1), num_classes=10)
+    assert first.spec == data.DataSpec("mnist_mini", "image", (28, 28, 1), num_classes=10, levels=256)
     second = data.load("mnist_mini", labels=True)
     sizes = {split: first.count(split) for split in data.SPLITS}
     assert sizes == {"train": 8000, "validation": 1000, "test": 1000}

@@ -71,6 +71,30 @@ def test_extreme_parameters_give_finite_log_probabilities_and_gradients():
     assert np.all(np.isfinite(gradient.numpy()))
 
 
+def test_very_wide_logistics_keep_an_exact_finite_interior_bin():
+    # Past a scale of about e^88 the bin's width in standardized units, 2 / (255 s), underflows in float32; the
+    # interior bin's log-probability is still log(1/2) + log(1/2) + log(2 / 255) - log s, and its gradient finite.
+    log_scales = np.array([20.0, 90.0, 200.0], np.float32)
+    params = np.zeros((3, 1, 1, parameter_count(1, 1)), np.float32)
+    params[..., 2] = log_scales[:, None, None]
+    variable = tf.Variable(params)
+    middle = tf.constant(np.full((3, 1, 1, 1), 128 / 255.0, np.float32))
+    with tf.GradientTape() as tape:
+        log_p = DiscretizedLogisticMixture(variable, channels=1).log_prob(middle)
+    expected = 2 * np.log(0.5) + np.log(2 / 255) - log_scales.astype(np.float64)
+    np.testing.assert_allclose(log_p.numpy(), expected, rtol=1e-6)
+    assert np.all(np.isfinite(tape.gradient(log_p, variable).numpy()))
+
+
+def test_float_draws_are_the_uint8_draws_over_255():
+    params = np.broadcast_to(np.array([0.3, -0.2, -0.5, 0.4, -2.0, -2.8], np.float32), (50, 2, 2, 6))
+    mixture = DiscretizedLogisticMixture(params, channels=1)
+    levels = mixture.sample(seed=[7, 3]).numpy()
+    floats = mixture.float_sample(seed=[7, 3]).numpy()
+    assert floats.dtype == np.float32
+    np.testing.assert_array_equal(floats, levels.astype(np.float32) / 255.0)
+
+
 def test_fitting_a_known_discrete_distribution_reaches_its_entropy():
     rng = np.random.default_rng(3)
     truth = np.array([1.5, -0.5, -0.6, 0.5, -3.0, -2.5], np.float32)  # two components: logits, means, log-scales

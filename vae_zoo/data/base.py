@@ -46,6 +46,10 @@ class DataSpec:
     features: str = None
     # Credit that must travel with anything that redistributes the examples (cards, reports); None where none is due.
     attribution: str = None
+    # How many values each dimension takes, evenly spaced on [0, 1] (k / (levels - 1)): 256 for 8-bit data, 2 for
+    # binarized data; None for continuous values (audio features, float arrays) and token ids. A likelihood or a
+    # report can then treat the data as discrete.
+    levels: int = None
 
     def element_spec(self, labels=False):
         x = tf.TensorSpec([None, *self.shape], self.dtype)
@@ -341,15 +345,19 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
 
     ``exclude_classes`` drops those labels from the train and validation splits
     (not from test): the protocol for anomaly detection on a held-out class.
-    Validation and test are binarized once here, with fixed seeds.
+    Validation and test are binarized once here, with fixed seeds. uint8
+    examples become exactly k / 255 in float32, and the spec's ``levels`` says
+    so (256; 2 once binarized).
     """
     if binarize not in BINARIZATIONS:
         raise unknown_name("binarization", binarize, BINARIZATIONS)
     if not int(batch_size) >= 1:
         raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
     prepared = {}
+    eight_bit = True
     for index, split in enumerate(SPLITS):
         raw_examples, raw_labels = splits[split]
+        eight_bit = eight_bit and np.asarray(raw_examples).dtype == np.uint8
         examples = as_float_images(raw_examples, f"{name} {split} images")
         split_labels = as_labels(raw_labels, len(examples), f"{name} {split}")
         examples, split_labels = without_classes(examples, split_labels, exclude_classes, split)
@@ -360,5 +368,13 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
         prepared[split] = (examples, split_labels)
     if num_classes is None:
         num_classes = int(max(prepared["train"][1].max(), -1) + 1)
-    spec = DataSpec(name, modality, tuple(prepared["train"][0].shape[1:]), num_classes=int(num_classes))
+    spec = DataSpec(name, modality, tuple(prepared["train"][0].shape[1:]), num_classes=int(num_classes),
+                    levels=levels_of(binarize, eight_bit))
     return Data(spec, prepared, binarize, batch_size, labels, seed)
+
+
+def levels_of(binarize, eight_bit):
+    """``DataSpec.levels`` of examples read as bytes (``eight_bit``: k / 255 exactly) or as floats, binarized or not."""
+    if binarize != "none":
+        return 2
+    return 256 if eight_bit else None

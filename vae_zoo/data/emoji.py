@@ -11,7 +11,9 @@ The images are those of the npm packages ``emoji-datasource-google`` (Noto Emoji
 The split is by ``short_name``, so that no emoji's skin-tone variants, nor its other style, cross from
 training into test: an emoji goes to test when the first byte of the SHA-256 of its short name is below 26
 (about 10%), to validation when it is in [26, 52), else to training. On the 7,572 images of version 16.0.0
-that is 6,098 / 684 / 790 images. The labels are the 10 Unicode categories.
+that is 6,098 / 684 / 790 images. The labels are the 10 Unicode categories; the drawing style of each
+example (0 Noto, 1 Twemoji: ``STYLES``) is ``data.source.example_styles(split)``, and the option ``style``
+keeps one of them.
 """
 
 import hashlib
@@ -22,19 +24,22 @@ from pathlib import Path
 import numpy as np
 
 from vae_zoo import schema
+from vae_zoo.data.base import SPLITS, without_classes
 from vae_zoo.data.sources import CachedSource, Option, path_like, read_source, register_source
 from vae_zoo.errors import ConfigError, DataError
 
 ATTRIBUTION = (
     "Emoji images: Noto Emoji by Google (https://github.com/googlefonts/noto-emoji), Apache License 2.0; "
-    "Twemoji by Twitter, Inc. and other contributors (https://github.com/twitter/twemoji), CC BY 4.0 "
+    "Twemoji by Twitter, Inc. and other contributors (https://github.com/jdecked/twemoji), CC BY 4.0 "
     "(https://creativecommons.org/licenses/by/4.0/); as packaged by emoji-datasource-google and "
-    "emoji-datasource-twitter 16.0.0 (https://github.com/iamcal/emoji-data). Images unchanged except for "
-    "compositing on a background."
+    "emoji-datasource-twitter 16.0.0 (https://github.com/iamcal/emoji-data). Pixels unchanged except for "
+    "compositing on a background (rgba: the invisible colour of fully transparent pixels set to 0)."
 )
 CATEGORIES = ("Activities", "Animals & Nature", "Component", "Flags", "Food & Drink", "Objects", "People & Body",
               "Smileys & Emotion", "Symbols", "Travel & Places")
-STYLES = {"google": "noto (Google, Apache-2.0)", "twitter": "twemoji (Twitter, CC-BY-4.0)"}
+STYLES = ("noto", "twemoji")  # the values of ``style``; the npz's ``styles`` name them at greater length
+# The packages' image folders (img/<folder>/64) and the style each holds.
+STYLE_FOLDERS = {"google": 0, "twitter": 1}
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
 # The file beside the team's checkout; users point VAE_ZOO_EMOJI or the path option at theirs.
 TEAM_COPY = Path(__file__).resolve().parents[3] / "shared" / "data" / "emoji64.npz"
@@ -86,22 +91,22 @@ def without_hidden_colour(rgba):
 
 def read_npz(path):
     with np.load(path, allow_pickle=False) as bundle:
-        missing = {"images", "category", "short_name"} - set(bundle.files)
+        missing = {"images", "category", "style", "short_name"} - set(bundle.files)
         if missing:
             raise DataError(f"{path} is not an emoji .npz: it lacks {', '.join(sorted(missing))}")
         images = bundle["images"]
         categories = tuple(str(c) for c in bundle["categories"]) if "categories" in bundle.files else CATEGORIES
         names = [categories[int(i)] for i in bundle["category"]]
-        return images, names, [str(s) for s in bundle["short_name"]]
+        return images, names, bundle["style"].astype(np.int64), [str(s) for s in bundle["short_name"]]
 
 
 def read_packages(folder):
-    """Images, category names and short names from unpacked emoji-datasource packages below ``folder``."""
+    """Images, category names, styles and short names from unpacked emoji-datasource packages below ``folder``."""
     from PIL import Image  # lazy: only the PNG form of the source needs it
 
-    images, categories, short_names = [], [], []
+    images, categories, styles, short_names = [], [], [], []
     for listing in sorted(Path(folder).glob("**/emoji.json")):
-        style_folders = [p for p in sorted((listing.parent / "img").glob("*/64")) if p.parent.name in STYLES]
+        style_folders = [p for p in sorted((listing.parent / "img").glob("*/64")) if p.parent.name in STYLE_FOLDERS]
         for entry in json.loads(listing.read_text()):
             files = [entry.get("image")] + [v.get("image") for v in (entry.get("skin_variations") or {}).values()]
             for style_folder in style_folders:
@@ -110,10 +115,11 @@ def read_packages(folder):
                     if name and png.is_file():
                         images.append(np.asarray(Image.open(png).convert("RGBA").resize((64, 64))))
                         categories.append(entry.get("category"))
+                        styles.append(STYLE_FOLDERS[style_folder.parent.name])
                         short_names.append(entry.get("short_name"))
     if not images:
         raise DataError(f"no emoji PNGs found below {folder} (expected emoji.json with img/<style>/64/*.png): {HOW_TO_GET}")
-    return np.stack(images), categories, short_names
+    return np.stack(images), categories, np.array(styles, np.int64), short_names
 
 
 @register_source("emoji")
@@ -127,26 +133,45 @@ class Emoji(CachedSource):
                                         "(else $VAE_ZOO_EMOJI, else the team's shared copy)"),
         "mode": Option("rgb", schema.choice("rgb", "rgba"), "rgb: composited on the background; rgba: alpha kept as a 4th channel"),
         "background": Option("white", _background_check, "the colour under transparent pixels in rgb mode: white, black or [r, g, b]"),
+        "style": Option("both", schema.choice("both", *STYLES), "both drawing styles, or only noto (Google) or twemoji (Twitter)"),
     }
 
     @classmethod
     def read(cls, data_dir=None):
+        """{split: (RGBA images, category labels, styles)}."""
         path = Path(data_dir or os.environ.get("VAE_ZOO_EMOJI") or TEAM_COPY)
         if not path.exists():
             raise DataError(f"emoji data not found at {path}: {HOW_TO_GET}")
-        images, categories, short_names = read_npz(path) if path.is_file() else read_packages(path)
+        images, categories, styles, short_names = read_npz(path) if path.is_file() else read_packages(path)
         unknown = sorted({c for c in categories if c not in CATEGORIES})
         if unknown:
             raise DataError(f"{path}: unknown emoji categories {unknown}; expected {', '.join(CATEGORIES)}")
+        if not np.isin(styles, range(len(STYLES))).all():
+            raise DataError(f"{path}: style must be 0 (noto) or 1 (twemoji), got {sorted(set(styles.tolist()))}")
         labels = np.array([CATEGORIES.index(c) for c in categories], np.int64)
         assignment = np.array([split_of(name) for name in short_names])
-        return {split: (without_hidden_colour(images[assignment == split]), labels[assignment == split])
-                for split in ("train", "validation", "test")}
+        return {split: (without_hidden_colour(images[assignment == split]), labels[assignment == split], styles[assignment == split])
+                for split in SPLITS}
 
-    def splits(self):
+    def _chosen(self):
+        """{split: (RGBA images, labels, styles)} of the chosen style(s)."""
         path = self.options["path"]
         raw = read_source(self.name, str(path) if path else None)
-        if self.options["mode"] == "rgba":
+        if self.options["style"] == "both":
             return raw
+        keep = STYLES.index(self.options["style"])
+        return {split: tuple(a[styles == keep] for a in (images, labels, styles)) for split, (images, labels, styles) in raw.items()}
+
+    def splits(self):
+        chosen = self._chosen()
+        if self.options["mode"] == "rgba":
+            return {split: (images, labels) for split, (images, labels, _) in chosen.items()}
         background = background_colour(self.options["background"])
-        return {split: (composite(images, background), labels) for split, (images, labels) in raw.items()}
+        return {split: (composite(images, background), labels) for split, (images, labels, _) in chosen.items()}
+
+    def example_styles(self, split):
+        """The style (index into ``STYLES``) of each example of ``split``, in the order ``load()`` gives them: after
+        ``exclude_classes`` and ``limit``, as ``from_splits`` applies them."""
+        _, labels, styles = self._chosen()[split]
+        styles = without_classes(styles, labels, self.options["exclude_classes"], split)[0]
+        return styles[: int(self.options["limit"])] if self.options["limit"] else styles

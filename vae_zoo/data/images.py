@@ -33,6 +33,7 @@ from vae_zoo.data.base import (
     as_float_images,
     as_labels,
     from_splits,
+    levels_of,
 )
 from vae_zoo.data.sources import (
     ArraySource,
@@ -239,8 +240,13 @@ class Digits(CachedSource):
 
 
 def array_splits(images, labels=None, validation_split=0.1, test_split=0.1, seed=0):
-    """Train/validation/test splits of user arrays, after a seeded shuffle."""
-    images = as_float_images(images, "images")
+    """Train/validation/test splits of user arrays, after a seeded shuffle; uint8 arrays stay bytes (``levels`` 256)."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8 and images.ndim:
+        # Bytes stay bytes until from_splits: only their shape needs checking (on one example, not a float copy of all).
+        images = images.reshape((len(images), *as_float_images(images[:1], "images").shape[1:]))
+    else:
+        images = as_float_images(images, "images")
     count = len(images)
     labels = as_labels(labels, count, "user")
     n_val, n_test = int(round(count * validation_split)), int(round(count * test_split))
@@ -314,8 +320,9 @@ def image_folder_data(path, batch_size=128, binarize="none", labels=False, limit
 
     def decode(file, label):
         image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32), size)
-        return tf.clip_by_value(image / 255.0, 0.0, 1.0), label
+        # Rounded back to bytes after resizing: the examples stay on the 256 levels of the 8-bit files.
+        image = tf.round(tf.image.resize(tf.cast(image, tf.float32), size))
+        return tf.clip_by_value(image, 0.0, 255.0) / 255.0, label
 
     def stream(chosen):
         paths = tf.constant([str(f) for f, _ in chosen], tf.string)
@@ -329,7 +336,7 @@ def image_folder_data(path, batch_size=128, binarize="none", labels=False, limit
         if exclude_classes and split != "test":
             chosen = [(f, c) for f, c in chosen if c not in set(exclude_classes)]
         streams[split] = stream(chosen[: int(limit)] if limit else chosen)
-    spec = DataSpec("image_folder", "image", (*size, channels), num_classes=len(classes))
+    spec = DataSpec("image_folder", "image", (*size, channels), num_classes=len(classes), levels=levels_of(binarize, True))
     return Data(spec, streams, binarize, batch_size, labels, seed)
 
 

@@ -66,13 +66,15 @@ def list_modalities():
 
 
 def trained_data_spec(model, card):
-    """The ``DataSpec`` of the data a saved model was trained on, as far as sampling needs it: the modality and
-    features its card records, else those of the registered source the card names, else the model's own modality."""
+    """The ``DataSpec`` of the data a saved model was trained on, as far as sampling needs it: the modality,
+    features and attribution its card records, else those of the registered source the card names, else the model's
+    own modality."""
     section = (card or {}).get("data") or {}
     source = SOURCES.get(section.get("name"))
     modality = section.get("modality") or (source.modality if source else model.modality)
     features = section.get("features") or (source.features if source else None)
-    return DataSpec(section.get("name"), modality, tuple(model.data_shape), features=features)
+    attribution = section.get("attribution") or (source.attribution if source else None)
+    return DataSpec(section.get("name"), modality, tuple(model.data_shape), features=features, attribution=attribution)
 
 
 def bits_per_dimension(nats, data_shape):

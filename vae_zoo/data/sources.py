@@ -189,7 +189,10 @@ def list_datasets():
 def describe(name):
     """What ``vae-zoo info --data NAME`` prints: the source's description, modality and options."""
     source = get_source(name)
-    lines = [f"{name}: {source.description}", f"modality: {source.modality}", "options (defaults):"]
+    lines = [f"{name}: {source.description}", f"modality: {source.modality}"]
+    if source.attribution:  # what anyone redistributing its examples must credit
+        lines.append(f"attribution: {source.attribution}")
+    lines.append("options (defaults):")
     for option_name, option in sorted(source.schema().items()):
         default = "required" if option.required else repr(option.default)
         lines.append(f"  {option_name} = {default}  {option.description}")

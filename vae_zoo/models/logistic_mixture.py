@@ -10,6 +10,7 @@ log-likelihood is therefore a discrete probability, and -log2 of it a code lengt
 The decoder emits, per position, K logits, K * C means, K * C log-scales and K * C (C - 1) / 2 coefficients.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from vae_zoo.errors import InputError
@@ -28,6 +29,17 @@ def log_sigmoid(x):
     return -tf.nn.softplus(-x)
 
 
+def log_one_minus_exp_neg(log_d):
+    """log(1 - exp(-d)) from log d, finite for every finite log d. Below d = 0.1 it is the series
+    log d - d/2 + d^2/24 - d^4/2880 (that of log((1 - e^-d) / d), to 4e-8 there), exact where 1 - e^-d rounds to 0."""
+    d = tf.exp(log_d)
+    # Each branch sees inputs on which it is finite, so the one not taken passes no NaN into the gradient.
+    small = tf.minimum(d, 0.1)
+    series = log_d - small / 2.0 + tf.square(small) / 24.0 - tf.square(tf.square(small)) / 2880.0
+    direct = tf.math.log(-tf.math.expm1(-tf.maximum(d, 0.1)))
+    return tf.where(d < 0.1, series, direct)
+
+
 def bin_log_probability(x, mean, log_scale):
     """log P(x's bin) under a logistic(mean, exp(log_scale)), elementwise, for x on the 256 levels of [-1, 1].
 
@@ -39,7 +51,8 @@ def bin_log_probability(x, mean, log_scale):
     centred = x - mean
     upper = inverse_scale * (centred + HALF_BIN)
     lower = inverse_scale * (centred - HALF_BIN)
-    inner = log_sigmoid(upper) + log_sigmoid(-lower) + tf.math.log(-tf.math.expm1(lower - upper))
+    # log(1 - exp(b - a)) from the log-scale: b - a itself underflows to 0 once the scale passes e^88 or so.
+    inner = log_sigmoid(upper) + log_sigmoid(-lower) + log_one_minus_exp_neg(np.log(2.0 * HALF_BIN) - log_scale)
     return tf.where(x < -1.0 + HALF_BIN, log_sigmoid(upper), tf.where(x > 1.0 - HALF_BIN, log_sigmoid(-lower), inner))
 
 
@@ -138,3 +151,7 @@ class DiscretizedLogisticMixture:
     def sample(self, seed=None):
         """One draw as uint8 images, (..., H, W, C)."""
         return tf.cast(self.sample_levels(seed), tf.uint8)
+
+    def float_sample(self, seed=None):
+        """One draw as float32 images of the levels v / 255 on [0, 1], for models whose images are floats."""
+        return tf.cast(self.sample_levels(seed), tf.float32) / 255.0
