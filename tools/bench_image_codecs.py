@@ -25,9 +25,11 @@ from vae_zoo.io.strict_json import dumps
 SETS = [
     ("Fashion-MNIST, 8-bit grey", "fashion_mnist", {"binarize": "none"},
      ["hierarchical_vae.fashion_mnist_8bit", "vae.fashion_mnist_8bit"]),
-    ("emoji 64x64, RGB on white", "emoji", {"mode": "rgb", "background": "white"},
-     ["hierarchical_vae.emoji", "vae.emoji"]),
+    # No emoji model is published yet (the ones trained on the CPU are far above the codecs): the codecs alone.
+    ("emoji 64x64, RGB on white", "emoji", {"mode": "rgb", "background": "white"}, []),
 ]
+# Test images for a set without a published model.
+DEFAULT_EXAMPLES = 500
 CODECS = ("PNG", "WebP", "lzma", "bz2", "gzip")
 # Kingma, Abbeel and Ho (ICML 2019, Bit-Swap), Table 2: 8-bit MNIST, bits per dimension.
 BIT_SWAP_MNIST = {"hierarchical VAE (Bit-Swap)": 1.29, "BB-ANS": 1.48, "lzma": 1.49, "WebP": 2.10, "PNG": 2.80}
@@ -54,7 +56,7 @@ def main():
         details, rows = {}, []
         for label, source, options, models in SETS:
             scored = {name: model_bits(name) for name in models}
-            examples = {result["examples"] for result in scored.values()}
+            examples = {result["examples"] for result in scored.values()} or {DEFAULT_EXAMPLES}
             if len(examples) != 1:
                 raise SystemExit(f"{label}: the models were measured on different numbers of test images: {examples}")
             images = data_module.load(source, **options).take("test", examples.pop())[0]
@@ -62,6 +64,9 @@ def main():
             found = {codec: 8.0 * codecs[codec]["bytes"] / images.size for codec in CODECS}
             print(f"{label}, {len(images)} test images: " + ", ".join(f"{c} {v:.3f}" for c, v in found.items()), flush=True)
             best_codec = min(found.values())
+            if not scored:
+                rows.append([f"{label} ({len(images)} test images)", "none published yet", "",
+                             *(f"{found[c]:.3f}" for c in CODECS), "", ""])
             for name, result in scored.items():
                 print(f"  {name}: {result['bits_per_dim']:.3f} bits/dim (k = {result['k']})", flush=True)
                 below_webp = 1.0 - result["bits_per_dim"] / found["WebP"]
