@@ -13,8 +13,6 @@ the bits-back overhead), directly comparable with the codecs' file sizes.
 import argparse
 import platform
 
-import numpy as np
-
 import vae_zoo
 from report_output import REPORTS, printed_into
 from vae_zoo import data as data_module

@@ -60,6 +60,14 @@ class TestHierarchicalVAE(ModelTestCase):
         np.testing.assert_allclose(cold[0], cold[1], atol=1e-6)  # the prior means: no randomness left
         assert not np.allclose(warm[0], warm[1])
 
+    def test_fixing_every_group_gives_the_reconstruction_and_too_many_groups_are_refused(self):
+        model = self.make_model()
+        x = example_batch(batch=2)
+        fixed = model.sample_from_top_groups(x, len(model.group_shapes), n=3, seed=tf.constant([1, 2]))
+        np.testing.assert_allclose(fixed, np.tile(model.reconstruction(x), [3, 1, 1, 1]), atol=1e-5)
+        with pytest.raises(ValueError, match="groups must be between 0 and"):
+            model.sample_from_top_groups(x, len(model.group_shapes) + 1, n=2)
+
     def test_only_its_own_prior(self):
         with pytest.raises(vae_zoo.errors.ConfigError, match="prior must be 'normal'"):
             self.make_model(prior="vamp")

@@ -359,7 +359,7 @@ def reparameterized_sample(q, sample_shape=(), seed=None):
     draw is reproducible.
     """
     mean, stddev = q.mean(), q.stddev()
-    return mean + stddev * _standard_noise(mean, sample_shape, seed)
+    return mean + stddev * standard_noise(mean, sample_shape, seed)
 
 
 def reparameterized_draw(q, sample_shape=(), seed=None):
@@ -372,12 +372,14 @@ def reparameterized_draw(q, sample_shape=(), seed=None):
     error 168) where it is 447.
     """
     mean, stddev = q.mean(), q.stddev()
-    noise = _standard_noise(mean, sample_shape, seed)
+    noise = standard_noise(mean, sample_shape, seed)
     log_q = tf.reduce_sum(-tf.math.log(stddev) - 0.5 * math.log(2.0 * math.pi) - 0.5 * tf.square(noise), axis=-1)
     return mean + stddev * noise, log_q
 
 
-def _standard_noise(mean, sample_shape, seed):
+def standard_noise(mean, sample_shape=(), seed=None):
+    """N(0, 1) noise of shape ``sample_shape + mean.shape``: fresh without a seed, else stateless and the same however
+    the batch is split over replicas (``replica_normal``)."""
     sample_shape = tf.reshape(tf.cast(sample_shape, tf.int32), [-1])
     shape = tf.concat([sample_shape, tf.shape(mean)], axis=0)
     if seed is None:

@@ -261,7 +261,7 @@ class HierarchicalVAE(LatentVariableModel):
                 elif use_means:
                     z = mean
                 else:
-                    noise = self._noise(tf.shape(mean), seeds[g])
+                    noise = distributions.standard_noise(mean, seed=seeds[g])
                     z = mean + tf.exp(0.5 * log_variance) * noise
                     if bottom_up is not None:
                         # log q from the noise: exact even where the posterior is very narrow (see reparameterized_draw).
@@ -281,12 +281,6 @@ class HierarchicalVAE(LatentVariableModel):
         per_layer = 8  # a latent group's prior, posterior, projection and residual block outputs, roughly
         features = sum(h * w * self.width * per_layer * max(len(stage), 1) for (h, w), stage in zip(self.sizes, self.decoder_stages))
         return features + math.prod(self.data_shape[:2]) * self.likelihood.param_channels(self.data_shape[-1])
-
-    @staticmethod
-    def _noise(shape, seed):
-        if seed is None:
-            return tf.random.normal(shape)
-        return distributions.replica_normal(shape, seed)
 
     def split_latent(self, z):
         """The flat latent vector (batch, latent_dim) as one (batch, h, w, c) tensor a group, top first."""
@@ -372,6 +366,8 @@ class HierarchicalVAE(LatentVariableModel):
         """``n`` images for each image of ``x`` (n rows of batch, as (n * batch, ...)): the top ``groups`` groups at
         their posterior means for that image, the groups below drawn from their priors. With few groups fixed the
         images share only the coarse layout; with all of them, each is the reconstruction: what each group encodes."""
+        if not 0 <= int(groups) <= len(self.group_shapes):
+            raise ValueError(f"groups must be between 0 and the model's {len(self.group_shapes)} groups, got {groups!r}")
         x = self.check_data(x)
         _, records = self.top_down(tf.shape(x)[0], self.bottom_up(x), use_means=True)
         given = [repeat_batch(r["z"], n) if g < groups else None for g, r in enumerate(records)]

@@ -40,11 +40,12 @@ class Conv:
 
     def _check(self, data_shape):
         if len(data_shape) != 3:
-            raise ValueError(f"the conv network needs images of shape (height, width, channels), got data_shape={tuple(data_shape)}")
+            raise ValueError(f"the {self.registered_name} network needs images of shape (height, width, channels), "
+                             f"got data_shape={tuple(data_shape)}")
         factor = 2 ** len(self.filters)
         if data_shape[0] % factor or data_shape[1] % factor:
             raise ValueError(
-                f"the conv network halves the image {len(self.filters)} times, so height and width must be "
+                f"the {self.registered_name} network halves the image {len(self.filters)} times, so height and width must be "
                 f"divisible by {factor}; got data_shape={tuple(data_shape)}"
             )
 
@@ -60,9 +61,14 @@ class Conv:
             layers += conv_block(keras.layers.Conv2DTranspose, filters, self.activation, self.batch_norm, f"decoder_deconv_{i}")
         return layers
 
+    def _before_output(self, where):
+        """Layers between the last feature map and an output layer (``where``: encoder or decoder): none here, the
+        convolutions are activated already; a body whose stages end in a linear sum adds its activation."""
+        return []
+
     def encoder_layers(self, data_shape, output_units):
         self._check(data_shape)
-        layers = [*self._downsampling(), keras.layers.Flatten(name="flatten")]
+        layers = [*self._downsampling(), *self._before_output("encoder"), keras.layers.Flatten(name="flatten")]
         layers += dense_stack(self.hidden_sizes, self.activation, self.batch_norm, "encoder")
         layers.append(keras.layers.Dense(output_units, name="encoder_out"))
         return layers
@@ -73,7 +79,7 @@ class Conv:
         layers = dense_stack(self.hidden_sizes[::-1], self.activation, self.batch_norm, "decoder")
         layers.append(keras.layers.Dense(math.prod(base), activation=self.activation, name="decoder_project"))
         layers.append(keras.layers.Reshape(base, name="to_feature_map"))
-        layers += self._upsampling()
+        layers += [*self._upsampling(), *self._before_output("decoder")]
         layers.append(keras.layers.Conv2D(output_channels, 3, padding="same", name="decoder_out"))
         return layers
 
@@ -84,11 +90,12 @@ class Conv:
 
     def grid_encoder_layers(self, data_shape, grid, channels):
         self._check(data_shape)
-        return [*self._downsampling(), keras.layers.Conv2D(channels, 1, name="encoder_out")]
+        return [*self._downsampling(), *self._before_output("encoder"), keras.layers.Conv2D(channels, 1, name="encoder_out")]
 
     def grid_decoder_layers(self, data_shape, output_channels):
         return [
             keras.layers.Conv2D(self.filters[-1], 3, padding="same", activation=self.activation, name="decoder_in"),
             *self._upsampling(),
+            *self._before_output("decoder"),
             keras.layers.Conv2D(output_channels, 3, padding="same", name="decoder_out"),
         ]

@@ -9,7 +9,7 @@ import math
 import keras
 
 from vae_zoo.networks import register_network
-from vae_zoo.networks.mlp import dense_stack
+from vae_zoo.networks.conv import Conv
 
 NORMALIZATIONS = (None, "batch", "layer", "group")
 
@@ -109,39 +109,27 @@ class ResidualBlock(keras.layers.Layer):
 
 
 @register_network("resnet")
-class ResNet:
+class ResNet(Conv):
     """A stem convolution, then for each of ``filters`` a stride-2 convolution (halving height and width) and
     ``blocks`` residual blocks; dense ``hidden_sizes`` on top. The decoder mirrors it with transposed convolutions.
 
     Options: ``filters``, ``blocks`` (residual blocks a stage), ``hidden_sizes``, ``activation``,
     ``normalization`` (None, ``batch``, ``layer`` or ``group``), ``squeeze_excitation``.
-    For images whose sides divide by 2 ** len(filters).
+    For images whose sides divide by 2 ** len(filters). The conv body's layout (its checks, grid, dense layers
+    and heads), with residual stages.
     """
-
-    spatial = True
 
     def __init__(self, filters=(32, 64), blocks=1, hidden_sizes=(), activation="swish", normalization=None,
                  squeeze_excitation=False):
-        if isinstance(filters, (str, bytes)) or not filters or not all(int(f) >= 1 for f in filters):
-            raise ValueError(f"filters must be a non-empty list of positive filter counts, got {filters!r}")
         if int(blocks) < 0:
             raise ValueError(f"blocks must be >= 0, got {blocks!r}")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(map(str, NORMALIZATIONS))}, got {normalization!r}")
         if activation == "gated":
             raise ValueError("activation 'gated' is for the mlp network's dense units, not convolutions")
-        self.filters = [int(f) for f in filters]
+        super().__init__(filters, hidden_sizes, activation, batch_norm=False)
         self.blocks = int(blocks)
-        self.hidden_sizes = [int(h) for h in hidden_sizes]
-        self.activation, self.normalization, self.squeeze_excitation = activation, normalization, bool(squeeze_excitation)
-
-    def _check(self, data_shape):
-        if len(data_shape) != 3:
-            raise ValueError(f"the resnet network needs images of shape (height, width, channels), got data_shape={tuple(data_shape)}")
-        factor = 2 ** len(self.filters)
-        if data_shape[0] % factor or data_shape[1] % factor:
-            raise ValueError(f"the resnet network halves the image {len(self.filters)} times, so height and width must be "
-                             f"divisible by {factor}; got data_shape={tuple(data_shape)}")
+        self.normalization, self.squeeze_excitation = normalization, bool(squeeze_excitation)
 
     def _blocks(self, channels, name):
         return [ResidualBlock(channels, self.activation, self.normalization, self.squeeze_excitation, name=f"{name}_{i}")
@@ -163,39 +151,6 @@ class ResNet:
             layers.append(keras.layers.Conv2DTranspose(following, 3, strides=2, padding="same", name=f"decoder_up_{i}"))
         return layers
 
-    def encoder_layers(self, data_shape, output_units):
-        self._check(data_shape)
-        layers = [*self._downsampling(), keras.layers.Activation(self.activation, name="encoder_act"),
-                  keras.layers.Flatten(name="flatten")]
-        layers += dense_stack(self.hidden_sizes, self.activation, False, "encoder")
-        layers.append(keras.layers.Dense(output_units, name="encoder_out"))
-        return layers
-
-    def decoder_layers(self, data_shape, output_channels):
-        self._check(data_shape)
-        base = (*self.grid(data_shape, 0), self.filters[-1])
-        layers = dense_stack(self.hidden_sizes[::-1], self.activation, False, "decoder")
-        layers.append(keras.layers.Dense(math.prod(base), name="decoder_project"))
-        layers.append(keras.layers.Reshape(base, name="to_feature_map"))
-        layers += self._upsampling()
-        layers += [keras.layers.Activation(self.activation, name="decoder_act"),
-                   keras.layers.Conv2D(output_channels, 3, padding="same", name="decoder_out")]
-        return layers
-
-    def grid(self, data_shape, positions):
-        self._check(data_shape)
-        factor = 2 ** len(self.filters)
-        return (data_shape[0] // factor, data_shape[1] // factor)
-
-    def grid_encoder_layers(self, data_shape, grid, channels):
-        self._check(data_shape)
-        return [*self._downsampling(), keras.layers.Activation(self.activation, name="encoder_act"),
-                keras.layers.Conv2D(channels, 1, name="encoder_out")]
-
-    def grid_decoder_layers(self, data_shape, output_channels):
-        return [
-            keras.layers.Conv2D(self.filters[-1], 3, padding="same", name="decoder_in"),
-            *self._upsampling(),
-            keras.layers.Activation(self.activation, name="decoder_act"),
-            keras.layers.Conv2D(output_channels, 3, padding="same", name="decoder_out"),
-        ]
+    def _before_output(self, where):
+        # A residual stage ends in a sum, not an activation.
+        return [keras.layers.Activation(self.activation, name=f"{where}_act")]
