@@ -108,3 +108,27 @@ def test_a_residual_block_starts_near_the_identity_and_a_resnet_vae_trains_and_s
     assert np.isfinite(model.fit(images, epochs=1, batch_size=4, verbose=0).history["loss"][0])
     loaded = vae_zoo.load(vae_zoo.save(model, tmp_path / "resnet_vae"))
     np.testing.assert_allclose(loaded(images), model(images), rtol=1e-5, atol=1e-6)
+
+
+
+def test_a_squeeze_excitation_gate_learns_from_the_small_start_of_a_residual_branch():
+    # A fresh residual branch's output is small and much alike from example to example, so the gate's few squeeze
+    # units sit near zero with the same sign for the whole batch. With ReLU all of them start dead in about one gate
+    # in sixteen, and then the gate's weights get no gradient (one CI run left them unchanged). None may be dead.
+    import tensorflow as tf
+    from vae_zoo.networks.resnet import SqueezeExcitation
+
+    rng = np.random.default_rng(0)
+    dead = []
+    for seed in range(64):
+        keras.utils.set_random_seed(seed)
+        gate = SqueezeExcitation(8)
+        shared = rng.normal(size=(1, 1, 1, 8))
+        x = tf.constant(1e-3 * (shared + 0.1 * rng.normal(size=(6, 4, 4, 8))), tf.float32)
+        target = tf.constant(rng.normal(size=(6, 4, 4, 8)), tf.float32)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(gate(x) * target)
+        grads = tape.gradient(loss, gate.trainable_variables)
+        dead += [f"seed {seed}: {v.path}" for v, g in zip(gate.trainable_variables, grads)
+                 if g is None or not np.abs(g.numpy()).max() > 0]
+    assert not dead, f"squeeze-excitation weights without a gradient: {dead}"

@@ -35,7 +35,9 @@ class SqueezeExcitation(keras.layers.Layer):
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.reduction = int(reduction)
-        self.squeeze = keras.layers.Dense(max(self.channels // self.reduction, 4), activation="relu", name="squeeze")
+        # Swish, not the paper's ReLU: with only a few squeeze units and the small activations of a fresh residual
+        # branch, every ReLU unit can start dead, and then the gate never learns (seen in CI).
+        self.squeeze = keras.layers.Dense(max(self.channels // self.reduction, 4), activation="swish", name="squeeze")
         self.excite = keras.layers.Dense(self.channels, activation="sigmoid", name="excite")
 
     def build(self, input_shape):
