@@ -12,7 +12,7 @@ setup(
     packages=[*find_packages(include=["vae_zoo", "vae_zoo.*"]), "vae_zoo.saved_models"],
     package_dir={"vae_zoo.saved_models": "saved_models"},
     package_data={
-        "vae_zoo": ["catalog.json"],
+        "vae_zoo": ["catalog.json", "io/tfjs_run.mjs"],
         "vae_zoo.data": ["bundled/*.npz", "bundled/*.LICENSE"],
         "vae_zoo.saved_models": ["README.md", "*/*.json", "*/*.keras", "*/*.png"],
     },

@@ -26,6 +26,13 @@ NOT_RUN = {
     "docker run": "needs Docker and the tensorflow/serving image from the network",
     "curl": "needs the TF Serving container of the line before",
     "10.0.0.": "needs other machines; tests/test_distribute.py and tests/test_tuning.py run the same on 127.0.0.1",
+    # The TF.js path: a 2.9 GB venv of its own and npm; tests/test_tfjs.py runs it in the slow tier (VAE_ZOO_SLOW=1).
+    "python3 -m venv ~/.venvs/tfjs": "the TF.js converter's own venv (tests/test_tfjs.py, slow tier)",
+    "~/.venvs/tfjs/bin/pip": "installs from the network into the TF.js venv (tests/test_tfjs.py, slow tier)",
+    "npm ci": "installs @tensorflow/tfjs from npm (tests/test_tfjs.py, slow tier)",
+    "export VAE_ZOO_TFJS_": "points the export at the TF.js venv and npm folder above (tests/test_tfjs.py, slow tier)",
+    "vae-zoo export vae.mnist_mini --out web/vae --format tfjs": "needs the TF.js converter (tests/test_tfjs.py, slow tier)",
+    "node tools/tfjs/decode.mjs": "needs the TF.js export above (tests/test_tfjs.py, slow tier)",
 }
 # What the tests add so that each command checks the interface in seconds, not the figures: training and
 # searches at smoke size (a search at most two trials), evaluation on 100 test images.

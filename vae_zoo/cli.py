@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import vae_zoo
@@ -22,7 +23,7 @@ from vae_zoo import catalog
 from vae_zoo.errors import DivergenceError, VaeZooError
 from vae_zoo.io import folders, strict_json
 from vae_zoo.io.cards import read_card
-from vae_zoo.io.pretrained import list_pretrained, pretrained_card, resolve
+from vae_zoo.io.pretrained import list_pretrained, pretrained_card, pretrained_folder, resolve
 from vae_zoo.limits import MAX_IMPORTANCE_SAMPLES, MAX_SAMPLES
 
 # The modules that read data or run a model import TensorFlow (seconds, hundreds of MB): the commands import them
@@ -182,7 +183,8 @@ def cmd_export(args):
     with contextlib.redirect_stdout(sys.stderr):  # the verification's progress bar on stderr; stdout is the JSON result
         path = vae_zoo.export(model, args.out, card=read_card(folder), overwrite=args.overwrite, format=args.format, progress=True)
     inspect = {"savedmodel": f"saved_model_cli show --dir {path} --all", "portable": f"saved_model_cli show --dir {path} --all",
-               "tflite": f"{path}/model.tflite", "onnx": f"{path}/<signature>.onnx"}[args.format]
+               "tflite": f"{path}/model.tflite", "onnx": f"{path}/<signature>.onnx",
+               "tfjs": f"{path}/<signature>/model.json, output names in {path}/signatures.json"}[args.format]
     print(strict_json.dumps({"exported": str(path), "format": args.format, "inspect": inspect}, indent=2))
 
 
@@ -214,7 +216,7 @@ def cmd_compress(args):
     images = inputs.binarize(images, args.binarize, seed=args.seed)
     digest = weights_digest(model)
     start = time.perf_counter()
-    raw, summary = files.compress(model, images, args.model, digest)
+    raw, summary = files.compress(model, images, header_model_name(args.model), digest)
     summary["encode_images_per_second"] = summary["examples"] / (time.perf_counter() - start)
     if not args.no_verify:  # decode before writing: a file that would not decode is never saved
         start = time.perf_counter()
@@ -224,6 +226,30 @@ def cmd_compress(args):
             raise vae_zoo.InputError("the compressed file does not decode to the same images; nothing was written")
     folders.write_file(out, raw, overwrite=args.overwrite)
     print(strict_json.dumps({"compressed": str(out), "input": description, **summary}, indent=2))
+
+
+def header_model_name(model_argument):
+    """The model name a .vzc header records: a pretrained name as given, else the folder's own name (a hint for
+    the reader; ``decompress`` then needs ``--model``)."""
+    if model_argument in list_pretrained() and not Path(model_argument).exists():
+        return model_argument
+    return pretrained_card_name(Path(model_argument)) or Path(model_argument).resolve().name
+
+
+def pretrained_card_name(folder):
+    try:
+        return read_card(folder).get("pretrained_name")
+    except vae_zoo.ModelFileError:
+        return None
+
+
+def header_model_folder(name, file):
+    """The pretrained model a header names. A header is never read as a path: a forged '../../x' would make
+    decompress open whatever it names; a folder of one's own is passed with --model."""
+    if name not in list_pretrained():
+        raise vae_zoo.InputError(f"{file} was compressed with {name!r}, which is not a pretrained model; "
+                                 "pass --model with the model folder it was compressed with")
+    return pretrained_folder(name)  # the catalog's folder, never a path from the file
 
 
 def cmd_decompress(args):
@@ -236,7 +262,7 @@ def cmd_decompress(args):
         raise vae_zoo.InputError(f"{out} exists; pass --overwrite to replace it")
     raw = Path(args.file).read_bytes()
     header, _ = container.unpack(raw, args.file)
-    model = vae_zoo.load(resolve(args.model or header.model))
+    model = vae_zoo.load(resolve(args.model) if args.model else header_model_folder(header.model, args.file))
     result = files.decompress(raw, model, weights_digest(model), source=args.file)
     staging = folders.staging_folder(out)
     try:
@@ -351,9 +377,10 @@ def build_parser():
     p = commands.add_parser("export", help="write a SavedModel with serving signatures")
     p.add_argument("dir", help="a saved model folder or a pretrained name")
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--format", default="savedmodel", choices=["savedmodel", "portable", "tflite", "onnx"],
+    p.add_argument("--format", default="savedmodel", choices=["savedmodel", "portable", "tflite", "onnx", "tfjs"],
                    help="savedmodel: TF Serving, every signature; portable: plain-op signatures with the noise as input; "
-                        "tflite, onnx: the portable signatures converted and verified (onnx needs vae_zoo[export])")
+                        "tflite, onnx: the portable signatures converted and verified (onnx needs vae_zoo[export]); "
+                        "tfjs: TF.js graph models (needs VAE_ZOO_TFJS_CONVERTER, docs/deploy.md)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=cmd_export)
 
@@ -425,10 +452,22 @@ def global_flags(argv):
     return kept, debug, verbose
 
 
+def one_line_warning(message, category, filename, lineno, line=None):
+    """The project's own warnings (skipped files, cleaned-up folders) as one line each, without the source line;
+    other libraries' as Python writes them."""
+    if Path(filename).resolve().is_relative_to(Path(vae_zoo.__file__).resolve().parent):
+        return f"vae-zoo: warning: {one_line(message)}\n"
+    return _default_format_warning(message, category, filename, lineno, line)
+
+
+_default_format_warning = warnings.formatwarning
+
+
 def main(argv=None):
     argv, debug, _ = global_flags(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     args.debug = debug
+    warnings.formatwarning = one_line_warning
     try:
         args.run(args)
     except DivergenceError as err:

@@ -97,11 +97,12 @@ def check_arguments(name, kwargs, where="", size=True):
     Raises ``ConfigError``. ``size=False`` skips the dry build, which starts TensorFlow's runtime.
     """
     # Lazy by design, as _import_variants: vae_zoo.models imports every variant, and they import this module.
-    from vae_zoo.models.sizing import check_size
+    from vae_zoo.models.sizing import check_depth, check_size
 
     cls = get_model_class(name)
     accepted = {**hyperparameter_defaults(cls), **{key: None for key in _KERAS_KWARGS}}
     check_model_arguments(cls, accepted, kwargs, where)
+    check_depth(kwargs, f"{where or 'model'} {name!r}")
     if size:
         try:
             check_size(lambda: cls(**kwargs), f"{where or 'model'} {name!r}")

@@ -7,7 +7,7 @@ from PIL import Image
 
 from vae_zoo import data as data_module
 from vae_zoo.data import binarize_static
-from vae_zoo.data.images import image_files
+from vae_zoo.data.images import image_files, readable_images
 from vae_zoo.errors import InputError
 
 BINARIZATIONS = ("none", "threshold", "stochastic")
@@ -40,7 +40,9 @@ def read_images(source, split="test", limit=None, seed=0, binarized=False):
 
 
 def _read_folder(path):
-    files, _ = image_files(path)
+    files, skipped = readable_images(image_files(path)[0])
+    if skipped:  # a file the user asked to compress is never left out quietly
+        raise InputError(f"cannot compress {skipped[0][0]}: {skipped[0][1]}")
     arrays = []
     for file, _ in files:
         with Image.open(file) as image:

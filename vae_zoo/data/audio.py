@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from vae_zoo.data import tfds_builders
 from vae_zoo.data.plotting import save_image_grid
 from vae_zoo.data.sources import SOURCES, ArraySource, CachedSource, Option, not_binarized, path_like, register_source
 from vae_zoo.errors import DataError
@@ -252,7 +253,7 @@ def _fsdd_from_tfds():
     import tensorflow_datasets as tfds
 
     try:
-        records = tfds.as_numpy(tfds.load("spoken_digit", split="train"))
+        records = tfds.as_numpy(tfds_builders.load("spoken_digit", split="train"))
     except Exception as err:  # noqa: BLE001  tfds raises many types when offline
         raise DataError(f"the Free Spoken Digit Dataset: no data_dir or $VAE_ZOO_FSDD given, and tensorflow-datasets "
                         f"could not load 'spoken_digit' ({type(err).__name__}: {str(err)[:160]})") from None

@@ -17,6 +17,7 @@ import gzip
 import importlib.resources
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from PIL import Image
 
 from vae_zoo import schema
 from vae_zoo.data import shapes
+from vae_zoo.data import tfds_builders
 from vae_zoo.data.base import (
     Data,
     DataSpec,
@@ -108,7 +110,7 @@ def _tfds_splits(name):
     import tensorflow_datasets as tfds
 
     try:
-        loaded = tfds.load(name, split=["train", "test"], batch_size=-1, as_supervised=True)
+        loaded = tfds_builders.load(name, split=["train", "test"], batch_size=-1, as_supervised=True)
     except Exception as err:  # tfds raises many types when offline; say what to do instead.
         raise DataError(
             f"could not load {name!r} through tensorflow-datasets ({type(err).__name__}: {str(err)[:200]}). "
@@ -299,6 +301,35 @@ def image_files(path):
     return files, classes
 
 
+# The formats that tf.io.decode_image reads, as PIL names them.
+DECODABLE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
+
+
+def unreadable_reason(file):
+    """Why TensorFlow could not decode ``file`` as an image, or None if it can: read from the header and checked
+    whole (PIL's verify) before training, so that a bad file is not met halfway through an epoch."""
+    try:
+        with Image.open(file) as image:
+            if image.format not in DECODABLE_FORMATS:
+                return f"a {image.format} image, which TensorFlow does not decode"
+            image.verify()
+    except Exception as err:  # PIL raises many kinds for a damaged or foreign file: all mean "cannot use it"
+        return f"not a readable image ({type(err).__name__})"
+    return None
+
+
+def readable_images(files):
+    """``files`` split into those TensorFlow can decode and (file, reason) for the rest."""
+    usable, skipped = [], []
+    for file, label in files:
+        reason = unreadable_reason(file)
+        if reason is None:
+            usable.append((file, label))
+        else:
+            skipped.append((file, reason))
+    return usable, skipped
+
+
 def image_folder_data(path, batch_size=128, binarize="none", labels=False, limit=None, seed=0, exclude_classes=(),
                       validation_split=0.1, test_split=0.1, image_size=None, color_mode="grayscale"):
     """A folder of images as a ``Data`` bundle whose splits are streamed: each file is decoded when it is read.
@@ -309,7 +340,17 @@ def image_folder_data(path, batch_size=128, binarize="none", labels=False, limit
     if color_mode not in CHANNELS:
         raise unknown_name("color mode", color_mode, CHANNELS)
     files, classes = image_files(path)
-    size = tuple(int(d) for d in (image_size or _first_image_size(Path(path))))
+    files, skipped = readable_images(files)
+    if not files:
+        raise DataError(f"none of the {len(skipped)} image files in {path} can be read; the first: {skipped[0][0]} "
+                        f"({skipped[0][1]})")
+    if skipped:
+        # As image_dataset_from_directory users expect, a folder may hold files that are not images: they are
+        # skipped and counted, and the first few named.
+        named = "; ".join(f"{file} ({reason})" for file, reason in skipped[:3])
+        warnings.warn(f"skipped {len(skipped)} of {len(files) + len(skipped)} files in {path} that are not images "
+                      f"TensorFlow can read: {named}{' ...' if len(skipped) > 3 else ''}", RuntimeWarning, stacklevel=2)
+    size = tuple(int(d) for d in (image_size or _image_size(files[0][0])))
     channels = CHANNELS[color_mode]
     order = np.random.default_rng(seed).permutation(len(files))
     n_val, n_test = int(round(len(files) * validation_split)), int(round(len(files) * test_split))
@@ -319,9 +360,11 @@ def image_folder_data(path, batch_size=128, binarize="none", labels=False, limit
     parts = {"train": order[:train_end], "validation": order[train_end:train_end + n_val], "test": order[train_end + n_val:]}
 
     def decode(file, label):
-        image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
+        # Decoded as stored, then converted: TensorFlow refuses channels=1 for GIF and BMP files.
+        image = as_channels(tf.io.decode_image(tf.io.read_file(file), channels=0, expand_animations=False), channels)
+        image.set_shape([None, None, channels])
         # Rounded back to bytes after resizing: the examples stay on the 256 levels of the 8-bit files.
-        image = tf.round(tf.image.resize(tf.cast(image, tf.float32), size))
+        image = tf.round(tf.image.resize(image, size))
         return tf.clip_by_value(image, 0.0, 255.0) / 255.0, label
 
     def stream(chosen):
@@ -340,12 +383,22 @@ def image_folder_data(path, batch_size=128, binarize="none", labels=False, limit
     return Data(spec, streams, binarize, batch_size, labels, seed)
 
 
-def _first_image_size(folder):
-    for file in sorted(folder.rglob("*")):
-        if file.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
-            with Image.open(file) as image:
-                return (image.height, image.width)
-    raise DataError(f"no images found in {folder}")
+def as_channels(image, channels):
+    """A decoded image (1 grey, 2 grey + alpha, 3 RGB or 4 RGBA channels) as ``channels`` (1 or 3) float channels;
+    alpha is dropped, as decode_image drops it."""
+    image = tf.cast(image, tf.float32)
+    first = lambda: image[..., :1]  # noqa: E731
+    if channels == 1:
+        branches = [first, first, lambda: tf.image.rgb_to_grayscale(image[..., :3]), lambda: tf.image.rgb_to_grayscale(image[..., :3])]
+    else:
+        tiled = lambda: tf.tile(image[..., :1], [1, 1, 3])  # noqa: E731
+        branches = [tiled, tiled, lambda: image[..., :3], lambda: image[..., :3]]
+    return tf.switch_case(tf.clip_by_value(tf.shape(image)[-1] - 1, 0, 3), branches)
+
+
+def _image_size(file):
+    with Image.open(file) as image:
+        return (image.height, image.width)
 
 
 # --------------------------------------------------------------------------- user data as sources

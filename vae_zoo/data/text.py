@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from vae_zoo import schema
+from vae_zoo.data import tfds_builders
 from vae_zoo.data.base import from_token_splits
 from vae_zoo.data.sources import DataSource, Option, not_binarized, path_like, register_source
 from vae_zoo.errors import ConfigError, DataError
@@ -191,7 +192,7 @@ def read_tfds_text(name):
 
     tfds_name, feature, _ = TFDS_TEXT[name]
     try:
-        loaded = {split: tfds.as_numpy(tfds.load(tfds_name, split=split)) for split in ("train", "test")}
+        loaded = {split: tfds.as_numpy(tfds_builders.load(tfds_name, split=split)) for split in ("train", "test")}
         pairs = {split: [(" ".join(r[feature].decode("utf-8", errors="replace").split()), int(r["label"])) for r in records]
                  for split, records in loaded.items()}
     except Exception as err:  # noqa: BLE001  tfds raises many types when offline

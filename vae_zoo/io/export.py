@@ -39,7 +39,7 @@ from vae_zoo.errors import ModelFileError, unknown_name
 from vae_zoo.io import folders, saving, strict_json
 from vae_zoo.io.runtimes import export_runtime
 
-FORMATS = ("savedmodel", "portable", "tflite", "onnx")
+FORMATS = ("savedmodel", "portable", "tflite", "onnx", "tfjs")
 
 
 def export(model, path, card=None, overwrite=False, format="savedmodel", progress=False):
@@ -58,7 +58,7 @@ def export(model, path, card=None, overwrite=False, format="savedmodel", progres
     with folders.exclusive(path):
         folders.recover(path)
         if path.exists() and not overwrite:
-            raise ModelFileError(f"{path} already exists; choose another folder or pass overwrite=True")
+            raise ModelFileError(f"{path} already exists; choose another folder, or replace it with --overwrite (overwrite=True in Python)")
         signatures = model.serving_signatures() if format == "savedmodel" else model.portable_signatures()
         card = {**saving.base_card(model), **(card or {}), "export_format": format, "signatures": [name for name, _, _ in signatures]}
         if format == "savedmodel":  # what the data's kind adds (a token model's vocabulary asset)

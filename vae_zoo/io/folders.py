@@ -53,8 +53,16 @@ def exclusive(folder):
         finally:
             _held[key] = (fd, _held[key][1] - 1)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(path, folder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(path, folder)
+    except ModelFileError:  # held by another process: already said in the user's words
+        raise
+    except OSError as err:
+        # Named as the user gave it: the lock file beside it is the zoo's own business.
+        where = Path(folder).parent if str(Path(folder).parent) != "" else Path(".")
+        raise ModelFileError(f"cannot write {folder}: {where} is not a folder one can write into "
+                             f"({err.strerror or type(err).__name__})") from None
     _held[key] = (fd, 1)
     try:
         yield
@@ -205,10 +213,16 @@ def write_file(path, data, overwrite=False):
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite (--overwrite) to replace it")
+        raise FileExistsError(f"{path} exists; replace it with --overwrite (overwrite=True in Python)")
+    if not path.parent.is_dir():
+        raise ModelFileError(f"cannot write {path}: the folder {path.parent} does not exist")
     staging = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        with open(staging, "wb") as handle:
+        try:
+            handle = open(staging, "wb")
+        except OSError as err:  # named as the user gave it, not as the staging file beside it
+            raise ModelFileError(f"cannot write {path}: {err.strerror or type(err).__name__}") from None
+        with handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -29,7 +29,7 @@ from vae_zoo.data.modalities import get_modality
 from vae_zoo.io import folders, strict_json
 from vae_zoo.io.cards import CARD_FILE, MODEL_FILE, read_card
 from vae_zoo.models.base import to_json
-from vae_zoo.models.sizing import check_size
+from vae_zoo.models.sizing import check_depth, check_size
 from vae_zoo.registry import get_model_class, hyperparameter_defaults, list_models
 
 # The member of a .keras archive that holds the weights.
@@ -151,7 +151,7 @@ def save(model, folder, card=None, overwrite=False, samples=64, seed=0, attach=N
     with folders.exclusive(folder):
         folders.recover(folder)
         if folder.exists() and not overwrite:
-            raise ModelFileError(f"{folder} already exists; choose another folder or pass overwrite=True")
+            raise ModelFileError(f"{folder} already exists; choose another folder, or replace it with --overwrite (overwrite=True in Python)")
         bad = model.nonfinite_weights()
         if bad:
             raise DivergenceError(f"not saving {folder}: {len(bad)} weight tensors hold NaN or infinity (first: {bad[0]})")
@@ -211,6 +211,7 @@ def _check_archive(path):
         raise ModelFileError(f"{path} holds a {registered!r}, not a vae_zoo model; zoo models are: {', '.join(list_models())}")
     cls = get_model_class(name)
     try:
+        check_depth(config.get("config") or {}, f"the model in {path}")
         check_size(lambda: cls.from_config(config.get("config") or {}), f"the model in {path}")
     except ModelFileError:
         raise

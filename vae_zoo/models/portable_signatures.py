@@ -34,10 +34,17 @@ def valid_examples(model, x):
 
 def cleaned(model, x):
     """(x with every invalid example replaced by zeros, the valid flags): the networks never see NaN,
-    so every runtime computes the same, defined outputs (a NaN code distance once crashed TFLite's gather)."""
+    so every runtime computes the same, defined outputs (a NaN code distance once crashed TFLite's gather).
+
+    The rows are picked by a Gather from [a zero row, x's rows], with integer indices: a gather copies values and
+    every converter keeps it. ``tf.where`` did not survive: tf2onnx lowers it to ``cond * x + (1 - cond) * 0``,
+    and 0 * NaN is NaN, so ONNX gave NaN in every output of an invalid row."""
     valid = valid_examples(model, x)
-    mask = tf.reshape(valid, tf.concat([tf.shape(valid), tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
-    return tf.where(mask, x, tf.zeros_like(x)), valid
+    count = tf.shape(x)[0]
+    rows = tf.reshape(x, [count, -1])
+    table = tf.concat([tf.zeros_like(rows[:1]), rows], axis=0)
+    index = tf.range(1, count + 1) * tf.cast(valid, tf.int32)  # row i + 1 if valid, else the zero row
+    return tf.reshape(tf.gather(table, index), tf.shape(x)), valid
 
 
 def has_standard_normal_prior(model):

@@ -24,55 +24,82 @@ ANOMALY_SEED = (20240, 7)
 
 def _seed_pair(seed):
     """A stateless seed from a scalar: (seed, 0), or a random pair when seed < 0."""
-    seed = tf.cast(seed, tf.int32)
+    seed = tf.cast(_shaped(seed, (), "seed"), tf.int32)
     random_pair = tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int32)
     return tf.where(seed >= 0, tf.stack([seed, 0]), random_pair)
 
 
-def _assert_shape(tensor, expected, what):
-    """A run-time check of a tensor's full shape (``None`` matches any size).
+def _shaped(tensor, expected, what):
+    """``tensor``, once a run-time check found its full shape to be ``expected`` (``None`` matches any size).
 
-    Loaded signatures do not enforce their declared shapes at run time, so an
-    image of the wrong size could otherwise flow into the networks unnoticed.
+    Loaded signatures do not enforce their declared shapes at run time. The check sits on the data path (a
+    ``tf.cond`` that the tensor flows through), so nothing downstream runs on a tensor of the wrong shape and
+    meets TensorFlow's own error ("In[0] is not a matrix") first.
     """
-    actual = tf.shape(tensor)
+    if not expected:
+        return _scalar(tensor, what)
+    # The declared spec gives the tensor a static rank, and Grappler folds shape checks against it: read the
+    # shape through PlaceholderWithDefault, whose output shape is unknown to shape inference.
+    actual = tf.shape(tf.raw_ops.PlaceholderWithDefault(input=tensor, shape=tf.TensorShape(None)))
     rank = len(expected)
     # Pad or cut the actual shape to the expected rank so the comparison itself cannot fail.
     padded = tf.concat([actual, tf.fill([rank], -1)], axis=0)[:rank]
-    sizes_match = [tf.constant(True) if size is None else tf.equal(padded[i], size) for i, size in enumerate(expected)]
-    good = tf.logical_and(tf.equal(tf.size(actual), rank), tf.reduce_all(tf.stack(sizes_match)))
+    good = tf.equal(tf.size(actual), rank)
+    for i, size in enumerate(expected):
+        if size is not None:
+            good = tf.logical_and(good, tf.equal(padded[i], size))
     shown = ", ".join("batch" if size is None else str(size) for size in expected)
-    return tf.debugging.Assert(good, [f"{what} must have shape ({shown}); got shape", actual])
+
+    def refuse():
+        with tf.control_dependencies([tf.debugging.Assert(False, [f"{what} must have shape ({shown}); got shape", actual])]):
+            return tf.identity(tensor)
+
+    return tf.cond(good, lambda: tf.identity(tensor), refuse)
 
 
-def _label_checks(model, labels, batch_of=None):
-    """Checks of a conditional model's labels: a vector, as long as the batch, each a class index."""
+def _scalar(tensor, what):
+    """``tensor`` as a scalar, once a run-time check found it holds one value.
+
+    A declared scalar's shape is fully known, so Grappler folds every Shape, Size and Rank of it to the declared
+    (), whatever was sent. The count of its elements is read from tf.where, whose output size depends on the
+    values and cannot be folded (x >= 0 or x < 0 holds for every integer)."""
+    flat = tf.reshape(tensor, [-1])
+    count = tf.shape(tf.where(tf.logical_or(flat >= 0, flat < 0)))[0]
+
+    def refuse():
+        with tf.control_dependencies([tf.debugging.Assert(False, [f"{what} must be a single number; got", count, "values"])]):
+            return tf.identity(flat)
+
+    return tf.reshape(tf.cond(tf.equal(count, 1), lambda: tf.identity(flat), refuse), [])
+
+
+def _checked_labels(model, labels, batch_of=None):
+    """A conditional model's labels once checked: a vector, as long as the batch, each a class index."""
     name = model.registered_name
+    labels = _shaped(labels, (None,), f"{name}: labels")
     checks = [
-        _assert_shape(labels, (None,), f"{name}: labels"),
         tf.debugging.assert_non_negative(labels, message=f"{name}: labels must be >= 0"),
         tf.debugging.assert_less(labels, tf.cast(model.num_classes, labels.dtype), message=f"{name}: labels must be < {model.num_classes}"),
     ]
     if batch_of is not None:
         checks.append(tf.debugging.assert_equal(tf.shape(labels)[0], tf.shape(batch_of)[0], message=f"{name}: the inputs and labels need the same batch size"))
-    return checks
+    with tf.control_dependencies(checks):
+        return tf.identity(labels)
 
 
 def _checked(model, x, labels=None):
     """In-graph checks that name the problem in a serving error instead of failing deep inside."""
     name = model.registered_name
-    checks = [_assert_shape(x, (None, *model.data_shape), f"{name}: input x")]
+    x = _shaped(x, (None, *model.data_shape), f"{name}: input x")
     if labels is not None:
-        checks += _label_checks(model, labels, batch_of=x)
+        labels = _checked_labels(model, labels, batch_of=x)
     if not x.dtype.is_floating:  # token ids: each must name a token of the vocabulary
-        checks += [tf.debugging.assert_non_negative(x, message=f"{name}: token ids must be >= 0"),
-                   tf.debugging.assert_less(x, tf.cast(model.vocabulary_size, x.dtype),
-                                            message=f"{name}: token ids must be < {model.vocabulary_size}")]
+        checks = [tf.debugging.assert_non_negative(x, message=f"{name}: token ids must be >= 0"),
+                  tf.debugging.assert_less(x, tf.cast(model.vocabulary_size, x.dtype),
+                                           message=f"{name}: token ids must be < {model.vocabulary_size}")]
         with tf.control_dependencies(checks):
-            return tf.identity(x), None if labels is None else tf.identity(labels)
-    with tf.control_dependencies(checks):
-        x = tf.debugging.assert_all_finite(tf.identity(x), f"{name}: input x contains NaN or infinity")
-        labels = None if labels is None else tf.identity(labels)
+            return tf.identity(x), labels
+    x = tf.debugging.assert_all_finite(x, f"{name}: input x contains NaN or infinity")
     support = getattr(getattr(model, "likelihood", None), "support", None)
     if support is not None:
         low, high = support
@@ -105,11 +132,9 @@ def serving_signatures(model):
 
     def decode(z, labels):
         spec = model.decoder_input_spec()
-        checks = [_assert_shape(z, tuple(spec.shape), f"{model.registered_name}: input {spec.name}")]
+        z = _shaped(z, tuple(spec.shape), f"{model.registered_name}: input {spec.name}")
         if labels is not None:
-            checks += _label_checks(model, labels, batch_of=z)
-        with tf.control_dependencies(checks):
-            z = tf.identity(z)
+            labels = _checked_labels(model, labels, batch_of=z)
         if z.dtype.is_floating:
             z = tf.debugging.assert_all_finite(z, f"{model.registered_name}: input {spec.name} contains NaN or infinity")
         return model.decoded_outputs(z, labels)
@@ -136,6 +161,7 @@ def serving_signatures(model):
 
         def log_likelihood(x, labels, k, seed):
             x, labels = _checked(model, x, labels)
+            k = _shaped(k, (), "log_likelihood: k")
             draws = tf.cast(k, tf.int64) * tf.cast(tf.shape(x)[0], tf.int64)
             with tf.control_dependencies([
                 tf.debugging.assert_positive(k, message="log_likelihood: k must be >= 1"),
@@ -153,14 +179,16 @@ def serving_signatures(model):
     if model.can("sample"):
         if conditional:
             def sample(labels, seed):
+                labels = _checked_labels(model, labels)
                 too_many = tf.debugging.assert_less_equal(tf.size(labels), MAX_SAMPLES, message=f"sample: at most {MAX_SAMPLES} labels")
-                with tf.control_dependencies([*_label_checks(model, labels), too_many]):
+                with tf.control_dependencies([too_many]):
                     labels = tf.identity(labels)
                 return {"samples": model.sample(tf.shape(labels)[0], seed=_seed_pair(seed), labels=labels)}
 
             signatures.append(("sample", sample, [*label_specs, seed_spec]))
         else:
             def sample(n, seed):
+                n = _shaped(n, (), "sample: n")
                 with tf.control_dependencies([
                     tf.debugging.assert_non_negative(n, message="sample: n must be >= 0"),
                     tf.debugging.assert_less_equal(n, MAX_SAMPLES, message=f"sample: n must be <= {MAX_SAMPLES}"),

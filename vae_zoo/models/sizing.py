@@ -15,6 +15,12 @@ from vae_zoo.errors import ConfigError
 
 # Override with the environment variable VAE_ZOO_MAX_PARAMETERS for larger models.
 DEFAULT_MAX_PARAMETERS = 200_000_000
+# Layers in one stack (a list of layer sizes) and repeats of one block. 5,000 thin layers pass the parameter
+# limit, yet building them took 157 s and ended in a RecursionError; the deepest published VAEs (VDVAE) repeat
+# a block a few dozen times per resolution.
+MAX_DEPTH = 128
+# Integer arguments that repeat a block, as opposed to sizing one.
+REPEAT_KEYS = ("blocks", "blocks_per_stage", "groups_per_stage")
 
 
 def max_parameters():
@@ -44,6 +50,27 @@ def dry_build(build, read):
 def parameter_count(build):
     """The parameter count of the model ``build()`` returns, built without allocating its weights."""
     return dry_build(build, lambda model: int(model.count_params()))
+
+
+def check_depth(arguments, what):
+    """Raise ``ConfigError`` if any stack in the nested ``arguments`` is deeper than ``MAX_DEPTH``.
+
+    Checked on the config alone, before the dry build, which is what a very deep stack makes slow."""
+    def visit(value, key):
+        if isinstance(value, dict):
+            for name, item in value.items():
+                visit(item, f"{key}.{name}" if key else str(name))
+        elif isinstance(value, (list, tuple)):
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            if numbers and len(value) > MAX_DEPTH:
+                raise ConfigError(f"{what}: {key} lists {len(value):,} layers, over the limit of {MAX_DEPTH} per stack")
+            for item in value:
+                if isinstance(item, (dict, list, tuple)):
+                    visit(item, key)
+        elif key.rsplit(".", 1)[-1] in REPEAT_KEYS and isinstance(value, int) and value > MAX_DEPTH:
+            raise ConfigError(f"{what}: {key} repeats a block {value:,} times, over the limit of {MAX_DEPTH}")
+
+    visit(arguments, "")
 
 
 def check_size(build, what):

@@ -22,6 +22,7 @@ import keras
 import yaml
 
 from vae_zoo import data as data_module
+from vae_zoo import schema
 from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
 from vae_zoo.registry import create_model
 from vae_zoo.training import recipe_schema
@@ -167,7 +168,20 @@ def _section(recipe, name):
 
 def build_data(recipe):
     options = {"binarize": "none", **_section(recipe, "data")}
-    return data_module.load(**options)
+    data = data_module.load(**options)
+    check_not_empty(data, options)
+    return data
+
+
+def check_not_empty(data, options):
+    """Refuse data with an empty split before training: an empty training stream never ends an epoch (a run
+    with every class excluded once spun for minutes after 'Epoch 1/2')."""
+    for split in ("train", "validation", "test"):
+        if data.count(split) == 0:
+            filters = [f"data.{key}" for key in ("exclude_classes", "style") if options.get(key)]
+            after = f" after {' and '.join(filters)}" if filters else ""
+            raise RecipeError(f"the {split} split of data {data.name!r} is empty{after}; there is nothing to "
+                              f"{'train on' if split == 'train' else 'validate with' if split == 'validation' else 'test on'}")
 
 
 def build_model(recipe, data=None):
@@ -194,6 +208,11 @@ def build_model(recipe, data=None):
 def build_optimizer(recipe):
     spec = dict(recipe.get("optimizer") or {})
     name = spec.pop("name", "adam")
+    defaults = schema.signature_defaults(recipe_schema.optimizer_class(name))
+    # YAML and --set read "1" as an integer, which the schema accepts as a number and Keras refuses as a learning
+    # rate: an argument whose default is a float gets a float.
+    spec = {key: float(value) if isinstance(defaults.get(key), float) and type(value) is int else value
+            for key, value in spec.items()}
     try:
         return keras.optimizers.get({"class_name": name, "config": spec})
     except (TypeError, ValueError) as err:

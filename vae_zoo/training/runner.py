@@ -356,6 +356,12 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
                 if chief:
                     work.remove()
             raise DivergenceError(f"{err}. Nothing was saved at {out_dir}; {checkpoint}") from None
+        except BaseException:
+            # Any other failure (bad data met in the stream, an interrupt): a run that finished no epoch has
+            # nothing to resume, so it leaves nothing behind; one that did keeps its checkpoint.
+            if chief and not RunBackup.saved_epoch(work.backup):
+                work.remove()
+            raise
         seconds = time.perf_counter() - started
         # Over every sitting of a resumed run (read before the work folder goes); None if an old checkpoint lacks them.
         total_seconds = RunBackup.saved_seconds(work.backup) if resumed_from else seconds
