@@ -23,6 +23,7 @@ import vae_zoo
 from vae_zoo import cli
 from vae_zoo.data import BINARIZATIONS
 from vae_zoo.models.distributions import LIKELIHOODS, PRIORS
+from vae_zoo.models.sizing import MAX_DEPTH
 from vae_zoo.networks import NETWORKS
 from vae_zoo.registry import hyperparameter_defaults
 from vae_zoo.training import recipe as recipes
@@ -146,8 +147,17 @@ def set_key(recipe, dotted, value):
 def malformed_recipes(draw):
     """(recipe text or bytes, text the error must contain)."""
     recipe = copy.deepcopy(BASE)
-    kind = draw(st.sampled_from(["bad value", "unknown key", "unknown name", "not a mapping", "missing section", "yaml"]))
-    if kind == "bad value":
+    kind = draw(st.sampled_from(["bad value", "unknown key", "unknown name", "not a mapping", "missing section", "yaml",
+                                 "empty split", "deep stack"]))
+    if kind == "empty split":  # every digit class excluded (and maybe more): once an endless first epoch
+        extra = draw(st.lists(st.integers(10, 99), max_size=3))
+        recipe["data"]["exclude_classes"] = draw(st.permutations(list(range(10)) + extra))
+        expected = "data.exclude_classes"
+    elif kind == "deep stack":  # within the parameter limit, past the depth bound: once a RecursionError after 157 s
+        depth = draw(st.integers(MAX_DEPTH + 1, 5000))
+        recipe["model"]["encoder"]["hidden_sizes"] = [draw(st.integers(1, 400))] * depth
+        expected = f"encoder.hidden_sizes lists {depth:,} layers"
+    elif kind == "bad value":
         key = draw(st.sampled_from(sorted(BAD_VALUES)))
         set_key(recipe, key, draw(BAD_VALUES[key]))
         expected = shown(key)
