@@ -23,7 +23,7 @@ from vae_zoo import catalog
 from vae_zoo.errors import DivergenceError, VaeZooError
 from vae_zoo.io import folders, strict_json
 from vae_zoo.io.cards import read_card
-from vae_zoo.io.pretrained import list_pretrained, pretrained_card, pretrained_folder, resolve
+from vae_zoo.io.pretrained import catalog_entry, list_pretrained, local_copy, pretrained_card, pretrained_folder, resolve
 from vae_zoo.limits import MAX_IMPORTANCE_SAMPLES, MAX_SAMPLES
 
 # The modules that read data or run a model import TensorFlow (seconds, hundreds of MB): the commands import them
@@ -80,11 +80,18 @@ def cmd_list(args):
         for name in names:
             print(f"{name:<{width}}  {data_module.get_source(name).description}")
         return
-    if args.pretrained:
+    if args.pretrained:  # from the catalog: nothing is fetched
         for name in list_pretrained(args.pattern):
-            test = pretrained_card(name).get("metrics", {}).get("test", {})
-            figure = f"test ELBO {test['elbo']:.2f}" if isinstance(test.get("elbo"), (int, float)) else ""
-            print(f"{name}  {figure}")
+            entry = catalog_entry(name)
+            if entry is None:  # one's own zoo ($VAE_ZOO_PRETRAINED_DIR): its card is at hand
+                test = pretrained_card(name).get("metrics", {}).get("test", {})
+                figures, where = {"test_elbo": test.get("elbo")}, "local"
+            else:
+                figures = entry.get("figures") or {}
+                local = local_copy(name)
+                where = f"{entry['bytes'] / 1e6:.1f} MB, {f'in {local.parent}' if local else 'fetched on first use'}"
+            figure = f"test ELBO {figures['test_elbo']:.2f}" if isinstance(figures.get("test_elbo"), (int, float)) else ""
+            print(f"{name}  {figure}  ({where})")
         return
     models = {name: info for name, info in catalog.read().items() if fnmatch.fnmatchcase(name, args.pattern)}
     width = max((len(n) for n in models), default=0)
@@ -252,6 +259,14 @@ def header_model_folder(name, file):
     return pretrained_folder(name)  # the catalog's folder, never a path from the file
 
 
+def cmd_download(args):
+    names = list_pretrained() if args.all else args.names
+    if not names:
+        raise vae_zoo.ConfigError("name the models to fetch (vae-zoo list --pretrained), or pass --all")
+    folders = {name: str(pretrained_folder(name)) for name in names}
+    print(strict_json.dumps({"folders": folders}, indent=2))
+
+
 def cmd_decompress(args):
     from vae_zoo.compression import container, files  # lazy: imports TensorFlow
     from vae_zoo.data.plotting import save_image_grid  # lazy: vae_zoo.data imports TensorFlow
@@ -315,6 +330,11 @@ def build_parser():
     p.add_argument("--pretrained", action="store_true", help="list the pretrained models instead")
     p.add_argument("--data", action="store_true", help="list the registered data sets instead")
     p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser("download", help="fetch pretrained models into the cache ($VAE_ZOO_HOME), checked by SHA-256")
+    p.add_argument("names", nargs="*", help="pretrained names (vae-zoo list --pretrained) or hf://owner/repo")
+    p.add_argument("--all", action="store_true", help="every model of the catalog")
+    p.set_defaults(run=cmd_download)
 
     p = commands.add_parser("info", help="describe a model and its hyperparameters (--data: a data set and its options)")
     p.add_argument("name")
@@ -405,13 +425,14 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=cmd_decompress)
 
-    p = commands.add_parser("publish", help="publish a trained run as a pretrained model (saved_models/<arch>.<tag>/), "
-                            "without its optimizer state, with a test slice measured on its card")
+    p = commands.add_parser("publish", help="publish a trained run as a pretrained model (artifacts/<arch>.<tag>/ with a Hub "
+                            "README.md, and its entry in the pretrained catalog), without its optimizer state, with a "
+                            "test slice measured on its card")
     # dest run_folder: args.run is the command to run
     p.add_argument("run_folder", metavar="run", help="a zoo folder written by vae-zoo train")
     p.add_argument("name", help="arch.tag, e.g. vae.fashion_mnist")
     p.add_argument("--report", help="a report.json of vae-zoo evaluate --out to publish with it")
-    p.add_argument("--zoo", help="the zoo folder (default: the repository's saved_models/)")
+    p.add_argument("--zoo", help="the zoo folder (default: the repository's artifacts/, kept out of git)")
     p.add_argument("--recipe-file", help="a recipe file of the repository that reads as the recipe on the card "
                                          "(checked), to name on the card instead of the file the run was started from")
     p.add_argument("--trained-on-this-machine", action="store_true",
@@ -427,7 +448,7 @@ def build_parser():
                             "with its report, in one command")
     p.add_argument("name", help="arch.tag, e.g. vae.fashion_mnist (its card's recipe, else recipes/<arch>/<tag>.yaml)")
     p.add_argument("--runs", help="where the training run goes (default: the repository's runs/)")
-    p.add_argument("--zoo", help="where to publish (default: the repository's saved_models/)")
+    p.add_argument("--zoo", help="where to publish (default: the repository's artifacts/, kept out of git)")
     p.add_argument("--k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=1000,
                    help="importance samples for the test NLL (the benchmark: 5000)")
     p.add_argument("--smoke", action="store_true", help="the recipe's smoke settings, 256 test examples, k = 10")

@@ -3,9 +3,10 @@
     vae-zoo publish runs/vae_fashion_mnist vae.fashion_mnist       # publish(run, name)
     vae-zoo reproduce vae.fashion_mnist --k 5000                    # reproduce(name, k=5000)
 
-``publish`` re-saves the model as ``saved_models/<arch>.<tag>/`` without its optimizer state (a third of the
-size: users load it to use it, not to resume training), with its card, samples and any ``report.json`` from
-``vae-zoo evaluate --out``. The card also gets ``metrics.test_slice`` (where it names its recipe's data): the
+``publish`` re-saves the model as ``artifacts/<arch>.<tag>/`` without its optimizer state (a third of the
+size: users load it to use it, not to resume training), with its card, samples, any ``report.json`` from
+``vae-zoo evaluate --out`` and a Hub model card (``README.md``), and adds it to the package's pretrained catalog
+(``vae_zoo/pretrained.json``: sizes and SHA-256 of its files); docs/pretrained.md says how it is uploaded. The card also gets ``metrics.test_slice`` (where it names its recipe's data): the
 test scores over the split's first 500 examples, measured on the weights as published (the zoo's tests
 measure them again). With ``weights_dtype="float16"`` the weights are stored in half the space (for models
 over the zoo's 30 MB budget): the card's test figures are measured again on the rounded weights (the run's
@@ -28,14 +29,15 @@ from pathlib import Path
 from vae_zoo.data.modalities import get_modality, trained_data_spec
 from vae_zoo.errors import ConfigError, DataError, RecipeError
 from vae_zoo.evaluation import card_check, report
-from vae_zoo.io import pretrained, saving
+from vae_zoo.io import model_cards, pretrained, saving
 from vae_zoo.io.cards import CARD_FILE, read_card
 from vae_zoo.training import recipe as recipes
 from vae_zoo.training import runner
 
-# The checkout vae_zoo runs from: its saved_models/, recipes/ and runs/.
+# The checkout vae_zoo runs from: its artifacts/ (published models, kept out of git: they are uploaded, and the
+# catalog lists them), recipes/ and runs/.
 REPOSITORY = pretrained.REPOSITORY_ZOO.parent
-ZOO = pretrained.REPOSITORY_ZOO
+ZOO = pretrained.REPOSITORY_ARTIFACTS
 RUNS = REPOSITORY / "runs"
 # The report parts that reproduce() measures, with those that only the data's modality has (``report_parts``: audio,
 # text); parts that do not apply to a model are recorded in its report as skipped, with the reason.
@@ -100,7 +102,18 @@ def publish(run, name, zoo=ZOO, report=None, trained_on_this_machine=False, reci
         card["metrics"]["test_slice"] = card_check.slice_scores(fresh, card)
     else:  # trained through the Python API: no recipe says which data it was tested on
         print(f"warning: {run}'s card names no recipe data, so no test slice is recorded", file=sys.stderr)
-    return saving.save(fresh, Path(zoo) / name, card=card, overwrite=True, weights_dtype=weights_dtype)
+    folder = saving.save(fresh, Path(zoo) / name, card=card, overwrite=True, weights_dtype=weights_dtype)
+    model_cards.write_hub_readme(folder, name)
+    model_cards.update_catalog(name, folder, catalog_for(zoo))
+    return folder
+
+
+def catalog_for(zoo):
+    """The catalog a publish into ``zoo`` updates: the package's for the repository's own zoos, else the zoo's own
+    ``pretrained.json`` (the catalog of a mirror one keeps oneself)."""
+    if Path(zoo).resolve() in (pretrained.REPOSITORY_ZOO.resolve(), pretrained.REPOSITORY_ARTIFACTS.resolve()):
+        return pretrained.CATALOG_FILE
+    return Path(zoo) / "pretrained.json"
 
 
 def recipe_for(name, smoke=False):
