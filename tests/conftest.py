@@ -41,15 +41,3 @@ def interrupted_at_epoch(monkeypatch):
 
     return interrupt
 
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: minutes of installs or training; run with VAE_ZOO_SLOW=1 (skipped in CI)")
-
-
-def pytest_collection_modifyitems(config, items):
-    if os.environ.get("VAE_ZOO_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow tier: set VAE_ZOO_SLOW=1 to run it")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)

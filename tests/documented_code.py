@@ -26,7 +26,7 @@ NOT_RUN = {
     "docker run": "needs Docker and the tensorflow/serving image from the network",
     "curl": "needs the TF Serving container of the line before",
     "10.0.0.": "needs other machines; tests/test_distribute.py and tests/test_tuning.py run the same on 127.0.0.1",
-    # The TF.js path: a 2.9 GB venv of its own and npm; tests/test_tfjs.py runs it in the slow tier (VAE_ZOO_SLOW=1).
+    # The TF.js path: a 2.9 GB venv of its own and npm; tests/test_tfjs.py runs it in the slow tier (-m slow).
     "python3 -m venv ~/.venvs/tfjs": "the TF.js converter's own venv (tests/test_tfjs.py, slow tier)",
     "~/.venvs/tfjs/bin/pip": "installs from the network into the TF.js venv (tests/test_tfjs.py, slow tier)",
     "npm ci": "installs @tensorflow/tfjs from npm (tests/test_tfjs.py, slow tier)",

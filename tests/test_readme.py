@@ -18,11 +18,13 @@ def test_every_python_block_of_the_readme_runs(tmp_path):
 
 
 def test_ci_runs_the_readmes_test_command():
-    """.ci/run, which CI runs on a fresh machine, ends with the test command the README gives."""
+    """.ci/run, which CI runs on a fresh machine, runs the test command the README gives (the fast tier, with its
+    slowest tests listed), then the same with -m slow."""
     readme = next(c for c in shell_commands(README.read_text()) if c[:3] == ["python", "-m", "pytest"])
-    last = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.startswith("#")][-1]
-    ci = shlex.split(last)
-    assert ci[0] == "python3" and ["python", *ci[1:]] == readme, (ci, readme)
+    *_, fast, slow = [shlex.split(line) for line in (ROOT / ".ci/run").read_text().splitlines()
+                      if line.strip() and not line.startswith("#")]
+    assert fast[0] == "python3" and ["python", *fast[1:]] == [*readme, "--durations=15"], (fast, readme)
+    assert slow == [*fast, "-m", "slow"], slow
 
 
 def test_every_shell_command_of_the_readme_runs(tmp_path):

@@ -1,4 +1,4 @@
-"""The TF.js path as docs/deploy.md tells it, end to end (the first test is in the slow tier: VAE_ZOO_SLOW=1).
+"""The TF.js path as docs/deploy.md tells it, end to end (the first test is in the slow tier: -m slow).
 
 A venv of its own with tools/tfjs/requirements.txt (tensorflowjs 4.22 pulls TensorFlow 2.19 and 2.9 GB; pass an
 existing one as VAE_ZOO_TFJS_VENV), pure @tensorflow/tfjs from tools/tfjs/package-lock.json, then the export,
@@ -29,7 +29,12 @@ def converter(tmp_path_factory):
     program = venv / "bin" / "tensorflowjs_converter"
     if not program.is_file():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(TOOLS / "requirements.txt")], check=True)
+        installed = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(TOOLS / "requirements.txt")],
+                                   capture_output=True, text=True)
+        unreachable = ("NewConnectionError", "Temporary failure in name resolution", "No matching distribution found")
+        if installed.returncode and any(sign in installed.stderr for sign in unreachable):
+            pytest.skip(f"the package index is out of reach: {installed.stderr.strip().splitlines()[-1]}")
+        assert installed.returncode == 0, installed.stderr[-3000:]
     version = subprocess.run([str(program), "--version"], capture_output=True, text=True, check=True).stdout
     assert "tensorflow 2.19" in version, version  # the converter's own TensorFlow, apart from vae_zoo's 2.21
     return program
@@ -39,7 +44,10 @@ def converter(tmp_path_factory):
 def node_modules():
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("Node.js and npm are not installed")
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TOOLS, check=True, capture_output=True)
+    installed = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TOOLS, capture_output=True, text=True)
+    if installed.returncode and any(sign in installed.stderr for sign in ("ENOTFOUND", "ECONNREFUSED", "EAI_AGAIN")):
+        pytest.skip(f"the npm registry is out of reach: {installed.stderr.strip().splitlines()[-1]}")
+    assert installed.returncode == 0, installed.stderr[-3000:]
     return TOOLS / "node_modules"
 
 
