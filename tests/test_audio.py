@@ -110,6 +110,7 @@ def test_the_fsdd_source_has_the_usual_split_by_take():
     assert np.array_equal(mel.take("test", 300)[1], data.take("test", 300)[1]), "the same recordings in the same order"
 
 
+@pytest.mark.slow
 @needs_fsdd
 def test_an_audio_model_trains_evaluates_and_samples_to_wav(tmp_path, capsys):
     out = tmp_path / "model"

@@ -71,6 +71,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_two_workers_on_localhost_hold_identical_weights_that_match_one_process(tmp_path, single_process, model):
     cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
@@ -121,6 +122,7 @@ def train_workers(recipe, out, kill_after_epochs=None):
         finish(process)
 
 
+@pytest.mark.slow
 def test_a_killed_multi_worker_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(MULTI_WORKER_RECIPE)

@@ -51,10 +51,12 @@ def test_the_site_builds_strictly(tmp_path):
     assert (tmp_path / "site" / "api" / "models" / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_every_python_block_of_the_site_runs(tmp_path):
     assert run_python_blocks(site_documents(), tmp_path) >= 2, "the site's Python examples were not found"
 
 
+@pytest.mark.slow
 def test_every_shell_command_of_the_site_runs(tmp_path):
     """The pages' commands run in the order of the navigation, in one folder (the CLI page trains runs/fmnist,
     which the deploy page exports)."""

@@ -65,6 +65,7 @@ def exports(tmp_path_factory):
     return root, cases
 
 
+@pytest.mark.slow
 def test_serving_needs_neither_vae_zoo_nor_tfp(exports):
     root, _ = exports
     modules = set(json.loads((root / "modules.json").read_text()))

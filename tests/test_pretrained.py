@@ -62,6 +62,7 @@ def test_the_command_line_offers_the_storage_dtypes_of_the_library():
     assert cli.STORAGE_DTYPES == saving.STORAGE_DTYPES
 
 
+@pytest.mark.slow
 def test_one_command_reproduces_a_pretrained_model(tmp_path):
     """vae-zoo reproduce: train from the card's recipe (smoke), evaluate, publish with a test slice; here with
     the weights stored in float16, so every figure on the card must be measured on the rounded weights.

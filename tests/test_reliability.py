@@ -143,6 +143,7 @@ def test_a_second_run_into_a_locked_folder_fails_at_once(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r.yaml"]
 
 
+@pytest.mark.slow
 def test_two_concurrent_commands_into_one_folder(tmp_path):
     recipe = write(tmp_path / "r.yaml", SMALL_RECIPE.replace("epochs: 2", "epochs: 30"))
     out = tmp_path / "out"
@@ -212,6 +213,7 @@ SEARCH = SMALL_RECIPE + textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_a_torn_oracle_and_a_changed_recipe_are_refused_with_the_way_out(tmp_path):
     out = tmp_path / "search"
     recipe = recipes.parse(recipes.load_yaml(SEARCH))

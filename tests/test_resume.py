@@ -51,6 +51,7 @@ def kill_mid_epoch(command, work, after_epochs=2):
     return finished_epochs(work)
 
 
+@pytest.mark.slow
 def test_a_killed_training_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(RECIPE))

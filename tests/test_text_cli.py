@@ -19,6 +19,7 @@ SMALL = ["--smoke", "--set", "data.limit=96", "--set", "model.encoder.units=16",
 
 @pytest.mark.skipif(not Path(os.environ.get("VAE_ZOO_FORTUNES_DIR", FORTUNES_DIR)).is_dir(),
                     reason="Debian's fortunes package is not installed (.ci/run installs it)")
+@pytest.mark.slow
 def test_a_sentence_model_trains_evaluates_samples_exports_and_tunes(tmp_path, capsys):
     out = tmp_path / "model"
     assert cli.main(["train", RECIPE, *SMALL, "--out", str(out)]) == 0

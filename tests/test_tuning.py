@@ -78,6 +78,7 @@ def test_objectives_and_tuners(tmp_path):
     assert tuning.make_tuner(recipe, data, tmp_path, overwrite=True).oracle.objective.direction == "min"
 
 
+@pytest.mark.slow
 def test_search_writes_the_table_best_recipe_plot_and_model(tmp_path, capsys):
     from vae_zoo import cli
 
@@ -130,6 +131,7 @@ def logged_beta(out):
     return found
 
 
+@pytest.mark.slow
 def test_a_killed_search_resumes_without_repeating_finished_trials(tmp_path):
     recipe = json.loads(json.dumps(SEARCH_RECIPE))
     recipe["search"].update(max_trials=5, epochs=4)
@@ -164,6 +166,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_distributed_search_shares_trials_between_workers(tmp_path):
     path = write_recipe(tmp_path)
     out = tmp_path / "search"
