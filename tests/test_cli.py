@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from vae_zoo import catalog, cli
 
 ROOT = Path(__file__).parent.parent
@@ -35,6 +37,7 @@ def test_the_help_names_every_report_part():
     assert list(cli.REPORT_PARTS) == list(report.PARTS)
 
 
+@pytest.mark.slow
 def test_commands_that_run_tensorflow_print_none_of_its_log_lines():
     run = python("import sys\nfrom vae_zoo.cli import run\nsys.exit(run(['evaluate', 'vae.mnist_mini', '--limit', '20']))")
     assert run.returncode == 0, run.stderr[-2000:]

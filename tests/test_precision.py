@@ -41,8 +41,10 @@ def test_a_trained_model_has_the_same_elbo_in_bfloat16(tmp_path):
 HIERARCHICAL = {"name": "hierarchical_vae", "width": 8, "latent_channels": 2, "likelihood": "bernoulli"}
 
 
-@pytest.mark.parametrize("policy, model", [("mixed_bfloat16", "vae"), ("mixed_float16", "vae"), ("mixed_float16", "aae"),
-                                           ("mixed_float16", "hierarchical_vae")])
+# float16 for the AAE and the hierarchical VAE is in the slow tier, and in tests/test_gpu.py (the GPU check).
+@pytest.mark.parametrize("policy, model", [("mixed_bfloat16", "vae"), ("mixed_float16", "vae"),
+                                           pytest.param("mixed_float16", "aae", marks=pytest.mark.slow),
+                                           pytest.param("mixed_float16", "hierarchical_vae", marks=pytest.mark.slow)])
 def test_training_runs_under_mixed_precision(policy, model):
     recipe = recipes.parse({**RECIPE, "model": HIERARCHICAL} if model == "hierarchical_vae" else RECIPE,
                            overrides=[f"training.mixed_precision={policy}", "training.epochs=3", f"model.name={model}"])

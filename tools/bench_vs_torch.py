@@ -69,7 +69,7 @@ def binary_images(count, shape, seed=0):
 class ZooSystem:
     name = "zoo"
 
-    def __init__(self, architecture, shape, batch, precision, examples):
+    def __init__(self, architecture, shape, batch, precision, examples, jit_compile=None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         sys.path.insert(0, str(TOOLS))
         import tensorflow as tf
@@ -85,7 +85,9 @@ class ZooSystem:
             # The data named here only passes validation: the model trains on the arrays below.
             "data": {"name": "digits", "batch_size": batch},
             "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE},
-            "training": {"mixed_precision": "mixed_float16" if precision == "mixed" else "float32"},
+            "training": {"mixed_precision": "mixed_float16" if precision == "mixed" else "float32",
+                         # None: as the runner chooses; True or False: the other choice, for comparison
+                         **({} if jit_compile is None else {"jit_compile": bool(jit_compile)})},
         })
         images = binary_images(examples, shape)
         self.policy = policy(recipe["training"]["mixed_precision"])
@@ -266,6 +268,8 @@ def compare(context, architecture, shape_name, args):
     common = {"architecture": architecture, "shape": shape, "batch": args.batch, "precision": args.precision,
               "examples": args.examples}
     systems = {"zoo": ({}, "zoo")} if args.without_torch else {"zoo": ({}, "zoo"), "pytorch": ({}, "pytorch")}
+    if args.zoo_alternatives:  # the zoo with the other XLA setting, to see whether the runner chose well
+        systems["zoo_xla_on"], systems["zoo_xla_off"] = ({"jit_compile": True}, "zoo"), ({"jit_compile": False}, "zoo")
     if args.torch_compile and not args.without_torch:
         systems["pytorch_compiled"] = ({"compiled": True}, "pytorch")
     workers = {}
@@ -294,7 +298,7 @@ def compare(context, architecture, shape_name, args):
                 "fraction_of_matmul_ceiling": round(rate * flops / (ceiling["matmul_gflops"] * 1e9), 3),
                 "fraction_of_conv_ceiling": round(rate * flops / (ceiling["conv_gflops"] * 1e9), 3),
                 "ceilings": ceiling, "peak_memory_mib": round(w.ask("memory"), 1)}
-        torch_rates = [rows[label]["examples_per_second"] for label in rows if label != "zoo"]
+        torch_rates = [rows[label]["examples_per_second"] for label in rows if label.startswith("pytorch")]
         if not torch_rates:
             return {"architecture": architecture, "shape": shape_name, "batch": args.batch, "precision": args.precision,
                     "flops_per_example": flops, "systems": rows, "zoo_over_pytorch": None,
@@ -319,12 +323,15 @@ def markdown(results):
             lines.append(f"| {row['architecture']} | {row['shape']} | failed: {row['error']} |||||||")
             continue
         zoo = row["systems"]["zoo"]
-        others = [r for label, r in row["systems"].items() if label != "zoo"]
+        others = [r for label, r in row["systems"].items() if label.startswith("pytorch")]
         if not others:
             lines.append(f"| {row['architecture']} | {row['shape']} | {zoo['examples_per_second']:,.0f} | not installed |||||")
             continue
         torch_row = max(others, key=lambda r: r["examples_per_second"])  # eager or torch.compile, the faster
         choice = f"XLA {'on' if zoo['xla'] else 'off'}, {zoo['steps_per_execution']} steps a call"
+        if "zoo_xla_off" in row["systems"]:
+            choice += (f" (XLA on: {row['systems']['zoo_xla_on']['examples_per_second']:,.0f}/s, "
+                       f"off: {row['systems']['zoo_xla_off']['examples_per_second']:,.0f}/s)")
         lines.append(
             f"| {row['architecture']} | {row['shape']} | {zoo['examples_per_second']:,.0f} "
             f"| {torch_row['examples_per_second']:,.0f} ({torch_row['mode']}) "
@@ -344,6 +351,8 @@ def main(argv=None):
     parser.add_argument("--examples", type=int, default=8192, help="training images held in memory")
     parser.add_argument("--precision", choices=("float32", "mixed"), default="float32")
     parser.add_argument("--torch-compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--zoo-alternatives", action="store_true",
+                        help="also time the zoo with XLA on and with XLA off, whatever the runner chooses")
     parser.add_argument("--dry-run", action="store_true", help="tiny: one round of a few steps, 256 images")
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
     args = parser.parse_args(argv)
