@@ -25,6 +25,7 @@ Writes ``torch_comparison.json`` and ``torch_comparison.md`` into ``--out`` (def
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -41,10 +42,27 @@ ARCHITECTURES = {
     "mlp": {"name": "mlp", "hidden_sizes": [400, 400]},
     "conv": {"name": "conv", "filters": [32, 64], "hidden_sizes": [256]},
     "resnet": {"name": "resnet", "filters": [32, 64], "blocks": 1, "hidden_sizes": [256]},
+    # The colour-image model: recipes/hierarchical_vae/emoji.yaml's, on 8-bit images.
+    "hierarchical": {"name": "hierarchical_vae", "width": 32, "latent_channels": 4, "groups_per_stage": 2,
+                     "blocks_per_stage": 1, "max_latent_resolution": 16,
+                     "likelihood": {"name": "logistic_mixture", "components": 5}},
 }
+EIGHT_BIT = {"hierarchical"}  # trained on 8-bit levels; the others on images binarized again every batch
 SHAPES = {"28x28x1": (28, 28, 1), "64x64x3": (64, 64, 3)}
 LATENT = 20
 LEARNING_RATE = 1e-3
+NLL_K = 100  # importance samples per example when timing the IS-NLL (--evaluate)
+
+
+def model_spec(architecture):
+    if architecture in EIGHT_BIT:
+        return dict(ARCHITECTURES[architecture])
+    return {"name": "vae", "latent_dim": LATENT, "encoder": ARCHITECTURES[architecture], "likelihood": "bernoulli"}
+
+
+def zoo_precision(precision, on_gpu):
+    """The Keras policy for ``--precision``: mixed means float16 on a GPU and bfloat16 on a CPU, as torch.autocast."""
+    return "float32" if precision == "float32" else ("mixed_float16" if on_gpu else "mixed_bfloat16")
 
 
 def peak_memory_mib():
@@ -57,10 +75,14 @@ def peak_memory_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def binary_images(count, shape, seed=0):
+def training_images(architecture, count, shape, seed=0):
+    """uint8 images: random 8-bit levels for the 8-bit models, random binary ones (0 or 255) for the others."""
     import numpy as np
 
-    return (np.random.default_rng(seed).random((count, *shape)) < 0.3).astype(np.uint8) * 255
+    generator = np.random.default_rng(seed)
+    if architecture in EIGHT_BIT:
+        return generator.integers(0, 256, (count, *shape), dtype=np.uint8)
+    return (generator.random((count, *shape)) < 0.3).astype(np.uint8) * 255
 
 
 # --------------------------------------------------------------------------- the zoo's worker
@@ -69,38 +91,50 @@ def binary_images(count, shape, seed=0):
 class ZooSystem:
     name = "zoo"
 
-    def __init__(self, architecture, shape, batch, precision, examples, jit_compile=None):
+    def __init__(self, architecture, shape, batch, precision, examples, nll_k=NLL_K, jit_compile=None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         sys.path.insert(0, str(TOOLS))
         import tensorflow as tf
 
         import vae_zoo
-        from bench_speed import training_flops_per_example
+        from bench_speed import counted_flops, training_flops_per_example
         from vae_zoo.training import recipe as recipes
         from vae_zoo.training.runner import precision as policy
 
-        self.tf, self.batch = tf, batch
+        self.tf, self.batch, self.vae_zoo = tf, batch, vae_zoo
+        on_gpu = bool(tf.config.list_logical_devices("GPU"))
         recipe = recipes.parse({
-            "model": {"name": "vae", "latent_dim": LATENT, "encoder": ARCHITECTURES[architecture], "likelihood": "bernoulli"},
+            "model": model_spec(architecture),
             # The data named here only passes validation: the model trains on the arrays below.
             "data": {"name": "digits", "batch_size": batch},
             "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE},
-            "training": {"mixed_precision": "mixed_float16" if precision == "mixed" else "float32",
+            "training": {"mixed_precision": zoo_precision(precision, on_gpu),
                          # None: as the runner chooses; True or False: the other choice, for comparison
                          **({} if jit_compile is None else {"jit_compile": bool(jit_compile)})},
         })
-        images = binary_images(examples, shape)
+        images = training_images(architecture, examples, shape)
         self.policy = policy(recipe["training"]["mixed_precision"])
         self.policy.__enter__()
         data = vae_zoo.data.from_splits({split: (images, None) for split in vae_zoo.data.SPLITS}, batch_size=batch,
-                                        binarize="dynamic")
+                                        binarize="none" if architecture in EIGHT_BIT else "dynamic")
+        self.test_images = data.take("test")[0]
         self.model = recipes.compile_model(recipes.build_model(recipe, data), recipe, data.steps_per_epoch())
         self.stream = data.training_stream().repeat()
         self.chunk = int(self.model.steps_per_execution)
         self.setting = {"xla": bool(self.model.jit_compile), "steps_per_execution": self.chunk,
-                        "device": "GPU" if tf.config.list_logical_devices("GPU") else "CPU",
-                        "tensorflow": tf.__version__}
+                        "precision": recipe["training"]["mixed_precision"],
+                        "device": "GPU" if on_gpu else "CPU", "tensorflow": tf.__version__}
         self.flops = training_flops_per_example(self.model, batch)
+        # The IS-NLL's plan, as evaluation.log_likelihood sizes it: draws a call and examples a batch.
+        from vae_zoo.evaluation import metrics
+
+        per_draw = metrics.decoder_values_per_draw(self.model)
+        draws = max(1, min(500, nll_k, metrics.MAX_DECODER_VALUES // per_draw))
+        self.plan = {"k": nll_k, "chunk": draws, "batch": max(1, min(100, metrics.MAX_DECODER_VALUES // (draws * per_draw)))}
+        seed = tf.constant([0, 0])
+        self.nll_flops = counted_flops(lambda x: self.model.log_weights(x, k=draws, seed=seed),
+                                       tf.TensorSpec([self.plan["batch"], *self.model.data_shape])) / (self.plan["batch"] * draws)
+        self.setting["nll_plan"] = self.plan
 
     def round_steps(self, steps):
         return max(self.chunk, steps // self.chunk * self.chunk)
@@ -109,6 +143,14 @@ class ZooSystem:
         """Seconds that ``model.fit`` takes for ``steps`` steps (its callbacks and metrics included)."""
         start = time.perf_counter()
         self.model.fit(self.stream, steps_per_epoch=steps, epochs=1, verbose=0)
+        return time.perf_counter() - start
+
+    def evaluate(self, examples, plan=None):
+        """Seconds that ``evaluation.log_likelihood`` takes for ``examples`` test images at k = NLL_K."""
+        images = self.test_images[:examples]
+        start = time.perf_counter()
+        self.vae_zoo.evaluation.log_likelihood(self.model, images, k=self.plan["k"], chunk=self.plan["chunk"],
+                                               batch_size=self.plan["batch"])
         return time.perf_counter() - start
 
     def ceilings(self):
@@ -127,16 +169,20 @@ class ZooSystem:
 class TorchSystem:
     name = "pytorch"
 
-    def __init__(self, architecture, shape, batch, precision, examples, compiled=False):
+    def __init__(self, architecture, shape, batch, precision, examples, nll_k=NLL_K, compiled=False):
         import numpy as np
         import torch
 
         import torch_mirrors
 
         self.torch, self.batch, self.precision = torch, batch, precision
+        self.binary = architecture not in EIGHT_BIT
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        images = binary_images(examples, shape).astype(np.float32) / 255.0
+        images = training_images(architecture, examples, shape).astype(np.float32) / 255.0
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(self.device)
+        # Test images as the zoo's: binarized once (with another generator), or the 8-bit levels themselves.
+        test = torch.bernoulli(self.images, generator=torch.Generator(self.device).manual_seed(1)) if self.binary else self.images
+        self.test_images = test
         torch.manual_seed(0)
         self.model = torch_mirrors.build(architecture, shape, LATENT).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LEARNING_RATE, eps=1e-7)  # Keras's epsilon
@@ -156,6 +202,8 @@ class TorchSystem:
             self.position, self.order = 0, torch.randperm(len(self.images), device=self.device)
         index = self.order[self.position:self.position + self.batch]
         self.position += self.batch
+        if not self.binary:
+            return self.images[index]
         return torch.bernoulli(self.images[index])  # binarized again every batch, as the zoo's dynamic binarization
 
     def step(self):
@@ -182,6 +230,28 @@ class TorchSystem:
             loss = self.step()
         float(loss)  # waits for the device
         return time.perf_counter() - start
+
+    def evaluate(self, examples, plan):
+        """Seconds for the IS-NLL of ``examples`` test images as the zoo computes it: ``plan['k']`` draws in calls of
+        ``plan['chunk']`` draws over batches of ``plan['batch']`` examples, log-sum-exp over the draws."""
+        torch = self.torch
+        start = time.perf_counter()
+        with torch.no_grad(), self._autocast():
+            results = []
+            for first in range(0, examples, plan["batch"]):
+                x = self.test_images[first:min(first + plan["batch"], examples)]
+                parts = [torch.logsumexp(self.model.log_weights(x, min(plan["chunk"], plan["k"] - done)), dim=0)
+                         for done in range(0, plan["k"], plan["chunk"])]
+                results.append(torch.logsumexp(torch.stack(parts), dim=0) - math.log(plan["k"]))
+            float(torch.cat(results).sum())  # waits for the device
+        return time.perf_counter() - start
+
+    def _autocast(self):
+        import contextlib
+
+        if self.precision != "mixed":
+            return contextlib.nullcontext()
+        return self.torch.autocast(self.device, dtype=self.torch.float16 if self.device == "cuda" else self.torch.bfloat16)
 
     def ceilings(self):
         torch = self.torch
@@ -220,7 +290,8 @@ def worker(connection, system, arguments):
     """Build one system, then answer the driver's requests until it says stop."""
     try:
         built = (ZooSystem if system == "zoo" else TorchSystem)(**arguments)
-        connection.send({"setting": built.setting, "flops": built.flops})
+        connection.send({"setting": built.setting, "flops": built.flops, "nll_flops": getattr(built, "nll_flops", None),
+                         "plan": getattr(built, "plan", None)})
         while True:
             request, value = connection.recv()
             if request == "stop":
@@ -228,6 +299,8 @@ def worker(connection, system, arguments):
             if request == "train":
                 steps = built.round_steps(value)
                 connection.send({"steps": steps, "seconds": built.train(steps)})
+            elif request == "evaluate":
+                connection.send({"seconds": built.evaluate(**value)})
             elif request == "ceilings":
                 connection.send(built.ceilings())
             elif request == "memory":
@@ -266,7 +339,7 @@ def compare(context, architecture, shape_name, args):
     """One configuration: both workers, a warm-up round each, then alternating timed rounds."""
     shape = SHAPES[shape_name]
     common = {"architecture": architecture, "shape": shape, "batch": args.batch, "precision": args.precision,
-              "examples": args.examples}
+              "examples": args.examples, "nll_k": args.nll_k}
     systems = {"zoo": ({}, "zoo")} if args.without_torch else {"zoo": ({}, "zoo"), "pytorch": ({}, "pytorch")}
     if args.zoo_alternatives:  # the zoo with the other XLA setting, to see whether the runner chose well
         systems["zoo_xla_on"], systems["zoo_xla_off"] = ({"jit_compile": True}, "zoo"), ({"jit_compile": False}, "zoo")
@@ -298,47 +371,127 @@ def compare(context, architecture, shape_name, args):
                 "fraction_of_matmul_ceiling": round(rate * flops / (ceiling["matmul_gflops"] * 1e9), 3),
                 "fraction_of_conv_ceiling": round(rate * flops / (ceiling["conv_gflops"] * 1e9), 3),
                 "ceilings": ceiling, "peak_memory_mib": round(w.ask("memory"), 1)}
+        nll = evaluation_rates(workers, args) if args.evaluate else None
+        if nll:
+            for label, rate in nll.items():
+                ceiling = ceilings[label]
+                draws = rate * args.nll_k * workers["zoo"].ready["nll_flops"]
+                rows[label]["nll"] = {"examples_per_second": round(rate, 2), "k": args.nll_k,
+                                      "fraction_of_matmul_ceiling": round(draws / (ceiling["matmul_gflops"] * 1e9), 3),
+                                      "fraction_of_conv_ceiling": round(draws / (ceiling["conv_gflops"] * 1e9), 3)}
         torch_rates = [rows[label]["examples_per_second"] for label in rows if label.startswith("pytorch")]
         if not torch_rates:
             return {"architecture": architecture, "shape": shape_name, "batch": args.batch, "precision": args.precision,
                     "flops_per_example": flops, "systems": rows, "zoo_over_pytorch": None,
                     "note": "PyTorch is not installed: the zoo's half only"}
         torch_best = max(torch_rates)
-        return {"architecture": architecture, "shape": shape_name, "batch": args.batch, "precision": args.precision,
-                "flops_per_example": flops, "systems": rows,
-                "zoo_over_pytorch": round(rows["zoo"]["examples_per_second"] / torch_best, 3)}
+        row = {"architecture": architecture, "shape": shape_name, "batch": args.batch, "precision": args.precision,
+               "flops_per_example": flops, "systems": rows,
+               "zoo_over_pytorch": round(rows["zoo"]["examples_per_second"] / torch_best, 3)}
+        if nll:
+            row["nll_flops_per_draw"] = workers["zoo"].ready["nll_flops"]
+            row["nll_zoo_over_pytorch"] = round(nll["zoo"] / max(nll[label] for label in nll if label.startswith("pytorch")), 3)
+        return row
     finally:
         for w in workers.values():
             w.stop()
 
 
-def markdown(results):
-    lines = [f"Machine: {results['machine']}. Batch {results['batch']}, {results['precision']}, "
-             f"median of {results['rounds']} alternating rounds.", "",
-             "| architecture | image | zoo examples/s | PyTorch examples/s | zoo / PyTorch | zoo: of matmul / conv ceiling "
-             "| PyTorch: of matmul / conv ceiling | peak memory zoo / PyTorch (MiB) | zoo's compile choice |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def evaluation_rates(workers, args):
+    """Median examples/s of the IS-NLL (k = --nll-k) of each system, in alternating rounds like training's."""
+    plan = workers["zoo"].ready["plan"]
+    # The zoo's XLA alternatives evaluate as the zoo does (evaluation.log_likelihood has its own rule): not again.
+    workers = {label: w for label, w in workers.items() if not label.startswith("zoo_")}
+    examples = {}
+    for label, w in workers.items():  # warm-up (compiles the chunks), then size a round
+        w.ask("evaluate", {"examples": plan["batch"], "plan": plan})
+        seconds = w.ask("evaluate", {"examples": plan["batch"], "plan": plan})["seconds"]
+        batches = max(1, int(args.round_seconds / seconds))
+        # Whole batches only: a partial one would compile another shape inside a timed round.
+        examples[label] = plan["batch"] * max(1, min(batches, args.examples // 8 // plan["batch"]))
+    rates = {label: [] for label in workers}
+    for _ in range(args.rounds):
+        for label, w in workers.items():
+            rates[label].append(examples[label] / w.ask("evaluate", {"examples": examples[label], "plan": plan})["seconds"])
+    return {label: statistics.median(values) for label, values in rates.items()}
+
+
+def training_table(results):
+    """The training comparison as {"columns", "rows"} (tools/write_readme.py puts it in docs/speed.md)."""
+    columns = ["architecture", "image", "zoo examples/s", "PyTorch examples/s", "zoo / PyTorch",
+               "zoo: of matmul / conv ceiling", "PyTorch: of matmul / conv ceiling", "peak memory zoo / PyTorch (MiB)",
+               "zoo's compile choice"]
+    rows = []
     for row in results["comparisons"]:
         if "error" in row:
-            lines.append(f"| {row['architecture']} | {row['shape']} | failed: {row['error']} |||||||")
+            rows.append([row["architecture"], row["shape"], f"failed: {row['error']}"] + [""] * 6)
             continue
         zoo = row["systems"]["zoo"]
         others = [r for label, r in row["systems"].items() if label.startswith("pytorch")]
-        if not others:
-            lines.append(f"| {row['architecture']} | {row['shape']} | {zoo['examples_per_second']:,.0f} | not installed |||||")
-            continue
-        torch_row = max(others, key=lambda r: r["examples_per_second"])  # eager or torch.compile, the faster
-        choice = f"XLA {'on' if zoo['xla'] else 'off'}, {zoo['steps_per_execution']} steps a call"
+        choice = f"XLA {'on' if zoo['xla'] else 'off'}, {zoo['steps_per_execution']} steps a call, {zoo['precision']}"
         if "zoo_xla_off" in row["systems"]:
             choice += (f" (XLA on: {row['systems']['zoo_xla_on']['examples_per_second']:,.0f}/s, "
                        f"off: {row['systems']['zoo_xla_off']['examples_per_second']:,.0f}/s)")
-        lines.append(
-            f"| {row['architecture']} | {row['shape']} | {zoo['examples_per_second']:,.0f} "
-            f"| {torch_row['examples_per_second']:,.0f} ({torch_row['mode']}) "
-            f"| **{row['zoo_over_pytorch']:.2f}x** | {zoo['fraction_of_matmul_ceiling']:.2f} / {zoo['fraction_of_conv_ceiling']:.2f} "
-            f"| {torch_row['fraction_of_matmul_ceiling']:.2f} / {torch_row['fraction_of_conv_ceiling']:.2f} "
-            f"| {zoo['peak_memory_mib']:,.0f} / {torch_row['peak_memory_mib']:,.0f} | {choice} |")
-    return "\n".join(lines) + "\n"
+        if not others:
+            rows.append([row["architecture"], row["shape"], f"{zoo['examples_per_second']:,.0f}", "not installed", "",
+                         f"{zoo['fraction_of_matmul_ceiling']:.2f} / {zoo['fraction_of_conv_ceiling']:.2f}", "",
+                         f"{zoo['peak_memory_mib']:,.0f}", choice])
+            continue
+        torch_row = max(others, key=lambda r: r["examples_per_second"])  # eager or torch.compile, the faster
+        rows.append([row["architecture"], row["shape"], f"{zoo['examples_per_second']:,.0f}",
+                     f"{torch_row['examples_per_second']:,.0f} ({torch_row['mode']})", f"**{row['zoo_over_pytorch']:.2f}x**",
+                     f"{zoo['fraction_of_matmul_ceiling']:.2f} / {zoo['fraction_of_conv_ceiling']:.2f}",
+                     f"{torch_row['fraction_of_matmul_ceiling']:.2f} / {torch_row['fraction_of_conv_ceiling']:.2f}",
+                     f"{zoo['peak_memory_mib']:,.0f} / {torch_row['peak_memory_mib']:,.0f}", choice])
+    return {"columns": columns, "rows": rows}
+
+
+def nll_table(results):
+    """The IS-NLL comparison as {"columns", "rows"}."""
+    columns = ["architecture", "image", "zoo examples/s", "PyTorch examples/s", "zoo / PyTorch",
+               "zoo: of matmul / conv ceiling", "PyTorch: of matmul / conv ceiling", "draws a call, examples a batch"]
+    rows = []
+    for row in results["comparisons"]:
+        if "nll_zoo_over_pytorch" not in row:
+            continue
+        zoo = row["systems"]["zoo"]
+        torch_row = max((r for label, r in row["systems"].items() if label.startswith("pytorch")),
+                        key=lambda r: r["nll"]["examples_per_second"])
+        plan = zoo["nll_plan"]
+        rows.append([row["architecture"], row["shape"], f"{zoo['nll']['examples_per_second']:,.1f}",
+                     f"{torch_row['nll']['examples_per_second']:,.1f}", f"**{row['nll_zoo_over_pytorch']:.2f}x**",
+                     f"{zoo['nll']['fraction_of_matmul_ceiling']:.2f} / {zoo['nll']['fraction_of_conv_ceiling']:.2f}",
+                     f"{torch_row['nll']['fraction_of_matmul_ceiling']:.2f} / {torch_row['nll']['fraction_of_conv_ceiling']:.2f}",
+                     f"{plan['chunk']}, {plan['batch']}"])
+    return {"columns": columns, "rows": rows}
+
+
+def as_markdown(table):
+    lines = ["| " + " | ".join(table["columns"]) + " |", "|---" * len(table["columns"]) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table["rows"]])
+
+
+def markdown(results):
+    text = (f"Machine: {results['machine']}; ceilings measured in the run: {results['ceilings']}. "
+            f"Batch {results['batch']}, {results['precision']}, median of {results['rounds']} alternating rounds.\n\n"
+            + as_markdown(training_table(results)) + "\n")
+    evaluated = nll_table(results)
+    if evaluated["rows"]:
+        text += (f"\nIS-NLL evaluation, k = {results['nll_k']} draws an example (`evaluation.log_likelihood`; PyTorch "
+                 "under no_grad with the same draws a call and examples a batch):\n\n" + as_markdown(evaluated) + "\n")
+    return text
+
+
+def ceiling_summary(results):
+    """The zoo's ceilings over the run (the lowest and highest measurement), as one phrase."""
+    measured = [row["systems"]["zoo"]["ceilings"] for row in results["comparisons"] if "systems" in row]
+    if not measured:
+        return "none"
+    parts = []
+    for key, name in (("matmul_gflops", "float32 matmul"), ("conv_gflops", "3x3 convolution")):
+        values = [m[key] for m in measured]
+        parts.append(f"{name} {min(values):,.0f}-{max(values):,.0f} GFLOP/s")
+    return ", ".join(parts) + " (TensorFlow)"
 
 
 def main(argv=None):
@@ -353,11 +506,14 @@ def main(argv=None):
     parser.add_argument("--torch-compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--zoo-alternatives", action="store_true",
                         help="also time the zoo with XLA on and with XLA off, whatever the runner chooses")
+    parser.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                        help="time training only, not the IS-NLL evaluation")
+    parser.add_argument("--nll-k", type=int, default=NLL_K, help="importance samples an example when timing the IS-NLL")
     parser.add_argument("--dry-run", action="store_true", help="tiny: one round of a few steps, 256 images")
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
     args = parser.parse_args(argv)
     if args.dry_run:
-        args.rounds, args.round_seconds, args.warmup_steps, args.examples, args.batch = 1, 0.2, 2, 256, 32
+        args.rounds, args.round_seconds, args.warmup_steps, args.examples, args.batch, args.nll_k = 1, 0.2, 2, 256, 32, 4
     chosen = [tuple(item.split("@")) for item in args.only] if args.only else [(a, s) for s in SHAPES for a in ARCHITECTURES]
     for architecture, shape in chosen:
         if architecture not in ARCHITECTURES or shape not in SHAPES:
@@ -377,6 +533,7 @@ def main(argv=None):
     context = multiprocessing.get_context("spawn")
     results = {"machine": f"{saving.hardware()['cpu']}, {os.cpu_count()} CPUs", "python": platform.python_version(),
                "batch": args.batch, "rounds": args.rounds, "precision": args.precision, "dry_run": args.dry_run,
+               "nll_k": args.nll_k,
                "comparisons": []}
     for architecture, shape in chosen:
         try:
@@ -385,8 +542,11 @@ def main(argv=None):
             row = {"architecture": architecture, "shape": shape, "error": str(error)}
         print(json.dumps(row), flush=True)
         results["comparisons"].append(row)
+    results["ceilings"] = ceiling_summary(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "torch_comparison.json").write_text(json.dumps(results, indent=1) + "\n")
+    # Each JSON holds its table ({"columns", "rows"}: what tools/write_readme.py reads) and the run's measurements.
+    (args.out / "torch_comparison.json").write_text(json.dumps({**training_table(results), "results": results}, indent=1) + "\n")
+    (args.out / "torch_comparison_nll.json").write_text(json.dumps({**nll_table(results), "results": "torch_comparison.json"}, indent=1) + "\n")
     (args.out / "torch_comparison.md").write_text(markdown(results))
     print(markdown(results))
     failed = [f"{r['architecture']}@{r['shape']}" for r in results["comparisons"] if "error" in r]

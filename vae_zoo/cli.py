@@ -350,7 +350,7 @@ def build_parser():
     p.add_argument("--restart", action="store_true", help="discard an interrupted run of --out instead of resuming it")
     p.add_argument("--distribute", choices=["none", "mirrored", "multi_worker"], help="training.distribute: tf.distribute strategy "
                    "(multi_worker reads TF_CONFIG)")
-    p.add_argument("--mixed-precision", choices=["float32", "mixed_float16", "mixed_bfloat16"], help="training.mixed_precision")
+    p.add_argument("--mixed-precision", choices=["float32", "mixed_float16", "mixed_bfloat16", "auto"], help="training.mixed_precision (auto: bfloat16 where the hardware has it)")
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("evaluate", help="score a saved model on its data set; prints JSON")

@@ -35,7 +35,7 @@ class AdversarialAutoencoder(VAE):
         self.discriminator = make_mlp(discriminator_sizes, 1, self.latent_dim, "relu", name="discriminator")
         self.discriminator_optimizer = None
 
-    def compile(self, optimizer="adam", discriminator_optimizer=None, jit_compile=True, **kwargs):
+    def compile(self, optimizer="adam", discriminator_optimizer=None, jit_compile="auto", **kwargs):
         """``discriminator_optimizer`` defaults to a fresh copy of ``optimizer``'s configuration."""
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         if discriminator_optimizer is None:

@@ -37,6 +37,7 @@ from vae_zoo import networks
 from vae_zoo.errors import CapabilityError, DataError, InputError
 from vae_zoo.models import distributions, portable_signatures, signatures
 from vae_zoo.registry import bound_hyperparameters, hyperparameter_defaults
+from vae_zoo.training import compilation
 
 # What a model may declare that it can do.
 CAPABILITIES = {
@@ -260,10 +261,13 @@ class ZooModel(keras.Model):
 
     # ------------------------------------------------------------------ training with model.fit
 
-    def compile(self, optimizer="adam", jit_compile=True, **kwargs):
-        """Like ``keras.Model.compile``, with Adam and XLA by default. The loss is the model's own."""
+    def compile(self, optimizer="adam", jit_compile="auto", **kwargs):
+        """Like ``keras.Model.compile``, with Adam by default. The loss is the model's own. ``jit_compile="auto"``
+        uses XLA where it pays on this machine for this model (``vae_zoo.training.compilation``: on a GPU, and on
+        a CPU for models without convolutions)."""
         if kwargs.get("loss") is not None:
             raise ValueError(f"{self.registered_name} trains on its own loss; do not pass loss=")
+        jit_compile, _ = compilation.choose_jit_compile(self, jit_compile)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def fit(self, x=None, y=None, *args, shuffle=None, **kwargs):

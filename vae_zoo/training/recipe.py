@@ -3,8 +3,8 @@
     model:     {name: vae, latent_dim: 20, ...}     # create_model(name, **kwargs)
     data:      {name: mnist_mini, binarize: dynamic, batch_size: 128}
     optimizer: {name: adam, learning_rate: 0.001}
-    training:  {epochs: 50, jit_compile: true, monitor: val_loss, early_stopping: {patience: 10},
-                distribute: none, mixed_precision: float32,   # mirrored | multi_worker; mixed_bfloat16 | mixed_float16
+    training:  {epochs: 50, jit_compile: auto, monitor: val_loss, early_stopping: {patience: 10},  # or true | false
+                distribute: none, mixed_precision: float32,   # mirrored | multi_worker; mixed_bfloat16 | mixed_float16 | auto
                 steps_per_execution: auto}                    # or a count of steps per call into TensorFlow
     callbacks: [{name: ..., ...}]
     search:    {...}                                # hyperparameter search space (vae_zoo.tuning)
@@ -25,7 +25,7 @@ from vae_zoo import data as data_module
 from vae_zoo import schema
 from vae_zoo.errors import RecipeError, VaeZooError, unknown_name
 from vae_zoo.registry import create_model
-from vae_zoo.training import recipe_schema
+from vae_zoo.training import compilation, recipe_schema
 from vae_zoo.training.callbacks import make_callback
 
 # Metrics that improve upwards; every other monitored quantity (losses, KL, ...) improves downwards.
@@ -253,12 +253,14 @@ def steps_per_execution(recipe, steps_per_epoch=None):
 
 
 def compile_model(model, recipe, steps_per_epoch=None):
+    """Compile ``model`` with the recipe's optimizer, its XLA setting (``auto``: training/compilation.py) and
+    ``steps_per_execution``; what was chosen and why is left on ``model.compile_choice`` for the card."""
     options = training_options(recipe)
-    model.compile(
-        optimizer=build_optimizer(recipe),
-        jit_compile=bool(options["jit_compile"]),
-        steps_per_execution=steps_per_execution(recipe, steps_per_epoch),
-    )
+    use_xla, why = compilation.choose_jit_compile(model, options["jit_compile"])
+    steps = steps_per_execution(recipe, steps_per_epoch)
+    model.compile(optimizer=build_optimizer(recipe), jit_compile=use_xla, steps_per_execution=steps)
+    model.compile_choice = {"jit_compile": use_xla, "jit_compile_reason": why, "steps_per_execution": steps,
+                            "mixed_precision": keras.config.dtype_policy().name}
     return model
 
 

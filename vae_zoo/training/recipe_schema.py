@@ -30,7 +30,7 @@ from vae_zoo.training.callbacks import CALLBACKS
 
 SECTIONS = ("model", "data", "optimizer", "training", "callbacks", "search", "smoke")
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 SEED = integer(0, 2**31 - 1)
 
 def steps_per_execution(value, key):
@@ -40,9 +40,19 @@ def steps_per_execution(value, key):
 
 steps_per_execution.expected = "'auto' or an integer from 1 to 100,000"
 
+
+def jit_compile(value, key):
+    """``auto`` (training/compilation.py chooses per model and device), true or false."""
+    if isinstance(value, bool) or value == "auto" and isinstance(value, str):
+        return value
+    raise ConfigError(f"{key} must be 'auto', true or false, got {value!r}")
+
+
+jit_compile.expected = "'auto', true or false"
+
 TRAINING = {
     "epochs": integer(1, 1_000_000),
-    "jit_compile": boolean,
+    "jit_compile": jit_compile,
     "monitor": string,
     "mode": choice("min", "max"),
     "early_stopping": optional(mapping),
@@ -54,7 +64,7 @@ TRAINING = {
     # A saved zoo folder or a pretrained model's name whose weights the run starts from (training/warm_start.py).
     "initial_weights": optional(string),
 }
-DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": "auto",
+DEFAULT_TRAINING = {"epochs": 10, "jit_compile": "auto", "monitor": "val_loss", "early_stopping": None, "seed": 0, "steps_per_execution": "auto",
                     "distribute": "none", "mixed_precision": "float32", "initial_weights": None}
 
 # The search section (training/tuning.py runs it): its tuners, the objectives with the metric each watches
@@ -62,7 +72,7 @@ DEFAULT_TRAINING = {"epochs": 10, "jit_compile": True, "monitor": "val_loss", "e
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVES = {"elbo": ("val_elbo", "max"), "nll": ("val_nll", "min"), "loss": ("val_loss", "min")}
 DEFAULT_SEARCH = {"tuner": "random", "max_trials": 10, "epochs": 10, "objective": "elbo", "nll_k": 20,
-                  "early_stopping": {"patience": 3}, "seed": 0, "jit_compile": True, "executions_per_trial": 1}
+                  "early_stopping": {"patience": 3}, "seed": 0, "jit_compile": "auto", "executions_per_trial": 1}
 SEARCH_KEYS = (*DEFAULT_SEARCH, "parameters", "hyperband_factor")
 
 SEARCH_RULES = {
@@ -71,7 +81,7 @@ SEARCH_RULES = {
     "nll_k": integer(1, 100_000),
     "early_stopping": optional(mapping),
     "seed": SEED,
-    "jit_compile": boolean,
+    "jit_compile": jit_compile,
     "executions_per_trial": integer(1, 1000),
     "hyperband_factor": integer(2, 100),
     "parameters": mapping,

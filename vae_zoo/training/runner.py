@@ -32,6 +32,7 @@ import tensorflow as tf
 from vae_zoo.errors import DivergenceError, RecipeError
 from vae_zoo.evaluation.metrics import score_dataset
 from vae_zoo.io import folders, saving, strict_json
+from vae_zoo.training import compilation
 from vae_zoo.training import recipe as recipes
 from vae_zoo.training.callbacks import DivergenceGuard, MovingAverageWeights
 from vae_zoo.training.distributed import fit_multi_worker
@@ -77,7 +78,8 @@ def is_chief(strategy):
 def precision(policy):
     """Build and train under a Keras dtype policy (``mixed_bfloat16``, ...), then put the old one back."""
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy or "float32")
+    policy, _ = compilation.choose_mixed_precision(policy or "float32")  # "auto": by the hardware
+    keras.config.set_dtype_policy(policy)
     try:
         yield
     finally:
@@ -371,16 +373,18 @@ def train(recipe, out_dir, overwrite=False, verbose="auto", source=None, restart
         if work.best_weights.exists():
             model.load_weights(work.best_weights)
         card = run_card(recipe, source, data, history, seconds, score_dataset(model, data.test), resumed_from, total_seconds,
-                        started_from)
+                        started_from, compiled=getattr(model, "compile_choice", None))
         saving.save(model, out_dir, card=card, overwrite=overwrite, attach={"logs": work.logs})
         work.remove()
     return out_dir, history, card
 
 
-def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0, total_seconds=None, started_from=None):
+def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0, total_seconds=None, started_from=None,
+             compiled=None):
     """What a trained folder's card says about its run (``seconds``: this sitting; ``total_seconds``: all of them).
 
     ``started_from``: the source of ``training.initial_weights`` (its epochs and seconds are not counted in this run's).
+    ``compiled``: how the step was compiled and why (``recipe.compile_model``'s ``model.compile_choice``).
     """
     total_seconds = seconds if total_seconds is None and not resumed_from else total_seconds
     options = recipes.training_options(recipe)
@@ -422,6 +426,9 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
             "resumed_after_epoch": resumed_from,
             "distribute": options["distribute"],
             "mixed_precision": options["mixed_precision"],
+            # What the runner chose for this machine (training/compilation.py): XLA or not, steps a call, precision.
+            **({"compiled": {**compiled, "mixed_precision_reason":
+                             compilation.choose_mixed_precision(options["mixed_precision"])[1]}} if compiled else {}),
             "hardware": saving.hardware(),
             # With validation and compilation, over the epochs of the last sitting (null if it only saved the best).
             "examples_per_second_wall": (round((epochs_run - resumed_from) * data.count("train") / seconds, 1)

@@ -88,7 +88,7 @@ class RecipeHyperModel(kt.HyperModel):
     """Builds the recipe's model with hyperparameters drawn from its search space, and trains it
     through the same runner as ``vae-zoo train`` (the recipe's callbacks, data stream and seeds)."""
 
-    def __init__(self, recipe, data, jit_compile=True):
+    def __init__(self, recipe, data, jit_compile="auto"):
         super().__init__(name=recipe["model"]["name"])
         self.recipe, self.data, self.jit_compile = recipe, data, jit_compile
         self.parameters = search_options(recipe)["parameters"]
@@ -130,7 +130,7 @@ def make_tuner(recipe, data, directory, project="search", jit_compile=None, over
     """The keras-tuner tuner the recipe asks for, writing its state under ``directory/project``."""
     options = search_options(recipe)
     jit = options["jit_compile"] if jit_compile is None else jit_compile
-    hypermodel = RecipeHyperModel(recipe, data, jit_compile=bool(jit))
+    hypermodel = RecipeHyperModel(recipe, data, jit_compile=jit)
     if "elbo" not in get_model_class(recipe["model"]["name"]).capabilities and options["objective"] != "loss":
         raise RecipeError(f"{recipe['model']['name']} has no ELBO: use search.objective: loss")
     metric, direction = OBJECTIVES[options["objective"]]
