@@ -165,6 +165,36 @@ def cmd_evaluate(args):
     print(strict_json.dumps(result, indent=2))
 
 
+def cmd_finetune(args):
+    from vae_zoo import data as data_module  # lazy: imports TensorFlow
+    from vae_zoo.evaluation import finetune  # lazy: imports TensorFlow
+    from vae_zoo.evaluation import metrics as evaluation  # lazy: imports TensorFlow
+    from vae_zoo.evaluation import report  # lazy: imports TensorFlow
+
+    model_name, folder = args.dir, resolve(args.dir)
+    model = vae_zoo.load(folder)
+    if not finetune.can_finetune(model):
+        raise vae_zoo.CapabilityError(f"{model_name} ({model.registered_name}) has no encoder of the data alone to fine-tune")
+    spec = {"name": args.data} if args.data else dict(read_card(folder).get("recipe", {}).get("data") or {})
+    if not spec:
+        raise vae_zoo.DataError(f"{model_name} has no card naming its data set; pass --data NAME")
+    for key in ("limit", "labels_per_class", "labelled_per_batch"):
+        spec.pop(key, None)
+    data = data_module.load(**{**report.data_spec_for(model, spec), "labels": True})
+    model.check_fits(data)
+    if data.num_classes < 2:
+        raise vae_zoo.DataError(f"data {data.name!r} has no class labels to fine-tune on")
+    with contextlib.redirect_stdout(sys.stderr):
+        result = evaluation.semi_supervised(model, data, labels_per_class=(args.labels_per_class,), repeats=args.repeats,
+                                            seed=args.seed)
+    scores = result[f"{args.labels_per_class}_per_class"]
+    print(strict_json.dumps({"model": model_name, "data": data.name, "labels_per_class": args.labels_per_class,
+                             "repeats": args.repeats, "test_accuracy": scores,
+                             "method": "the encoder's trunk with a new linear head, trained on the labelled examples "
+                                       f"({finetune.STEPS} full-batch AdamW steps), beside logistic regression on the "
+                                       "frozen posterior means and on the raw features"}, indent=2))
+
+
 def cmd_sample(args):
     from vae_zoo.data import get_modality, trained_data_spec  # lazy: imports TensorFlow
 
@@ -370,6 +400,15 @@ def build_parser():
                    help="the 'ood' part: optimizer steps that fit each input's posterior for the likelihood regret "
                         "(default: vae_zoo.evaluation.regret.STEPS, chosen on validation data; 0 leaves the score out)")
     p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("finetune", help="fine-tune a model's encoder as a classifier from few labels, beside the "
+                                             "frozen-latent probe; prints JSON")
+    p.add_argument("dir", help="a saved model folder or a pretrained name (vae-zoo list --pretrained)")
+    p.add_argument("--labels-per-class", type=bounded_int(1, 100_000), default=10, help="labelled training examples per class")
+    p.add_argument("--repeats", type=bounded_int(1, 100), default=5, help="label draws (mean and spread are reported)")
+    p.add_argument("--data", help="data set name (default: the one on the model card)")
+    p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0)
+    p.set_defaults(run=cmd_finetune)
 
     p = commands.add_parser("sample", help="draw samples from a saved model, rendered as its data's modality renders them "
                                            "(images: a PNG grid; audio: a spectrogram PNG and WAVs; sentences: a text file)")

@@ -27,7 +27,7 @@ from vae_zoo.data.sources import (  # noqa: F401
     load,
     register_source,
 )
-from vae_zoo.data import audio, emoji, text  # noqa: F401,E402  register the audio, emoji and text sources
+from vae_zoo.data import audio, emoji, latents, text  # noqa: F401,E402  register the audio, emoji, latents and text sources
 from vae_zoo.data.modalities import (  # noqa: F401
     MODALITIES,
     Modality,

@@ -121,10 +121,24 @@ class Data:
     # The ``DataSource`` that built the bundle (``vae_zoo.data.load`` sets it; None for arrays of one's own).
     source = None
 
-    def __init__(self, spec, splits, binarize="none", batch_size=128, labels=False, seed=0):
+    def __init__(self, spec, splits, binarize="none", batch_size=128, labels=False, seed=0, labelled_per_batch=0):
         self.spec, self.binarize, self.batch_size = spec, binarize, int(batch_size)
         self.labels, self.seed = bool(labels), int(seed)
         self._splits = splits
+        # Semi-supervised: add this many examples with known labels (>= 0) to every training batch.
+        self.labelled_per_batch = int(labelled_per_batch or 0)
+        if self.labelled_per_batch:
+            if not self.labels or isinstance(splits["train"], Stream):
+                raise DataError("labelled_per_batch needs labels: true and a data set held in memory")
+            self.labelled_indices = np.flatnonzero(np.asarray(splits["train"][1]) >= 0)
+            if not len(self.labelled_indices):
+                raise DataError("labelled_per_batch: the training split has no known labels to draw from")
+
+    @property
+    def known_labels(self):
+        """How many training examples have a known label (>= 0; -1 marks unknown ones)."""
+        part = self._splits["train"]
+        return None if isinstance(part, Stream) else int(np.sum(np.asarray(part[1]) >= 0))
 
     @property
     def name(self):
@@ -184,6 +198,16 @@ class Data:
         buffer = min(self.count("train"), STREAM_SHUFFLE_BLOCK) if isinstance(self._splits["train"], Stream) else self.count("train")
         dataset = self._elements("train").shuffle(buffer, seed=self.seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(self.batch_size)
+        if self.labelled_per_batch:
+            examples, labels = (tf.constant(a) for a in self._splits["train"])
+            known = tf.constant(self.labelled_indices)
+
+            def add_labelled(x, y):
+                picks = tf.gather(known, tf.random.uniform([self.labelled_per_batch], maxval=len(self.labelled_indices),
+                                                           dtype=tf.int64))
+                return tf.concat([x, tf.gather(examples, picks)], 0), tf.concat([y, tf.gather(labels, picks)], 0)
+
+            dataset = dataset.map(add_labelled)
         if self.binarize == "dynamic":
             # After cache(): a fresh binarization every epoch, never stored.
             # tf.data passes a pair as two arguments: gather them back into the one element.
@@ -220,6 +244,7 @@ class Data:
         if isinstance(self._splits["train"], Stream):
             return self._streamed_epochs(first_epoch, size, drop_remainder)
         examples, labels = (tf.constant(a) for a in self._splits["train"])
+        known = tf.constant(getattr(self, "labelled_indices", np.zeros(0, np.int64)), tf.int64)
 
         def epoch(e):
             # A stateless permutation keyed by (seed, epoch), drawn whole, applied batch by batch.
@@ -227,6 +252,10 @@ class Data:
             batches = tf.data.Dataset.from_tensor_slices(order).batch(size, drop_remainder=drop_remainder).enumerate()
 
             def gather(i, indices):
+                if self.labelled_per_batch:  # drawn again for every batch, keyed by (seed, epoch, batch)
+                    picks = tf.random.stateless_uniform([self.labelled_per_batch], seed=tf.stack([salt * 7 + 3 + e, i]),
+                                                        maxval=len(self.labelled_indices), dtype=tf.int64)
+                    indices = tf.concat([indices, tf.cast(tf.gather(known, picks), indices.dtype)], 0)
                 batch = tf.gather(examples, indices)
                 if self.binarize == "dynamic":
                     batch = _binarize(batch, seed=tf.stack([salt * 1_000_003 + e, i]))
@@ -284,8 +313,9 @@ def fed_to_step(stream):
 # --------------------------------------------------------------------------- building a bundle
 
 
-def as_float_images(images, where):
-    """uint8 or float images -> float32 in [0, 1] with a channel axis; clear errors otherwise."""
+def as_float_images(images, where, unit_range=True):
+    """uint8 or float images -> float32 in [0, 1] with a channel axis; clear errors otherwise. ``unit_range=False``:
+    real-valued features (any finite values)."""
     images = np.asarray(images)
     if images.dtype == np.uint8:
         images = images.astype(np.float32) / 255.0
@@ -293,7 +323,7 @@ def as_float_images(images, where):
         images = images.astype(np.float32)
         if not np.all(np.isfinite(images)):
             raise DataError(f"{where} contains NaN or infinite values")
-        if images.size and (images.min() < 0.0 or images.max() > 1.0):
+        if unit_range and images.size and (images.min() < 0.0 or images.max() > 1.0):
             raise DataError(f"{where} must hold pixels in [0, 1] (or uint8 0..255); got values in [{images.min():g}, {images.max():g}]")
     else:
         raise DataError(f"{where} must be uint8 or floating point, got dtype {images.dtype}")
@@ -339,8 +369,22 @@ def from_token_splits(token_splits, vocabulary, name="text", batch_size=128, lab
     return Data(spec, prepared, "none", batch_size, labels, seed)
 
 
+def keep_labels_per_class(labels, per_class, seed=0):
+    """``labels`` with all but ``per_class`` of each class (drawn with ``seed``) replaced by -1, unknown."""
+    labels = np.asarray(labels, np.int64)
+    generator = np.random.default_rng([int(seed), 104729])
+    kept = np.full_like(labels, -1)
+    for label in np.unique(labels[labels >= 0]):
+        members = np.flatnonzero(labels == label)
+        if len(members) < per_class:
+            raise DataError(f"labels_per_class={per_class}, but class {label} has only {len(members)} training examples")
+        chosen = generator.choice(members, int(per_class), replace=False)
+        kept[chosen] = label
+    return kept
+
+
 def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=False, limit=None, seed=0, num_classes=None,
-                exclude_classes=(), modality="image"):
+                exclude_classes=(), modality="image", labels_per_class=None, labelled_per_batch=0):
     """Turn split arrays (uint8 or [0, 1] floats) into a ``Data`` bundle.
 
     ``exclude_classes`` drops those labels from the train and validation splits
@@ -348,6 +392,10 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
     Validation and test are binarized once here, with fixed seeds. uint8
     examples become exactly k / 255 in float32, and the spec's ``levels`` says
     so (256; 2 once binarized).
+
+    ``labels_per_class`` keeps that many training labels of each class (drawn with ``seed``) and marks the others
+    -1, unknown (validation and test keep theirs): the semi-supervised protocol. ``labelled_per_batch`` adds that
+    many examples with known labels, drawn again for every batch, to each training batch.
     """
     if binarize not in BINARIZATIONS:
         raise unknown_name("binarization", binarize, BINARIZATIONS)
@@ -358,7 +406,7 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
     for index, split in enumerate(SPLITS):
         raw_examples, raw_labels = splits[split]
         eight_bit = eight_bit and np.asarray(raw_examples).dtype == np.uint8
-        examples = as_float_images(raw_examples, f"{name} {split} images")
+        examples = as_float_images(raw_examples, f"{name} {split} images", unit_range=modality != "features")
         split_labels = as_labels(raw_labels, len(examples), f"{name} {split}")
         examples, split_labels = without_classes(examples, split_labels, exclude_classes, split)
         if limit:
@@ -368,9 +416,11 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
         prepared[split] = (examples, split_labels)
     if num_classes is None:
         num_classes = int(max(prepared["train"][1].max(), -1) + 1)
+    if labels_per_class:
+        prepared["train"] = (prepared["train"][0], keep_labels_per_class(prepared["train"][1], labels_per_class, seed))
     spec = DataSpec(name, modality, tuple(prepared["train"][0].shape[1:]), num_classes=int(num_classes),
                     levels=levels_of(binarize, eight_bit))
-    return Data(spec, prepared, binarize, batch_size, labels, seed)
+    return Data(spec, prepared, binarize, batch_size, labels, seed, labelled_per_batch)
 
 
 def levels_of(binarize, eight_bit):

@@ -172,6 +172,21 @@ class ImageModality(Modality):
 
 
 @register_modality
+class FeaturesModality(Modality):
+    """Real-valued feature vectors (another model's latents, ``data: {name: latents}``): nothing to picture."""
+
+    name = "features"
+    description = "real-valued feature vectors: scored in nats, no pictures"
+    raw_feature_name = "features"
+
+    def save_samples(self, model, samples, out, spec=None, title=None):
+        return []
+
+    def describe_samples(self, model, samples):
+        return [f"{len(samples)} vectors of {int(np.prod(np.shape(samples)[1:]))} numbers"]
+
+
+@register_modality
 class AudioModality(ImageModality):
     """Spectrograms (``DataSpec.features`` says which): a spectrogram PNG and WAV files, bits per dimension."""
 

@@ -85,6 +85,10 @@ class DataSource(abc.ABC):
                            "none (grey levels), static (binarized once) or dynamic (redrawn every training epoch)"),
         "exclude_classes": Option((), schema.sizes(0, minimum=0),
                                   "labels left out of the train and validation splits (the anomaly protocol)"),
+        "labels_per_class": Option(None, schema.integer(1),
+                                   "keep this many training labels of each class, the others -1 (semi-supervised)"),
+        "labelled_per_batch": Option(0, schema.integer(0, 1_000_000),
+                                     "add this many examples with known labels to every training batch (semi-supervised)"),
     }
 
     def __init__(self, **options):
@@ -145,7 +149,8 @@ class ArraySource(DataSource):
     def load(self):
         o = self.options
         return from_splits(self.splits(), self.name, o["batch_size"], o["binarize"], o["labels"], o["limit"], o["seed"],
-                           self.num_classes, o["exclude_classes"], self.modality)
+                           self.num_classes, o["exclude_classes"], self.modality, o["labels_per_class"],
+                           o["labelled_per_batch"])
 
 
 class CachedSource(ArraySource):
@@ -216,6 +221,10 @@ def load(name="mnist_mini", **options):
     ``max_length``, ``vocabulary_size``, ``min_count`` and ``vocabulary``.
     """
     source = get_source(name)(**options)
+    semi_supervised = [key for key in ("labels_per_class", "labelled_per_batch") if source.options.get(key)]
+    if semi_supervised and type(source).load is not ArraySource.load:
+        raise DataError(f"data set {name!r} does not take {' or '.join(semi_supervised)}: only data sets held in memory "
+                        "as arrays do (mnist_mini, fashion_mnist, ...)")
     data = source.load()
     data.source = source  # what the report asks of the data set (its factors, its recordings)
     if source.features is not None:

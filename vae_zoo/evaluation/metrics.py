@@ -175,14 +175,18 @@ def anomaly_auroc(model, normal_images, anomalous_images, normal_labels=None, an
     return {name: float(roc_auc_score(truth, np.concatenate([normal[name], anomalous[name]]))) for name in normal}
 
 
-def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0):
+def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0, finetuned=True):
     """The M1 protocol (Kingma et al., 2014): a classifier on latent codes from few labels.
 
     For each n in ``labels_per_class``, draw n labelled training examples per
     class (``repeats`` times), fit a logistic regression on their posterior means
     and, for comparison, on their raw features (the data's modality says which: pixels; for text, bag-of-words counts), and
-    score both on the test split.
+    score both on the test split. With ``finetuned`` (where the model's encoder reads the data alone), the
+    encoder's trunk with a new linear head is also trained on the same labelled examples
+    (``vae_zoo.evaluation.finetune``) and scored: ``finetuned_accuracy``.
     """
+    from vae_zoo.evaluation import finetune  # lazy, as below
+
     # Lazy: scikit-learn is slow to import, and training and scoring, which import this module, do without it.
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline  # lazy, as above
@@ -207,6 +211,9 @@ def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0):
                 classifier = make_pipeline(StandardScaler(with_mean=not sparse), LogisticRegression(max_iter=2000))
                 classifier.fit(train_features[chosen], train_y[chosen])
                 scores[name].append(classifier.score(test_features, test_y))
+            if finetuned and finetune.can_finetune(model):
+                tuned = finetune.finetune(model, train_x[chosen], train_y[chosen], data.num_classes, seed=seed + len(scores.get("finetuned", [])))
+                scores.setdefault("finetuned", []).append(finetune.accuracy(tuned, test_x, test_y))
         results[f"{n}_per_class"] = {f"{name}_accuracy": float(np.mean(s)) for name, s in scores.items()}
         results[f"{n}_per_class"].update({f"{name}_accuracy_std": float(np.std(s)) for name, s in scores.items()})
     results["repeats"] = repeats

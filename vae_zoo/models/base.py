@@ -49,6 +49,7 @@ CAPABILITIES = {
     "reconstruct": "encodes and decodes data",
     "hierarchical": "has several stochastic layers of latents (z_1..z_L): what handles one Gaussian layer does not apply",
     "latent": "maps data to latent codes and back (transform, the encode and decode signatures)",
+    "classify": "has a classifier q(y|x): predict_labels, class_probabilities (semi-supervised models)",
 }
 
 # The methods only a model with the capability has; asked of any other model, they raise CapabilityError.
@@ -56,6 +57,7 @@ CAPABILITY_METHODS = {
     "elbo": "elbo", "log_weights": "elbo",
     "sample": "sample",
     "transform": "latent", "encoded_outputs": "latent", "decoded_mean": "latent", "decoder_input_spec": "latent",
+    "predict_labels": "classify", "class_probabilities": "classify",
 }
 
 

@@ -1,0 +1,57 @@
+"""The ``latents`` data set: another data set as a trained model encodes it, for models stacked on a model (M1 + M2).
+
+    data: {name: latents, model: vae.mnist_mini, labels: true, labels_per_class: 10}
+
+Each example becomes the posterior mean of the model (its ``transform``), a vector of ``latent_dim`` numbers;
+the labels are the data set's. The data set and how it is read (its binarization) are those on the model's card,
+unless ``of`` names another; a model trained on dynamically binarized images encodes every split binarized once,
+with fixed seeds, so that the vectors are the same each time they are read.
+"""
+
+import numpy as np
+
+from vae_zoo import schema
+from vae_zoo.data.sources import ArraySource, Option, register_source
+from vae_zoo.errors import DataError
+
+ENCODE_BATCH = 500
+
+
+@register_source("latents")
+class Latents(ArraySource):
+    """Another data set as a trained zoo model encodes it (posterior means): for models stacked on a model (M1 + M2)"""
+
+    modality = "features"
+    options = {
+        "model": Option(None, schema.string, "the encoding model: a saved zoo folder or a pretrained name", required=True),
+        "of": Option(None, schema.string, "the data set to encode (default: the one the model was trained on)"),
+        # The vectors are real numbers: nothing to binarize.
+        "binarize": Option("none", schema.choice("none"), "none: latent vectors are not binarized"),
+    }
+
+    def splits(self):
+        import vae_zoo
+        from vae_zoo.data.sources import load
+        from vae_zoo.io.cards import read_card
+        from vae_zoo.io.pretrained import resolve
+
+        folder = resolve(self.options["model"])
+        model = vae_zoo.load(folder)
+        if not model.can("latent"):
+            raise DataError(f"latents: {self.options['model']!r} ({model.registered_name}) has no latent codes to encode")
+        card = read_card(folder)
+        trained_on = card.get("data", {})
+        name = self.options["of"] or trained_on.get("name")
+        if not name:
+            raise DataError(f"latents: the card of {self.options['model']!r} names no data set; set data.of")
+        binarize = trained_on.get("binarize") or "none"
+        source = load(name, binarize="static" if binarize == "dynamic" else binarize, labels=True, seed=self.options["seed"])
+        if tuple(source.data_shape) != tuple(model.data_shape):
+            raise DataError(f"latents: {name!r} has examples of shape {tuple(source.data_shape)}, but the model takes "
+                            f"{tuple(model.data_shape)}")
+        splits = {}
+        for split in ("train", "validation", "test"):
+            examples, labels = source.take(split)
+            codes = [np.asarray(model.transform(examples[i:i + ENCODE_BATCH])) for i in range(0, len(examples), ENCODE_BATCH)]
+            splits[split] = (np.concatenate(codes).astype(np.float32), labels)
+        return splits
