@@ -436,7 +436,9 @@ class ImageFolder(UserImages):
     }
 
     def load(self):
-        return image_folder_data(**self.options)
+        # The semi-supervised options are for data held in memory (vae_zoo.data.load refuses them here).
+        options = {k: v for k, v in self.options.items() if k not in ("labels_per_class", "labelled_per_batch")}
+        return image_folder_data(**options)
 
 
 def from_arrays(images, labels=None, *, batch_size=128, binarize="none", validation_split=0.1, test_split=0.1, seed=0):

