@@ -260,7 +260,8 @@ def compile_model(model, recipe, steps_per_epoch=None):
     steps = steps_per_execution(recipe, steps_per_epoch)
     model.compile(optimizer=build_optimizer(recipe), jit_compile=use_xla, steps_per_execution=steps)
     model.compile_choice = {"jit_compile": use_xla, "jit_compile_reason": why, "steps_per_execution": steps,
-                            "mixed_precision": keras.config.dtype_policy().name}
+                            "mixed_precision": keras.config.dtype_policy().name,
+                            "mixed_precision_reason": compilation.choose_mixed_precision(options["mixed_precision"])[1]}
     return model
 
 

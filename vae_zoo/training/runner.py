@@ -427,8 +427,7 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
             "distribute": options["distribute"],
             "mixed_precision": options["mixed_precision"],
             # What the runner chose for this machine (training/compilation.py): XLA or not, steps a call, precision.
-            **({"compiled": {**compiled, "mixed_precision_reason":
-                             compilation.choose_mixed_precision(options["mixed_precision"])[1]}} if compiled else {}),
+            **({"compiled": compiled} if compiled else {}),
             "hardware": saving.hardware(),
             # With validation and compilation, over the epochs of the last sitting (null if it only saved the best).
             "examples_per_second_wall": (round((epochs_run - resumed_from) * data.count("train") / seconds, 1)
