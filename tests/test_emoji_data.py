@@ -69,6 +69,24 @@ def test_a_user_npz_loads_split_by_name_with_rgb_or_rgba(tmp_path):
         data.load("emoji", path=tmp_path / "missing.npz")
 
 
+def test_grey_and_resized_emoji_are_pillows_luminance_and_lanczos_resize(tmp_path):
+    """mode grey and size: what an OOD pair with a 28x28 grey model needs; each image is Pillow's 'L' of the
+    composite, resized with Lanczos, still on the 256 levels."""
+    fake_npz(tmp_path / "e.npz")
+    rgb = data.load("emoji", path=tmp_path / "e.npz", background="black").take("test")[0]
+    grey = data.load("emoji", path=tmp_path / "e.npz", background="black", mode="grey", size=28)
+    assert grey.spec.shape == (28, 28, 1) and grey.spec.levels == 256
+    x = grey.take("test")[0]
+    assert len(x) == len(rgb)
+    for image, colour in zip(x, rgb):
+        picture = Image.fromarray(np.round(colour * 255).astype(np.uint8)).convert("L").resize((28, 28), Image.Resampling.LANCZOS)
+        np.testing.assert_array_equal(np.round(image[..., 0] * 255), np.asarray(picture))
+    same_size = data.load("emoji", path=tmp_path / "e.npz", mode="grey").take("test")[0]
+    assert same_size.shape[1:] == (64, 64, 1)
+    with pytest.raises(ConfigError, match="size"):
+        data.load("emoji", path=tmp_path / "e.npz", size=4)
+
+
 def test_the_png_folder_of_the_npm_packages_reads_like_the_npz(tmp_path):
     package = tmp_path / "emoji-datasource-twitter"
     (package / "img" / "twitter" / "64").mkdir(parents=True)

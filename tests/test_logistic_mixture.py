@@ -159,3 +159,22 @@ class TestVAEWithLogisticMixture(ModelTestCase):
     model_name = "vae"
     model_kwargs = {"data_shape": (8, 8, 3), "latent_dim": 3, "encoder": {"name": "conv", "filters": [8]},
                     "likelihood": {"name": "logistic_mixture", "components": 2}}
+
+
+def test_the_fused_log_prob_equals_the_unfused_one_in_value_and_gradient():
+    """log_prob runs as one XLA function (the speed of training without XLA); the export's unfused_log_prob is the
+    same computation in TensorFlow's own ops. Extreme parameters included: the edge bins, the series branch."""
+    rng = np.random.default_rng(3)
+    params = rng.normal(size=(4, 5, 6, parameter_count(3, 3))).astype(np.float32) * 3.0
+    params[0, 0, 0, 9:18] = [-30, 20, -7, 0, 15, -20, 40, -40, 1]  # log-scales far below the bound and very wide
+    x = tf.constant(rng.integers(0, 256, size=(4, 5, 6, 3)).astype(np.float32) / 255.0)
+    variable = tf.Variable(params)
+    values, gradients = [], []
+    for method in ("log_prob", "unfused_log_prob"):
+        with tf.GradientTape() as tape:
+            log_p = getattr(DiscretizedLogisticMixture(variable, channels=3), method)(x)
+        values.append(log_p.numpy())
+        gradients.append(tape.gradient(log_p, variable).numpy())
+    assert values[0].shape == (4,) and np.all(np.isfinite(values[0]))
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-5)
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-4, atol=1e-5)

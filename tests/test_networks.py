@@ -132,3 +132,32 @@ def test_a_squeeze_excitation_gate_learns_from_the_small_start_of_a_residual_bra
         dead += [f"seed {seed}: {v.path}" for v, g in zip(gate.trainable_variables, grads)
                  if g is None or not np.abs(g.numpy()).max() > 0]
     assert not dead, f"squeeze-excitation weights without a gradient: {dead}"
+
+
+def test_swish_in_training_has_tensorflows_value_and_gradient_through_its_fused_kernel():
+    """The Swish layer's fused gradient (one XLA kernel) against tf.nn.silu's own, and the plain op outside
+    training, so that inference graphs and exports are unchanged."""
+    import tensorflow as tf
+
+    from vae_zoo.networks.activations import Swish, activation_layer
+
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 5, 5, 4)).astype(np.float32) * 4.0)
+    upstream = tf.constant(np.random.default_rng(1).normal(size=(3, 5, 5, 4)).astype(np.float32))
+    layer = activation_layer("swish", "act")
+    assert isinstance(layer, Swish) and isinstance(activation_layer("relu", "act"), keras.layers.Activation)
+    results = {}
+    for training in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+        results[training] = (y.numpy(), tape.gradient(y, x, output_gradients=upstream).numpy())
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        reference = tf.nn.silu(x)
+    expected = tape.gradient(reference, x, output_gradients=upstream).numpy()
+    for training in (True, False):
+        np.testing.assert_allclose(results[training][0], reference.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(results[training][1], expected, rtol=1e-5, atol=1e-6)
+    # The closed form, for a value where sigmoid is far from 1/2.
+    s = 1.0 / (1.0 + np.exp(-x.numpy()))
+    np.testing.assert_allclose(results[True][1], upstream.numpy() * s * (1 + x.numpy() * (1 - s)), rtol=1e-5, atol=1e-6)

@@ -18,6 +18,8 @@ import time
 import warnings
 from pathlib import Path
 
+import yaml
+
 import vae_zoo
 from vae_zoo import catalog
 from vae_zoo.errors import DivergenceError, VaeZooError
@@ -132,6 +134,21 @@ def cmd_train(args):
     print(strict_json.dumps({"saved": str(folder), "test": card["metrics"]["test"], "training": card["training"]}, indent=2))
 
 
+
+def ood_data_spec(args):
+    """--ood-data NAME with its --ood-option KEY=VALUE pairs (values read as YAML scalars): a name, or a spec dict."""
+    if not args.ood_option:
+        return args.ood_data
+    if not args.ood_data:
+        raise vae_zoo.ConfigError("--ood-option needs --ood-data NAME")
+    spec = {"name": args.ood_data}
+    for item in args.ood_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise vae_zoo.ConfigError(f"--ood-option takes KEY=VALUE, got {item!r}")
+        spec[key.strip()] = yaml.safe_load(value)
+    return spec
+
 def cmd_evaluate(args):
     from vae_zoo import data as data_module  # lazy: imports TensorFlow
     from vae_zoo.evaluation import metrics as evaluation  # lazy: imports TensorFlow
@@ -152,7 +169,7 @@ def cmd_evaluate(args):
         with contextlib.redirect_stdout(sys.stderr):  # progress bars on stderr; stdout is the JSON result
             result = report.evaluate(model, spec, args.out or "report", only=only, split=args.split, k=args.k,
                                      anomaly_k=args.anomaly_k, limit=args.limit, seed=args.seed, progress=True,
-                                     model_name=model_name, ood_data=args.ood_data, regret_steps=args.regret_steps)
+                                     model_name=model_name, ood_data=ood_data_spec(args), regret_steps=args.regret_steps)
         print(strict_json.dumps({"report": str((args.out or "report")) + "/report.json", **result}, indent=2))
         return
     data = data_module.load(**report.data_spec_for(model, spec))
@@ -393,6 +410,8 @@ def build_parser():
     p.add_argument("--out", help="write the full report (report.json and PNGs) into this folder")
     p.add_argument("--only", help="comma-separated report parts: " + ", ".join(REPORT_PARTS))
     p.add_argument("--ood-data", help="the 'ood' part: a data set whose test split is out of distribution, e.g. mnist_mini")
+    p.add_argument("--ood-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the --ood-data set (repeatable), e.g. mode=grey and size=28 for emoji")
     p.add_argument("--k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=1000, help="importance samples for the test NLL")
     p.add_argument("--anomaly-k", type=bounded_int(1, MAX_IMPORTANCE_SAMPLES), default=100,
                    help="importance samples for the NLL anomaly score")

@@ -82,6 +82,23 @@ def composite(rgba, background):
     return ((rgba[..., :3] * alpha + colour * (255 - alpha) + 127) // 255).astype(np.uint8)
 
 
+def pillow_convert(images, pillow_mode, size):
+    """uint8 images (n, h, w, c) through Pillow: converted to ``pillow_mode`` (None: kept), resized to size x size
+    with Lanczos resampling; (n, size, size, channels) uint8, grey as one channel."""
+    from PIL import Image  # lazy: only grey or resized emoji need it
+
+    converted = []
+    for image in images:
+        picture = Image.fromarray(image, "RGBA" if image.shape[-1] == 4 else "RGB")
+        if pillow_mode:
+            picture = picture.convert(pillow_mode)
+        if picture.size != (size, size):
+            picture = picture.resize((size, size), Image.Resampling.LANCZOS)
+        array = np.asarray(picture, np.uint8)
+        converted.append(array[..., None] if array.ndim == 2 else array)
+    return np.stack(converted) if converted else np.zeros((0, size, size, 1 if pillow_mode == "L" else images.shape[-1]), np.uint8)
+
+
 def without_hidden_colour(rgba):
     """RGBA with the colour of fully transparent pixels set to 0: it is invisible, and varies between files."""
     rgba = np.array(rgba, np.uint8)
@@ -131,7 +148,10 @@ class Emoji(CachedSource):
     options = {
         "path": Option(None, path_like, "the emoji .npz or the folder of the unpacked npm packages "
                                         "(else $VAE_ZOO_EMOJI, else the team's shared copy)"),
-        "mode": Option("rgb", schema.choice("rgb", "rgba"), "rgb: composited on the background; rgba: alpha kept as a 4th channel"),
+        "mode": Option("rgb", schema.choice("rgb", "rgba", "grey"),
+                       "rgb: composited on the background; rgba: alpha kept as a 4th channel; grey: rgb turned to one "
+                       "channel of luminance (ITU-R 601, as Pillow's 'L')"),
+        "size": Option(64, schema.integer(8, 1024), "height and width: the 64x64 images resized (Pillow's Lanczos filter)"),
         "background": Option("white", _background_check, "the colour under transparent pixels in rgb mode: white, black or [r, g, b]"),
         "style": Option("both", schema.choice("both", *STYLES), "both drawing styles, or only noto (Google) or twemoji (Twitter)"),
     }
@@ -164,10 +184,16 @@ class Emoji(CachedSource):
 
     def splits(self):
         chosen = self._chosen()
-        if self.options["mode"] == "rgba":
-            return {split: (images, labels) for split, (images, labels, _) in chosen.items()}
+        mode, size = self.options["mode"], int(self.options["size"])
         background = background_colour(self.options["background"])
-        return {split: (composite(images, background), labels) for split, (images, labels, _) in chosen.items()}
+        result = {}
+        for split, (images, labels, _) in chosen.items():
+            if mode != "rgba":
+                images = composite(images, background)
+            if mode == "grey" or size != images.shape[1]:
+                images = pillow_convert(images, "L" if mode == "grey" else None, size)
+            result[split] = (images, labels)
+        return result
 
     def example_styles(self, split):
         """The style (index into ``STYLES``) of each example of ``split``, in the order ``load()`` gives them: after

@@ -15,7 +15,11 @@ those outliers as the most typical inputs. Scores here, higher = more out-of-dis
   in-distribution validation split: inputs that are far more likely than typical are flagged too;
 * **likelihood regret** (Xiao, Yan and Amit, NeurIPS 2020; ``vae_zoo.evaluation.regret``): how much one
   input's ELBO improves when its posterior is fitted to it alone, the decoder fixed. VAE-specific: it needs a
-  Gaussian q(z|x) on one latent layer and a decoder without labels.
+  Gaussian q(z|x) on one latent layer and a decoder without labels;
+* **DoSE** (Morningstar et al., AISTATS 2021; ``vae_zoo.evaluation.dose``): kernel densities of the model's summary
+  statistics (reconstruction, cross-entropy to the prior, posterior entropy, -log p(x)) fitted on the
+  in-distribution validation split; an input scores by how improbable its statistics are. It needs no
+  out-of-distribution data to choose anything.
 
 Each score gets AUROC, AUPRC (out-of-distribution as the positive class) and the false-positive rate at 95%
 true-positive rate (scikit-learn), and a histogram PNG of the scores of both sets.
@@ -28,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from vae_zoo.data import is_binary
+from vae_zoo.evaluation import dose as density_of_states
 from vae_zoo.evaluation import metrics as evaluation
 from vae_zoo.evaluation import regret
 
@@ -39,6 +44,7 @@ SCORE_TITLES = {
     "input_complexity_bz2": "input complexity (bz2)",
     "typicality": "typicality: distance of -log p(x) from H",
     "likelihood_regret": "likelihood regret",
+    "dose": "DoSE: density of the model's statistics",
 }
 
 
@@ -124,6 +130,11 @@ def evaluate_ood(model, inside, outside, typical, k=100, seed=0, histogram=None,
     h = float(-np.mean(evaluation.log_likelihood(model, *typical, k=k, seed=seed + 2))) if model.can("elbo") else None
     inside_scores = scores(model, *inside, k=k, seed=seed, typical_nll=h, regret_steps=regret_steps)
     outside_scores = scores(model, *outside, k=k, seed=seed + 1, typical_nll=h, regret_steps=regret_steps)
+    if model.can("elbo"):
+        # Fitted on the validation split, as H is: the test pair chooses nothing.
+        states = density_of_states.DensityOfStates().fit(density_of_states.statistics(model, *typical, seed=seed + 2))
+        inside_scores["dose"] = states.score(density_of_states.statistics(model, *inside, seed=seed))
+        outside_scores["dose"] = states.score(density_of_states.statistics(model, *outside, seed=seed + 1))
     table = {name: {**detection_metrics(inside_scores[name], outside_scores[name]),
                     "mean_in": float(np.mean(inside_scores[name])), "mean_out": float(np.mean(outside_scores[name]))}
              for name in inside_scores}

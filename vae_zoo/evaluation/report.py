@@ -48,7 +48,7 @@ class Context:
     seed: int = 0
     progress: bool = False  # progress bars for the long parts (the IS-NLL above all)
     model_name: str = None  # how the user named the model (a pretrained name or a folder), for compressed files
-    ood_data: str = None  # a data set name: the out-of-distribution examples of the "ood" part
+    ood_data: object = None  # a data set name or spec dict: the out-of-distribution examples of the "ood" part
     regret_steps: int = None  # the "ood" part's likelihood-regret fitting steps (None: the default; 0: left out)
 
     def pipeline(self):
@@ -171,13 +171,16 @@ def part_ood(c):
     if not c.model.can("elbo"):
         raise NotApplicable("the model defines no likelihood")
     spec = {"binarize": c.data.binarize, "seed": c.seed, "labels": c.model.can("labels"), "batch_size": c.data.batch_size}
-    outside = data_module.load(c.ood_data, **spec)
+    # A name, or a spec with the set's own options (emoji turned grey and resized to the model's images, say).
+    named = dict(c.ood_data) if isinstance(c.ood_data, dict) else {"name": c.ood_data}
+    outside = data_module.load(**{**spec, **named})
     c.model.check_fits(outside)
     limit = c.limit or ARRAY_LIMIT
     result = ood.evaluate_ood(c.model, c.sample, outside.take(c.split, limit), c.data.take("validation", limit),
                               k=c.anomaly_k, seed=c.seed, histogram=c.out_dir / "ood_scores.png",
                               names=(c.data.name, outside.name), regret_steps=c.regret_steps)
-    return {**result, "in": f"{c.data.name} {c.split}", "out": f"{outside.name} {c.split}", "binarize": c.data.binarize}
+    return {**result, "in": f"{c.data.name} {c.split}", "out": f"{outside.name} {c.split}", "out_spec": named,
+            "binarize": c.data.binarize}
 
 
 def part_semi_supervised(c):

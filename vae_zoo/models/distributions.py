@@ -182,6 +182,9 @@ class LogisticMixtureLikelihood(Likelihood):
         channels = self.channels_of(params.shape[-1])
         return logistic_mixture.DiscretizedLogisticMixture(params, channels, self.event_ndims)
 
+    def plain_log_prob(self, params, x):
+        return self(params).unfused_log_prob(x)
+
     def channels_of(self, parameters):
         for channels in range(1, 9):
             if logistic_mixture.parameter_count(self.components, channels) == parameters:

@@ -9,6 +9,7 @@ import math
 import keras
 
 from vae_zoo.networks import register_network
+from vae_zoo.networks.activations import activation_layer
 from vae_zoo.networks.conv import Conv
 
 NORMALIZATIONS = (None, "batch", "layer", "group")
@@ -76,7 +77,7 @@ class ResidualBlock(keras.layers.Layer):
                                 kernel_initializer=keras.initializers.VarianceScaling(self.residual_scale ** 2)),
         ]
         self.gate = SqueezeExcitation(self.channels, name="squeeze_excitation") if self.squeeze_excitation else None
-        self.act = keras.layers.Activation(activation, name="act")
+        self.act = activation_layer(activation, "act")
 
     def build(self, input_shape):
         if input_shape[-1] != self.channels:
@@ -96,7 +97,7 @@ class ResidualBlock(keras.layers.Layer):
         for norm, conv in zip(self.norms, self.convs):
             if norm is not None:
                 h = norm(h, training=training)
-            h = conv(self.act(h))
+            h = conv(self.act(h, training=training))
         if self.gate is not None:
             h = self.gate(h)
         return inputs + h
@@ -155,4 +156,4 @@ class ResNet(Conv):
 
     def _before_output(self, where):
         # A residual stage ends in a sum, not an activation.
-        return [keras.layers.Activation(self.activation, name=f"{where}_act")]
+        return [activation_layer(self.activation, f"{where}_act")]
