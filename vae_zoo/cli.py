@@ -265,8 +265,12 @@ def cmd_compress(args):
     if out.exists() and not args.overwrite:
         raise vae_zoo.InputError(f"{out} exists; pass --overwrite to replace it")
     model = vae_zoo.load(resolve(args.model))
-    binarized = files.method_for(model) == "bits_back"  # a named data set comes binarized for a lossless code
-    images, description = inputs.read_images(args.input, split=args.split, limit=args.limit, seed=args.seed, binarized=binarized)
+    method = files.method_for(model)
+    # A named data set comes binarized for a Bernoulli code, as 8-bit levels for a logistic mixture's.
+    kind = files.codec_for(model, method).pixels.kind if method in files.LOSSLESS else None
+    images, description = inputs.read_images(args.input, split=args.split, limit=args.limit, seed=args.seed,
+                                             binarized=kind == "binary", channels=int(model.data_shape[-1]),
+                                             levels=kind == "8-bit")
     images = inputs.binarize(images, args.binarize, seed=args.seed)
     digest = weights_digest(model)
     start = time.perf_counter()

@@ -3,7 +3,8 @@
 For each image x, with the ANS stack as the message:
 
 1. pop z under q(z|x)   (the bits-back step: it takes bits off the stack)
-2. push x under p(x|z)
+2. push x under p(x|z)  (``vae_zoo.compression.pixels``: binary images under a Bernoulli, 8-bit grey or colour
+                         images under the discretized logistic mixture, channel by channel)
 3. push z under p(z)
 
 so each image adds -log p(x|z) - log p(z) + log q(z|x) bits: the negative
@@ -32,13 +33,13 @@ import numpy as np
 import tensorflow as tf
 
 from vae_zoo.compression.buckets import PriorBuckets
+from vae_zoo.compression.pixels import BernoulliPixels, LevelPixels
 from vae_zoo.errors import InputError
-from vae_zoo.models.distributions import BernoulliLikelihood, StandardNormalPrior
+from vae_zoo.models.distributions import BernoulliLikelihood, LogisticMixtureLikelihood, StandardNormalPrior
 
 PRECISION_BITS = 24  # constriction's default model precision: no symbol costs more than 24 bits
 MARGIN_BITS = 64
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
-_BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
 
 
 def why_not_codable(model):
@@ -50,22 +51,31 @@ def why_not_codable(model):
         return f"{name} has a hierarchy of latents; bits-back coding here handles one Gaussian layer"
     if model.can("labels"):
         return f"{name} is conditional on labels, which a compressed file does not carry"
-    if not isinstance(model.likelihood, BernoulliLikelihood):
+    if not isinstance(model.likelihood, (BernoulliLikelihood, LogisticMixtureLikelihood)):
         return (f"{name} has a {type(model.likelihood).__name__}; lossless coding needs a discrete likelihood "
-                "(the zoo's is Bernoulli, for binary images)")
+                "(Bernoulli for binary images, logistic_mixture for 8-bit ones)")
     if not isinstance(model.prior_layer, StandardNormalPrior):
         return f"{name} has a {type(model.prior_layer).__name__}; bits-back coding here needs the N(0, I) prior"
     return None
 
 
+def pixel_coder(model):
+    """How ``model``'s likelihood codes pixels: ``BernoulliPixels`` or ``LevelPixels``."""
+    if isinstance(model.likelihood, LogisticMixtureLikelihood):
+        return LevelPixels(model.likelihood.components, model.data_shape[-1])
+    return BernoulliPixels()
+
+
 class BitsBackCodec:
-    """Bits-back ANS coding of binary images with a Bernoulli VAE with an N(0, I) prior."""
+    """Bits-back ANS coding of images with a VAE with an N(0, I) prior: binary images under a Bernoulli
+    likelihood, 8-bit ones under a discretized logistic mixture."""
 
     def __init__(self, model, latent_bits=10, max_batch=128, seed_words=None):
         reason = why_not_codable(model)
         if reason:
             raise InputError(f"cannot compress losslessly: {reason}")
         self.model = model
+        self.pixels = pixel_coder(model)
         self.buckets = PriorBuckets(latent_bits)
         self.latent_dim = int(model.latent_dim)
         # Buckets of equal prior mass: under p(z) each costs latent_bits (up to the coder's rounding).
@@ -80,11 +90,13 @@ class BitsBackCodec:
         q = self.model.encode(tf.convert_to_tensor(images, tf.float32))
         return q.mean().numpy().reshape(-1), q.stddev().numpy().reshape(-1)
 
-    def pixel_probabilities(self, latent_indices, count):
+    def decoder_output(self, latent_indices, count):
+        """The likelihood's parameters at the buckets' centres: Bernoulli logits, or the mixture's parameters."""
         z = self.buckets.values(latent_indices).reshape(count, self.latent_dim)
         likelihood = self.model.decode(tf.convert_to_tensor(z))
-        logits = likelihood.distribution.logits_parameter().numpy().astype(np.float64).reshape(-1)
-        return 1.0 / (1.0 + np.exp(-logits))
+        if isinstance(self.pixels, LevelPixels):
+            return likelihood.params.numpy()
+        return likelihood.distribution.logits_parameter().numpy()
 
     # ------------------------------------------------------------------ coding
 
@@ -93,8 +105,8 @@ class BitsBackCodec:
         return rng.integers(0, 2**32, size=self.seed_words, dtype=np.uint32)
 
     def encode(self, images, salt=b"\0" * 8):
-        """(words, options) for binary images (count, *data_shape) with values 0 and 1."""
-        pixels = np.asarray(images).reshape(len(images), -1).astype(np.int32)
+        """(words, options) for images (count, *data_shape): binary (0 and 1) or 8-bit, as the likelihood codes."""
+        pixels = self.pixels.symbols(images)
         coder = constriction.stream.stack.AnsCoder(self.initial_words(salt))
         batches, start = [], 0
         while start < len(pixels):
@@ -103,16 +115,16 @@ class BitsBackCodec:
             if size < 1:
                 raise InputError("the bits-back stack ran short of bits; compress with more seed_words")
             batch = pixels[start:start + size]
-            mean, stddev = self.posterior(batch.astype(np.float32).reshape(size, *self.model.data_shape))
+            mean, stddev = self.posterior(self.pixels.network_input(batch))
             z = coder.decode(_CATEGORICAL, self.buckets.posterior_masses(mean, stddev))
-            coder.encode_reverse(batch.reshape(-1), _BERNOULLI, self.pixel_probabilities(z, size))
+            self.pixels.push(coder, self.decoder_output(z, size), batch)
             coder.encode_reverse(z, self.prior_model)
             batches.append(size)
             start += size
         return coder.get_compressed(), self.pack_options(batches)
 
     def decode(self, words, options, count, salt=b"\0" * 8):
-        """The images (count, *data_shape) as int32 0/1, from ``encode``'s words and options."""
+        """The images (count, *data_shape) as int32 symbols (0/1, or levels 0-255), from ``encode``'s words and options."""
         batches = self.unpack_options(options)
         if sum(batches) != count:
             raise InputError(f"the header's batches hold {sum(batches)} images, not {count}")
@@ -120,8 +132,8 @@ class BitsBackCodec:
         decoded = []
         for size in reversed(batches):
             z = coder.decode(self.prior_model, size * self.latent_dim)
-            pixels = coder.decode(_BERNOULLI, self.pixel_probabilities(z, size)).reshape(size, *self.model.data_shape)
-            mean, stddev = self.posterior(pixels.astype(np.float32))
+            pixels = self.pixels.pop(coder, self.decoder_output(z, size), (size, *self.model.data_shape))
+            mean, stddev = self.posterior(self.pixels.network_input(pixels))
             coder.encode_reverse(z, _CATEGORICAL, self.buckets.posterior_masses(mean, stddev))
             decoded.append(pixels)
         leftover = coder.get_compressed()

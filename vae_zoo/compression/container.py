@@ -4,7 +4,9 @@ Layout (little-endian throughout)::
 
     magic      4 bytes  b"VZC1"
     version    u8       FORMAT_VERSION
-    method     u8       1 = bits-back (lossless), 2 = VQ codes (lossy)
+    method     u8       1 = bits-back of binary images (lossless), 2 = VQ codes (lossy), 3 = bits-back of 8-bit
+                        images under a discretized logistic mixture (lossless), 4 = bits-back over the latent
+                        groups of a hierarchical VAE (lossless; binary or 8-bit images)
     model      u8 length + UTF-8 name (the pretrained name or folder name it was made with)
     weights    16 bytes  the first half of the model's weights SHA-256 (``vae_zoo.io.saving.weights_digest``)
     content    16 bytes  the first half of a SHA-256 of what decoding must give back (the images for
@@ -31,7 +33,7 @@ from vae_zoo.errors import InputError
 
 MAGIC = b"VZC1"
 FORMAT_VERSION = 1
-METHODS = {"bits_back": 1, "vq_codes": 2}
+METHODS = {"bits_back": 1, "vq_codes": 2, "bits_back_8bit": 3, "bits_back_hierarchy": 4}
 DIGEST_BYTES = 16
 MAX_RANK = 8
 

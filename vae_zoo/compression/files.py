@@ -1,7 +1,8 @@
 """Compress data to ``.vzc`` bytes with a zoo model, and back.
 
-The model decides the method: a Bernoulli VAE with a Gaussian posterior codes
-binary images losslessly by bits-back ANS; a VQ-VAE codes any images lossily
+The model decides the method: a VAE with a Gaussian posterior codes binary
+images (Bernoulli likelihood) or 8-bit grey and colour images (discretized
+logistic mixture) losslessly by bits-back ANS; a VQ-VAE codes any images lossily
 as its code grids. Decoding checks, in this order, that the bytes are a
 ``.vzc`` file, whole and unaltered (its CRC), that the model's weights are
 the ones it was made with, and that what it decoded has the digest the
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_zoo.compression import bits_back, container, vq_codes
+from vae_zoo.compression import bits_back, container, hierarchy, vq_codes
 from vae_zoo.compression.container import CompressedFileError, Header
-from vae_zoo.data import is_binary
+from vae_zoo.compression.pixels import LevelPixels
 from vae_zoo.errors import InputError
 
 
@@ -22,10 +23,18 @@ def method_for(model):
     """The coding method that applies to ``model``, or an ``InputError`` saying why none does."""
     if model.can("discrete_codes"):
         return "vq_codes"
+    if model.can("hierarchical"):
+        reason = hierarchy.why_not_codable(model)
+        if reason:
+            raise InputError(f"{model.registered_name} cannot compress: {reason}")
+        return "bits_back_hierarchy"
     reason = bits_back.why_not_codable(model)
     if reason:
         raise InputError(f"{model.registered_name} cannot compress: {reason}")
-    return "bits_back"
+    return "bits_back_8bit" if isinstance(bits_back.pixel_coder(model), LevelPixels) else "bits_back"
+
+
+LOSSLESS = ("bits_back", "bits_back_8bit", "bits_back_hierarchy")
 
 
 def codec_for(model, method, options=b""):
@@ -40,10 +49,14 @@ def codec_for(model, method, options=b""):
 def _codec(model, method, options):
     if method == "vq_codes":
         return vq_codes.VQCodeCodec(model)
+    if method != method_for(model):
+        raise CompressedFileError(f"the file was coded by {method}, and {model.registered_name} codes by "
+                                  f"{method_for(model)}: decompress with the model it was made with")
+    codec = hierarchy.HierarchicalBitsBackCodec if method == "bits_back_hierarchy" else bits_back.BitsBackCodec
     if options:
-        latent_bits, seed_words = bits_back.BitsBackCodec.options_settings(options)
-        return bits_back.BitsBackCodec(model, latent_bits=latent_bits, seed_words=seed_words)
-    return bits_back.BitsBackCodec(model)
+        latent_bits, seed_words = codec.options_settings(options)
+        return codec(model, latent_bits=latent_bits, seed_words=seed_words)
+    return codec(model)
 
 
 def as_examples(images, model):
@@ -63,12 +76,6 @@ def as_examples(images, model):
     return images
 
 
-def check_binary(images):
-    if not is_binary(images):
-        values = np.unique(images)
-        raise InputError(f"lossless coding with a Bernoulli likelihood needs binary images (0 and 1); these have "
-                         f"{len(values)} distinct values from {values.min()} to {values.max()}: binarize them first "
-                         "(vae-zoo compress --binarize threshold or stochastic)")
 
 
 def compress(model, images, model_name, weights_digest):
@@ -77,8 +84,8 @@ def compress(model, images, model_name, weights_digest):
     images = as_examples(images, model)
     method = method_for(model)
     codec = codec_for(model, method)
-    if method == "bits_back":
-        check_binary(images)
+    if method in LOSSLESS:
+        codec.pixels.check(images)
         content = container.content_digest(images)
         words, options = codec.encode(images, salt=content)
         overhead_words = codec.seed_words
@@ -113,12 +120,12 @@ def decompress(raw, model, weights_digest, source="the file"):
     header, words = container.unpack(raw, source)
     check_model(header, model, weights_digest)
     codec = codec_for(model, header.method, header.options)
-    if header.method == "bits_back":
+    if header.method in LOSSLESS:
         try:
             pixels = codec.decode(words, header.options, header.count, salt=header.content_digest)
         except (InputError, ValueError, RuntimeError) as err:  # the coder's own complaints about a damaged stream
             raise CompressedFileError(f"{source} does not decode: {err}") from None
-        images = pixels.astype(np.dtype(header.dtype))
+        images = codec.pixels.restore(pixels, np.dtype(header.dtype))
         if container.content_digest(images) != header.content_digest:
             raise CompressedFileError(f"{source} decoded to images that differ from the ones compressed "
                                       "(the digest in its header does not match): it was altered or made with other numerics")

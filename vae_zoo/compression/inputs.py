@@ -13,11 +13,12 @@ from vae_zoo.errors import InputError
 BINARIZATIONS = ("none", "threshold", "stochastic")
 
 
-def read_images(source, split="test", limit=None, seed=0, binarized=False):
+def read_images(source, split="test", limit=None, seed=0, binarized=False, channels=1, levels=False):
     """(images as float32 in [0, 1] or the .npz's own array, a description) from ``source``.
 
     ``source``: a path to an ``.npz`` (key ``images`` or ``x``; its dtype is kept, so a lossless
-    round trip gives back the same array), a folder of images (sorted by path, read as greyscale),
+    round trip gives back the same array), a folder of images (sorted by path, read with ``channels`` channels:
+    1 grey, 3 RGB, 4 RGBA; with ``levels`` as uint8, so that a PNG decodes to its own pixels),
     or a data set name such as ``mnist_mini`` (``split`` of it: grey, or with ``binarized`` (what lossless
     coding with a Bernoulli model needs) binarized once with ``seed``, exactly as ``vae-zoo evaluate`` scores it).
     """
@@ -26,7 +27,7 @@ def read_images(source, split="test", limit=None, seed=0, binarized=False):
         images, _ = data_module.read_npz(path)
         description = str(path)
     elif path.is_dir():
-        images = _read_folder(path)
+        images = _read_folder(path, channels, levels)
         description = f"{path}/ ({len(images)} files)"
     elif path.exists() or "/" in str(source):
         raise InputError(f"{source} is neither an .npz file, a folder of images, nor a data set name")
@@ -39,14 +40,20 @@ def read_images(source, split="test", limit=None, seed=0, binarized=False):
     return images, description
 
 
-def _read_folder(path):
+PILLOW_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _read_folder(path, channels=1, levels=False):
+    if channels not in PILLOW_MODES:
+        raise InputError(f"images are read with 1, 3 or 4 channels, not {channels}")
     files, skipped = readable_images(image_files(path)[0])
     if skipped:  # a file the user asked to compress is never left out quietly
         raise InputError(f"cannot compress {skipped[0][0]}: {skipped[0][1]}")
     arrays = []
     for file, _ in files:
         with Image.open(file) as image:
-            arrays.append(np.asarray(image.convert("L"), np.float32)[..., None] / 255.0)
+            pixels = np.asarray(image.convert(PILLOW_MODES[channels]), np.uint8).reshape(image.height, image.width, channels)
+            arrays.append(pixels if levels else pixels.astype(np.float32) / 255.0)
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise InputError(f"the images in {path} differ in size ({sorted(shapes)[:3]}...); compress images of one size")

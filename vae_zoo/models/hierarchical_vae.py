@@ -235,12 +235,15 @@ class HierarchicalVAE(LatentVariableModel):
             features.append(h)
         return features
 
-    def top_down(self, batch, bottom_up=None, given=None, use_means=False, temperature=1.0, seed=None, training=False):
+    def top_down(self, batch, bottom_up=None, given=None, use_means=False, temperature=1.0, seed=None, training=False,
+                 choose=None):
         """The top-down pass: (likelihood parameters in float32, one record a group, top first).
 
-        Each group's z is, in this order of precedence: ``given[g]`` (unless None); the posterior's mean or a draw from it
-        (with ``bottom_up`` features: inference); the prior's mean or a draw from it at ``temperature``
-        (generation). A record holds z and, with ``bottom_up``, the group's KL, log p(z) and log q(z).
+        Each group's z is, in this order of precedence: ``given[g]`` (unless None); ``choose(g, prior, posterior)``
+        (a coder's choice, eager only: prior and posterior are (mean, log-variance) pairs, posterior None without
+        ``bottom_up``); the posterior's mean or a draw from it (with ``bottom_up`` features: inference); the prior's
+        mean or a draw from it at ``temperature`` (generation). A record holds z and, with ``bottom_up``, the group's
+        KL, log p(z) and log q(z).
         """
         h = tf.tile(keras.ops.cast(self.top_features, self.compute_dtype)[None], [batch, 1, 1, 1])
         seeds = split_seed(seed, len(self.group_shapes))
@@ -262,6 +265,9 @@ class HierarchicalVAE(LatentVariableModel):
                     mean, log_variance = p_mean, p_log_variance + 2.0 * math.log(max(float(temperature), 1e-6))
                 if given is not None and given[g] is not None:
                     z = given[g]
+                elif choose is not None:
+                    posterior = (q_mean, q_log_variance) if bottom_up is not None else None
+                    z = tf.convert_to_tensor(choose(g, (p_mean, p_log_variance), posterior), tf.float32)
                 elif use_means:
                     z = mean
                 else:
