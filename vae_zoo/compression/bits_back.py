@@ -145,24 +145,31 @@ class BitsBackCodec:
     # ------------------------------------------------------------------ header options
 
     def pack_options(self, batches):
-        return struct.pack(f"<BHI{len(batches)}H", self.buckets.bits, self.seed_words, len(batches), *batches)
+        return pack_batches("<BHI", self.buckets.bits, self.seed_words, batches)
 
     def unpack_options(self, options):
-        try:
-            bits, seed_words, n = struct.unpack_from("<BHI", options)
-            batches = struct.unpack_from(f"<{n}H", options, struct.calcsize("<BHI"))
-        except struct.error:
-            raise InputError("the file's bits-back options are corrupt") from None
+        bits, seed_words, batches = unpack_batches("<BHI", options)
         if bits != self.buckets.bits or seed_words != self.seed_words:
             raise InputError(f"the file was coded with {bits}-bit latent buckets and {seed_words} initial words, "
                              f"this codec has {self.buckets.bits} and {self.seed_words}")
-        return list(batches)
+        return batches
 
     @staticmethod
     def options_settings(options):
         """(latent_bits, seed_words) from a header's options, to build the matching codec."""
-        try:
-            bits, seed_words, _ = struct.unpack_from("<BHI", options)
-        except struct.error:
-            raise InputError("the file's bits-back options are corrupt") from None
-        return bits, seed_words
+        return unpack_batches("<BHI", options)[:2]
+
+
+def pack_batches(head, bits, seed_words, batches):
+    """A bits-back header's options: ``head`` (bucket bits, initial words, batch count), then the batch sizes."""
+    return struct.pack(f"{head}{len(batches)}H", bits, seed_words, len(batches), *batches)
+
+
+def unpack_batches(head, options):
+    """(bucket bits, initial words, [batch sizes]) from options that ``pack_batches`` wrote."""
+    try:
+        bits, seed_words, n = struct.unpack_from(head, options)
+        batches = struct.unpack_from(f"<{n}H", options, struct.calcsize(head))
+    except struct.error:
+        raise InputError("the file's bits-back options are corrupt") from None
+    return bits, seed_words, list(batches)

@@ -24,14 +24,13 @@ push puts them back), stated in the file's header and counted in every size.
 """
 
 import math
-import struct
 
 import constriction
 import numpy as np
 import tensorflow as tf
 from scipy import special
 
-from vae_zoo.compression.bits_back import MARGIN_BITS, pixel_coder
+from vae_zoo.compression.bits_back import MARGIN_BITS, pack_batches, pixel_coder, unpack_batches
 from vae_zoo.compression.buckets import PriorBuckets
 from vae_zoo.errors import InputError
 from vae_zoo.models.distributions import BernoulliLikelihood, LogisticMixtureLikelihood
@@ -39,6 +38,7 @@ from vae_zoo.models.distributions import BernoulliLikelihood, LogisticMixtureLik
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
 
+OPTIONS_HEAD = "<BII"  # bucket bits, initial words (a deep hierarchy may need more than 65,535), batch count
 CHUNK_DIMENSIONS = 8192  # latent dimensions whose bucket masses are tabulated at once: 8192 x 1025 float64, 67 MB
 
 
@@ -219,24 +219,15 @@ class HierarchicalBitsBackCodec:
     # ------------------------------------------------------------------ header options
 
     def pack_options(self, sizes):
-        return struct.pack(f"<BII{len(sizes)}H", self.buckets.bits, self.seed_words, len(sizes), *sizes)
+        return pack_batches(OPTIONS_HEAD, self.buckets.bits, self.seed_words, sizes)
 
     def unpack_options(self, options):
-        try:
-            bits, seed_words, n = struct.unpack_from("<BII", options)
-            sizes = struct.unpack_from(f"<{n}H", options, struct.calcsize("<BII"))
-        except struct.error:
-            raise InputError("the file's bits-back options are corrupt") from None
+        bits, self.seed_words, sizes = unpack_batches(OPTIONS_HEAD, options)
         if bits != self.buckets.bits:
             raise InputError(f"the file was coded with {bits}-bit latent buckets, this codec has {self.buckets.bits}")
-        self.seed_words = seed_words
-        return list(sizes)
+        return sizes
 
     @staticmethod
     def options_settings(options):
         """(latent_bits, seed_words) from a header's options, to build the matching codec."""
-        try:
-            bits, seed_words, _ = struct.unpack_from("<BII", options)
-        except struct.error:
-            raise InputError("the file's bits-back options are corrupt") from None
-        return bits, seed_words
+        return unpack_batches(OPTIONS_HEAD, options)[:2]
