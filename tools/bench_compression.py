@@ -21,14 +21,19 @@ import platform
 import sys
 from pathlib import Path
 
+import numpy as np
+
 import vae_zoo
 from vae_zoo import data as data_module
 from vae_zoo.compression import report
+from vae_zoo.evaluation import metrics as evaluation
 from vae_zoo.errors import DataError
 from vae_zoo.io.saving import weights_digest
 from vae_zoo.io.strict_json import dumps
 
 # Townsend, Bird and Barber (ICLR 2019), Table 2, binarized MNIST test set, bits per dimension.
+# Kingma, Abbeel and Ho (ICML 2019, Bit-Swap), Table 2, 8-bit MNIST, bits per dimension.
+BIT_SWAP_2019 = {"Bit-Swap": 1.29, "BB-ANS": 1.48, "lzma": 1.49, "bz2": 1.59, "gzip": 1.65, "WebP": 2.10, "PNG": 2.80}
 TOWNSEND_2019 = {"model -ELBO": 0.19, "bits-back": 0.19, "bz2": 0.25, "gzip": 0.33, "PNG": 0.78, "WebP": 0.44}
 LOSSLESS = [("mnist_mini", "vae.mnist_mini"), ("fashion_mnist", "vae.fashion_mnist")]
 LOSSY = [("mnist_mini", "vq_vae.mnist_mini")]
@@ -50,6 +55,20 @@ def lossless_row(name, result, form="binarized"):
             f"{file_row['encode_images_per_second']:,.0f} / {file_row['decode_images_per_second']:,.0f}"]
 
 
+def eight_bit_row(name, result):
+    rows = result["rows"]
+    bpd = lambda key: f"{rows[key]['bits_per_dim']:.3f}" if key in rows else "not installed"
+    file_row = rows["vae-zoo bits-back (file)"]
+    best_other = min(rows[c]["bits_per_dim"] for c in result["codecs"])
+    webp = rows["WebP"]["bits_per_dim"]
+    return [f"{name} test, 8-bit ({result['examples']:,})", f"`{result['model']}`", f"**{bpd('vae-zoo bits-back (file)')}**",
+            bpd("vae-zoo bits-back (without initial bits)"), bpd("model -ELBO"), bpd("model IS-NLL"),
+            f"{100 * result['gap_to_elbo']:+.2f}%", bpd("gzip"), bpd("bz2"), bpd("lzma"), bpd("PNG"), bpd("WebP"),
+            bpd("JPEG 2000"), bpd("JPEG XL"),
+            f"{100 * (1 - file_row['bits_per_dim'] / webp):.1f}% / {'yes' if file_row['bits_per_dim'] < best_other else 'no'}",
+            f"{file_row['encode_images_per_second']:,.1f} / {file_row['decode_images_per_second']:,.1f}"]
+
+
 def lossy_rows(name, result):
     vq = result["vq_vae"]
     rows = [[f"{name} test, grey ({result['examples']:,})", f"VQ-VAE codes, `{result['model']}`", "learned MADE prior",
@@ -69,6 +88,7 @@ def main():
                         help="also code DATA's 8-bit test images with MODEL (a pretrained name or a model folder whose "
                              "likelihood is the logistic mixture), e.g. fashion_mnist=runs/vae_fashion_mnist_8bit")
     parser.add_argument("--limit", type=int, default=None, help="code at most this many test images of each 8-bit set")
+    parser.add_argument("--nll-k", type=int, default=100, help="importance samples of the 8-bit models' IS-NLL")
     args = parser.parse_args()
     out = Path(args.out)
     (out / "compressed").mkdir(parents=True, exist_ok=True)
@@ -87,16 +107,23 @@ def main():
         lossless_table.append(lossless_row(name, result))
         print(f"{name}: {result['rows']['vae-zoo bits-back (file)']['bits_per_dim']:.4f} bits/dim, "
               f"-ELBO {result['rows']['model -ELBO']['bits_per_dim']:.4f}, gap {100 * result['gap_to_elbo']:+.2f}%", flush=True)
+    eight_bit_table = []
     for pair in args.eight_bit:
         name, _, model_name = pair.partition("=")
         model = vae_zoo.load(model_name) if Path(model_name).is_dir() else vae_zoo.load_pretrained(model_name)
         images = test_images(name, binarized=False)[: args.limit]  # the 256 grey levels (or colours), as floats v / 255
         result = report.lossless(model, images, Path(model_name).name, weights_digest(model),
                                  save_to=out / "compressed" / f"{name}_8bit.vzc")
+        nll = -evaluation.log_likelihood(model, images, k=args.nll_k, seed=0)
+        result["rows"]["model IS-NLL"] = {"bits_per_dim": float(nll.mean() / np.log(2.0) / np.prod(images.shape[1:])),
+                                          "k": args.nll_k}
         details["lossless"][f"{name} 8-bit"] = result
-        lossless_table.append(lossless_row(name, result, form="8-bit"))
-        print(f"{name} 8-bit: {result['rows']['vae-zoo bits-back (file)']['bits_per_dim']:.4f} bits/dim, "
-              f"-ELBO {result['rows']['model -ELBO']['bits_per_dim']:.4f}, gap {100 * result['gap_to_elbo']:+.2f}%", flush=True)
+        eight_bit_table.append(eight_bit_row(name, result))
+        print(" | ".join(eight_bit_table[-1]), flush=True)
+    eight_bit_table.append(["8-bit MNIST (10,000), Kingma et al. 2019 (Bit-Swap), Table 2", "their hierarchical VAE",
+                            f"{BIT_SWAP_2019['Bit-Swap']:.2f}", "", "", "", "", f"{BIT_SWAP_2019['gzip']:.2f}",
+                            f"{BIT_SWAP_2019['bz2']:.2f}", f"{BIT_SWAP_2019['lzma']:.2f}", f"{BIT_SWAP_2019['PNG']:.2f}",
+                            f"{BIT_SWAP_2019['WebP']:.2f}", "", "", "", ""])
     lossless_table.append(["MNIST test, binarized (10,000), Townsend et al. 2019, Table 2", "their VAE",
                            f"{TOWNSEND_2019['bits-back']:.2f}", f"{TOWNSEND_2019['model -ELBO']:.2f}", "", f"{TOWNSEND_2019['gzip']:.2f}",
                            f"{TOWNSEND_2019['bz2']:.2f}", "", f"{TOWNSEND_2019['PNG']:.2f}", f"{TOWNSEND_2019['WebP']:.2f}", ""])
@@ -111,13 +138,19 @@ def main():
               flush=True)
     png = report.plot_rate_distortion({f"{n} test, grey": details["lossy"][n] for n in details["lossy"]}, out / "rate_distortion.png")
     measure = "bits per dimension of each whole compressed set, headers included; images/s of vae-zoo's encode / decode"
-    common = {"tool": "tools/bench_compression.py", "machine": machine}
+    common = {"tool": "tools/bench_compression.py", "command": " ".join(["python", "tools/bench_compression.py"] + sys.argv[1:]),
+              "machine": machine}
     (out / "compression.json").write_text(dumps({**common, "measure": measure, "columns": [
         "test images", "model", "vae-zoo bits-back", "model -ELBO", "file vs -ELBO", "gzip", "bz2", "lzma", "PNG", "WebP",
         "images/s (enc / dec)"], "rows": lossless_table}, indent=2) + "\n")
     (out / "compression_lossy.json").write_text(dumps({**common, "measure": "bits per pixel (file size, headers included) and mean PSNR",
                                                        "columns": ["test images", "codec", "setting", "bits/pixel", "-log2 p(codes)/pixel",
                                                                    "PSNR (dB)"], "rows": lossy_table}, indent=2) + "\n")
+    if args.eight_bit:
+        (out / "compression_8bit.json").write_text(dumps({**common, "measure": measure + "; IS-NLL with --nll-k draws", "columns": [
+            "test images", "model", "vae-zoo bits-back", "without initial bits", "model -ELBO", "model IS-NLL", "file vs -ELBO",
+            "gzip", "bz2", "lzma", "PNG", "WebP", "JPEG 2000", "JPEG XL", "below WebP / below every codec",
+            "images/s (enc / dec)"], "rows": eight_bit_table}, indent=2) + "\n")
     (out / "compression_details.json").write_text(dumps({**common, **details}, indent=2) + "\n")
     print(json.dumps({"written": [str(out / f) for f in ("compression.json", "compression_lossy.json", "compression_details.json")] + [png]}, indent=2))
 

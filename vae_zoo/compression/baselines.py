@@ -85,13 +85,29 @@ def per_image_codec(images, binary, format_name, **options):
     return {"bytes": total, "encode_s": encode_s, "decode_s": decode_s}
 
 
+def jpeg_xl_available():
+    """Whether Pillow can write JPEG XL here (the ``pillow-jxl-plugin`` package registers it)."""
+    try:
+        import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
+    except ImportError:
+        return False
+    return True
+
+
 def lossless_codecs(images, binary):
-    """Sizes of the standard lossless codecs on ``images``: gzip, bz2, lzma, PNG and WebP."""
+    """Sizes of the standard lossless codecs on ``images``: gzip, bz2, lzma, PNG and WebP; for 8-bit images also
+    lossless JPEG 2000 and, where ``pillow-jxl-plugin`` is installed, lossless JPEG XL (effort 9). Each round
+    trip is checked."""
     if binary:
         images = (np.asarray(images) > 0.5).astype(np.float32)  # 0/1 pixels, stored by WebP as 0/255 greys
     results = stream_codecs(images, binary)
     results["PNG"] = {**per_image_codec(images, binary, "PNG", optimize=True), "form": "1-bit PNG" if binary else "8-bit PNG"}
     results["WebP"] = {**per_image_codec(images, False, "WEBP", lossless=True, quality=100, method=6), "form": "lossless WebP"}
+    if not binary:
+        # Pillow's JPEG 2000 is lossless (the reversible 5/3 wavelet) unless quality layers are asked for.
+        results["JPEG 2000"] = {**per_image_codec(images, False, "JPEG2000", irreversible=False), "form": "lossless JPEG 2000"}
+        if jpeg_xl_available():
+            results["JPEG XL"] = {**per_image_codec(images, False, "JXL", lossless=True, effort=9), "form": "lossless JPEG XL, effort 9"}
     return results
 
 

@@ -18,6 +18,7 @@ from vae_zoo.errors import InputError
 from vae_zoo.io.folders import write_file
 
 JPEG_QUALITIES = (1, 5, 10, 25, 50, 75, 90, 95)
+CODECS = ("gzip", "bz2", "lzma", "PNG", "WebP", "JPEG 2000", "JPEG XL")  # the lossless ones a file is compared with
 WEBP_QUALITIES = (0, 5, 10, 25, 50, 75, 90, 95)
 
 
@@ -81,7 +82,8 @@ def lossless(model, images, model_name, weights_digest, k=16, seed=0, save_to=No
         "model": str(model_name), "examples": len(images), "dimensions": int(dims), "rows": rows,
         "gap_to_elbo": file_rate / elbo_rate - 1.0,
         "initial_bytes": summary["initial_bytes"], "header_bytes": summary["header_bytes"],
-        "beats": sorted(name for name in ("gzip", "bz2", "lzma", "PNG", "WebP") if file_rate < rows[name]["bits_per_dim"]),
+        "beats": sorted(name for name in CODECS if name in rows and file_rate < rows[name]["bits_per_dim"]),
+        "codecs": sorted(name for name in CODECS if name in rows),
         "method": "bits-back ANS (Townsend et al., 2019) with constriction; the file's size over the whole set, "
                   "header and initial bits included; -ELBO averaged over k single-sample estimates per image",
     }
