@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "vae_zoo"
 # without them (or so that an optional extra is needed only by the feature that uses it).
 HEAVY = {"tensorflow", "tensorflow_probability", "tensorflow_datasets", "tf_keras", "keras", "keras_tuner", "sklearn",
          "matplotlib", "scipy", "PIL", "constriction", "tf2onnx", "onnx", "onnxruntime", "huggingface_hub", "soundfile",
-         "librosa", "datasets", "tokenizers"}
+         "librosa", "datasets", "tokenizers",
+         "pillow_jxl"}  # the last: an optional plugin, imported where it is used so that vae_zoo works without it
 
 # Packages that import their modules with importlib (which ast does not follow): vae_zoo.models imports every
 # variant, so that adding a variant is adding its file. The variants import vae_zoo.registry to register

@@ -88,7 +88,7 @@ def per_image_codec(images, binary, format_name, **options):
 def jpeg_xl_available():
     """Whether Pillow can write JPEG XL here (the ``pillow-jxl-plugin`` package registers it)."""
     try:
-        import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
+        import pillow_jxl  # noqa: F401  (lazy: an optional plugin; importing it registers JXL with Pillow)
     except ImportError:
         return False
     return True
