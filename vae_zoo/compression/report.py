@@ -15,6 +15,7 @@ import numpy as np
 
 from vae_zoo.compression import baselines, files
 from vae_zoo.errors import InputError
+from vae_zoo.evaluation import metrics as evaluation
 from vae_zoo.io.folders import write_file
 
 JPEG_QUALITIES = (1, 5, 10, 25, 50, 75, 90, 95)
@@ -23,7 +24,10 @@ WEBP_QUALITIES = (0, 5, 10, 25, 50, 75, 90, 95)
 
 
 def negative_elbo_bits(model, images, k=16, seed=0, batch=500):
-    """Mean -ELBO per image in bits: the mean of k single-sample log weights per image (an unbiased ELBO)."""
+    """Mean -ELBO per image in bits: the mean of k single-sample log weights per image (an unbiased ELBO).
+    Batches are sized, as the IS-NLL's are, by what one draw holds: 500 colour images at 64x64 with 16 draws
+    once asked for tens of gigabytes."""
+    batch = max(1, min(int(batch), evaluation.MAX_DECODER_VALUES // (k * evaluation.decoder_values_per_draw(model))))
     total = 0.0
     for start in range(0, len(images), batch):
         chunk = np.asarray(images[start:start + batch], np.float32)
