@@ -126,9 +126,7 @@ class BitsBackCodec:
     def decode(self, words, options, count, salt=b"\0" * 8):
         """The images (count, *data_shape) as int32 symbols (0/1, or levels 0-255), from ``encode``'s words and options."""
         batches = self.unpack_options(options)
-        if sum(batches) != count:
-            raise InputError(f"the header's batches hold {sum(batches)} images, not {count}")
-        coder = constriction.stream.stack.AnsCoder(np.asarray(words, np.uint32))
+        coder = open_stack(words, batches, count)
         decoded = []
         for size in reversed(batches):
             z = coder.decode(self.prior_model, size * self.latent_dim)
@@ -136,10 +134,7 @@ class BitsBackCodec:
             mean, stddev = self.posterior(self.pixels.network_input(pixels))
             coder.encode_reverse(z, _CATEGORICAL, self.buckets.posterior_masses(mean, stddev))
             decoded.append(pixels)
-        leftover = coder.get_compressed()
-        if not np.array_equal(leftover, self.initial_words(salt)):
-            raise InputError("after decoding, the stack does not hold the initial bits it began with: "
-                             "the file was made with different numerics or weights")
+        check_initial_words(coder, self.initial_words(salt))
         return np.concatenate(decoded[::-1]) if decoded else np.zeros((0, *self.model.data_shape), np.int32)
 
     # ------------------------------------------------------------------ header options
@@ -173,3 +168,17 @@ def unpack_batches(head, options):
     except struct.error:
         raise InputError("the file's bits-back options are corrupt") from None
     return bits, seed_words, list(batches)
+
+
+def open_stack(words, batches, count):
+    """The ANS stack of a file's words, once the header's batch sizes are checked against its image count."""
+    if sum(batches) != count:
+        raise InputError(f"the header's batches hold {sum(batches)} images, not {count}")
+    return constriction.stream.stack.AnsCoder(np.asarray(words, np.uint32))
+
+
+def check_initial_words(coder, initial):
+    """After decoding, the stack must hold exactly the initial words it began with; anything else is a bad file."""
+    if not np.array_equal(coder.get_compressed(), initial):
+        raise InputError("after decoding, the stack does not hold the initial bits it began with: "
+                         "the file was made with different numerics or weights")

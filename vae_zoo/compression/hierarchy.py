@@ -30,7 +30,8 @@ import numpy as np
 import tensorflow as tf
 from scipy import special
 
-from vae_zoo.compression.bits_back import MARGIN_BITS, pack_batches, pixel_coder, unpack_batches
+from vae_zoo.compression.bits_back import (MARGIN_BITS, check_initial_words, open_stack, pack_batches, pixel_coder,
+                                           unpack_batches)
 from vae_zoo.compression.buckets import PriorBuckets
 from vae_zoo.errors import InputError
 from vae_zoo.models.distributions import BernoulliLikelihood, LogisticMixtureLikelihood
@@ -207,13 +208,9 @@ class HierarchicalBitsBackCodec:
 
     def decode(self, words, options, count, salt=b"\0" * 8):
         sizes = self.unpack_options(options)
-        if sum(sizes) != count:
-            raise InputError(f"the header's batches hold {sum(sizes)} images, not {count}")
-        coder = constriction.stream.stack.AnsCoder(np.asarray(words, np.uint32))
+        coder = open_stack(words, sizes, count)
         decoded = [self._decode_batch(coder, size) for size in reversed(sizes)]
-        if not np.array_equal(coder.get_compressed(), self.initial_words(salt, self.seed_words)):
-            raise InputError("after decoding, the stack does not hold the initial bits it began with: "
-                             "the file was made with different numerics or weights")
+        check_initial_words(coder, self.initial_words(salt, self.seed_words))
         return np.concatenate(decoded[::-1])
 
     # ------------------------------------------------------------------ header options

@@ -61,8 +61,8 @@ def lossless(model, images, model_name, weights_digest, k=16, seed=0, save_to=No
     ones under a discretized logistic mixture): every row in bits per dimension. ``save_to``: also write the
     compressed file there."""
     images = files.as_examples(images, model)
-    method = files.method_for(model)
-    files.codec_for(model, method).pixels.check(images)
+    pixels = files.codec_for(model, files.method_for(model)).pixels
+    pixels.check(images)
     dims = images.size
     raw, summary, decoded, encode_s, decode_s = _round_trip(model, images, model_name, weights_digest, save_to)
     if not np.array_equal(decoded["images"], images):
@@ -76,8 +76,7 @@ def lossless(model, images, model_name, weights_digest, k=16, seed=0, save_to=No
                                                      "bytes": len(raw) - summary["initial_bytes"]},
         "model -ELBO": {"bits_per_dim": elbo_bits * len(images) / dims, "k": k},
     }
-    binary = files.codec_for(model, method).pixels.kind == "binary"
-    for name, result in baselines.lossless_codecs(images, binary=binary).items():
+    for name, result in baselines.lossless_codecs(images, binary=pixels.kind == "binary").items():
         rows[name] = {"bits_per_dim": 8 * result["bytes"] / dims, "bytes": result["bytes"], "form": result["form"],
                       "encode_images_per_second": _throughput(len(images), result["encode_s"]),
                       "decode_images_per_second": _throughput(len(images), result["decode_s"])}
