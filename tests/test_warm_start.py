@@ -125,3 +125,15 @@ def test_a_damaged_record_of_the_source_is_read_from_the_source_again(source, tm
     (tmp_path / ".warm.run" / runner.STARTED_FROM_FILE).write_text("{not json")
     _, _, card = runner.train(spec, tmp_path / "warm")
     assert card["training"]["started_from"]["weights_sha256"] == json.loads((source / "card.json").read_text())["weights_sha256"]
+
+
+def test_a_source_with_another_prior_gives_its_networks_and_the_recipes_prior_starts_afresh(source):
+    spec = recipe(model={"prior": {"name": "exemplar", "exemplars": 20, "neighbours": 4, "scale": 0.5}},
+                  initial_weights=str(source))
+    model = recipes.build_model(spec, recipes.build_data(spec))
+    started = load_initial_weights(model, spec["training"]["initial_weights"])
+    assert "another prior" in started["prior"]
+    loaded = saving.load(source)
+    for mine, theirs in zip(model.encoder.weights + model.decoder.weights, loaded.encoder.weights + loaded.decoder.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    assert float(model.prior_layer.scale) == pytest.approx(0.5)

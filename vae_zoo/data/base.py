@@ -120,6 +120,8 @@ class Data:
 
     # The ``DataSource`` that built the bundle (``vae_zoo.data.load`` sets it; None for arrays of one's own).
     source = None
+    # Whether the "labels" are each example's index in the training split (-1 elsewhere): the exemplar prior's.
+    indices = False
 
     def __init__(self, spec, splits, binarize="none", batch_size=128, labels=False, seed=0, labelled_per_batch=0):
         self.spec, self.binarize, self.batch_size = spec, binarize, int(batch_size)
@@ -384,7 +386,7 @@ def keep_labels_per_class(labels, per_class, seed=0):
 
 
 def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=False, limit=None, seed=0, num_classes=None,
-                exclude_classes=(), modality="image", labels_per_class=None, labelled_per_batch=0):
+                exclude_classes=(), modality="image", labels_per_class=None, labelled_per_batch=0, indices=False):
     """Turn split arrays (uint8 or [0, 1] floats) into a ``Data`` bundle.
 
     ``exclude_classes`` drops those labels from the train and validation splits
@@ -396,7 +398,12 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
     ``labels_per_class`` keeps that many training labels of each class (drawn with ``seed``) and marks the others
     -1, unknown (validation and test keep theirs): the semi-supervised protocol. ``labelled_per_batch`` adds that
     many examples with known labels, drawn again for every batch, to each training batch.
+
+    ``indices`` puts each example's index in the training split where its label would be (-1 in validation and
+    test): the exemplar prior's leave-one-out.
     """
+    if indices and (labels or labels_per_class or labelled_per_batch):
+        raise DataError("indices take the labels' place: they cannot be combined with labels")
     if binarize not in BINARIZATIONS:
         raise unknown_name("binarization", binarize, BINARIZATIONS)
     if not int(batch_size) >= 1:
@@ -418,9 +425,15 @@ def from_splits(splits, name="arrays", batch_size=128, binarize="none", labels=F
         num_classes = int(max(prepared["train"][1].max(), -1) + 1)
     if labels_per_class:
         prepared["train"] = (prepared["train"][0], keep_labels_per_class(prepared["train"][1], labels_per_class, seed))
+    if indices:
+        prepared = {split: (examples, np.arange(len(examples), dtype=np.int64) if split == "train"
+                            else np.full(len(examples), -1, np.int64))
+                    for split, (examples, _) in prepared.items()}
     spec = DataSpec(name, modality, tuple(prepared["train"][0].shape[1:]), num_classes=int(num_classes),
                     levels=levels_of(binarize, eight_bit))
-    return Data(spec, prepared, binarize, batch_size, labels, seed, labelled_per_batch)
+    data = Data(spec, prepared, binarize, batch_size, labels or indices, seed, labelled_per_batch)
+    data.indices = bool(indices)
+    return data
 
 
 def levels_of(binarize, eight_bit):

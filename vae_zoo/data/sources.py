@@ -142,6 +142,12 @@ class ArraySource(DataSource):
     """A source whose splits are arrays in memory: ``splits()`` returns {split: (examples, labels)}, uint8 or
     floats in [0, 1]; labels may be None."""
 
+    options = {
+        "indices": Option(False, schema.boolean,
+                          "yield (examples, index in the training split) pairs, -1 outside it: what the exemplar "
+                          "prior's leave-one-out needs, in place of labels"),
+    }
+
     @abc.abstractmethod
     def splits(self):
         """{split: (examples, labels)} for "train", "validation" and "test"."""
@@ -150,7 +156,7 @@ class ArraySource(DataSource):
         o = self.options
         return from_splits(self.splits(), self.name, o["batch_size"], o["binarize"], o["labels"], o["limit"], o["seed"],
                            self.num_classes, o["exclude_classes"], self.modality, o["labels_per_class"],
-                           o["labelled_per_batch"])
+                           o["labelled_per_batch"], o["indices"])
 
 
 class CachedSource(ArraySource):

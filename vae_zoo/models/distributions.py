@@ -440,6 +440,8 @@ def kl_divergence(q, p, z):
     ``z`` must be a sample from ``q`` (the one the reconstruction term used), so
     the Monte-Carlo estimate log q(z) - log p(z) stays unbiased.
     """
+    if not isinstance(p, tfd.Distribution):  # a prior made for one batch (the exemplar prior's retrieval)
+        return q.log_prob(z) - p.log_prob(z)
     try:
         return tfd.kl_divergence(q, p)
     except NotImplementedError:

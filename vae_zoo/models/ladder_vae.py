@@ -70,7 +70,7 @@ class LadderVAE(VAE):
         seeds = split_seed(seed, len(self.level_dims))
         q = distributions.diagonal_gaussian(*estimates[-1])
         z = q.mean() if use_means else distributions.reparameterized_sample(q, seed=seeds[-1])
-        levels = [(q, self.prior(), z)]
+        levels = [(q, self.prior_for(q, y, training), z)]
         for level in reversed(range(len(self.level_dims) - 1)):
             p = self._conditional_prior(level, z, training)
             mean_up, log_variance_up = estimates[level]

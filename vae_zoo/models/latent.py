@@ -44,6 +44,9 @@ class LatentVariableModel(ZooModel):
         # Networks, then the prior, then beta: the order of the weights that saved models hold.
         self.make_networks()
         self.prior_layer = self.make_prior(prior)
+        if self.takes_example_indices and self.can("labels"):
+            raise ValueError(f"{self.registered_name} reads labels as its second input; the exemplar prior needs that "
+                             "place for example indices")
         if self.free_bits and not self.prior_factorizes:
             raise ValueError(f"free_bits needs a prior that factorizes over dimensions (normal), not {prior!r}")
         self.kl_weight = self.add_weight(
@@ -60,6 +63,25 @@ class LatentVariableModel(ZooModel):
     def prior(self):
         """The prior p(z)."""
         return self.prior_layer.distribution(self)
+
+    @property
+    def takes_example_indices(self):
+        """Whether training batches come as (examples, their indices in the training split): the exemplar prior's
+        leave-one-out needs them (data option ``indices: true``)."""
+        return bool(getattr(self.prior_layer, "uses_example_indices", False))
+
+    def prior_for(self, top_posterior, y=None, training=False):
+        """p(z) as the loss sees it: the prior, or in training with an exemplar bank attached, each example's
+        mixture over its retrieved exemplars, itself left out (``y`` holds the examples' indices)."""
+        if training and getattr(self.prior_layer, "bank", None) is not None:
+            return self.prior_layer.retrieval_distribution(self, top_posterior.mean(), y)
+        return self.prior()
+
+    def split_inputs(self, inputs):
+        """(x, indices) pairs are what an exemplar-prior model trains on; elsewhere it takes them as x alone."""
+        if self.takes_example_indices and isinstance(inputs, (tuple, list)) and len(inputs) == 2:
+            return inputs[0], None
+        return super().split_inputs(inputs)
 
     @property
     def prior_factorizes(self):
@@ -83,7 +105,7 @@ class LatentVariableModel(ZooModel):
         q = self.encode(self.encoder_view(x, seed) if training else x, y, training=training)
         z = distributions.reparameterized_sample(q, seed=seed)
         log_likelihood = self.data_log_prob(z, x, y, training=training, seed=seed)
-        p = self.prior()
+        p = self.prior_for(q, y, training)
         kl = distributions.kl_divergence(q, p, z)
         return objectives.elbo_terms(log_likelihood, kl, self.kl_weight, objectives.kl_penalty(kl, [(q, p)], self.free_bits))
 

@@ -200,6 +200,25 @@ class _AverageAtTheEnd(keras.callbacks.Callback):
             self.swapping._finalize_ema_values()
 
 
+class ExemplarRefresh(keras.callbacks.Callback):
+    """Trains an exemplar prior (``vae_zoo.models.exemplar_prior``): attaches its exemplar images for the run and
+    recomputes the cache of their posterior means at every epoch's start, so that the weights validated and saved at
+    the epoch's end hold the cache they were validated with. The runner adds it to every exemplar-prior run."""
+
+    def __init__(self, images, indices):
+        super().__init__()
+        self.images, self.indices = images, indices
+
+    def on_train_begin(self, logs=None):
+        self.model.prior_layer.attach(self.images, self.indices)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.prior_layer.refresh(self.model)
+
+    def on_train_end(self, logs=None):
+        self.model.prior_layer.detach()
+
+
 CALLBACKS = {
     "image_logger": ImageLogger,
     "kl_annealing": KLAnnealing,

@@ -34,7 +34,8 @@ from vae_zoo.evaluation.metrics import score_dataset
 from vae_zoo.io import folders, saving, strict_json
 from vae_zoo.training import compilation
 from vae_zoo.training import recipe as recipes
-from vae_zoo.training.callbacks import DivergenceGuard, MovingAverageWeights
+from vae_zoo.models.exemplar_prior import exemplar_bank
+from vae_zoo.training.callbacks import DivergenceGuard, ExemplarRefresh, MovingAverageWeights
 from vae_zoo.training.distributed import fit_multi_worker
 from vae_zoo.training.warm_start import load_initial_weights
 
@@ -277,7 +278,8 @@ def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose=
     # The guard comes first: it raises before any epoch-end callback could save a diverged state. With the
     # optimizer's use_ema the moving average is swapped in next, so that every later callback sees it.
     averaging = [MovingAverageWeights()] if getattr(model.optimizer, "use_ema", False) else []
-    callbacks = [DivergenceGuard(), *averaging, *recipes.build_callbacks(recipe, data), *callbacks,
+    callbacks = [DivergenceGuard(), *averaging, *exemplar_callbacks(model, data, options["seed"]),
+                 *recipes.build_callbacks(recipe, data), *callbacks,
                  *(swapping.closing() for swapping in averaging)]
     backup = RunBackup(backup_dir, callbacks, write=write) if backup_dir is not None else None
     first_epoch = backup.first_epoch if backup is not None else 0
@@ -296,6 +298,17 @@ def fit(model, data, recipe, callbacks=(), backup_dir=None, write=True, verbose=
     if backup is None:
         return [dict(zip(history.history, values)) for values in zip(*history.history.values())]
     return backup.history
+
+
+def exemplar_callbacks(model, data, seed):
+    """[ExemplarRefresh] for a model with an exemplar prior (its bank drawn from the training split), else []."""
+    if not getattr(model, "takes_example_indices", False):
+        return []
+    if not getattr(data, "indices", False):
+        raise RecipeError("the exemplar prior trains on (example, index) pairs for its leave-one-out: "
+                          "add `indices: true` to the recipe's data section")
+    images, indices = exemplar_bank(data, model.prior_layer.exemplars, seed)
+    return [ExemplarRefresh(images, indices)]
 
 
 def as_history(logs):

@@ -38,6 +38,11 @@ def load_initial_weights(model, spec):
         raise RecipeError(f"training.initial_weights {spec!r} is a {source.registered_name}, "
                           f"but the recipe builds a {model.registered_name}")
     theirs, ours = source.weights, model.weights
+    prior_fresh = different_priors(source, model)
+    if prior_fresh:
+        # Another prior (a VampPrior's networks fine-tuned under an exemplar prior): the networks carry over, the
+        # recipe's prior starts from its own initial values.
+        theirs, ours = without_prior(source), without_prior(model)
     if len(theirs) != len(ours):
         raise RecipeError(f"training.initial_weights {spec!r} has {len(theirs)} weights and the recipe's model "
                           f"{len(ours)}: the architectures differ (compare their model sections)")
@@ -53,4 +58,17 @@ def load_initial_weights(model, spec):
     card = read_card(folder) or {}
     training = card.get("training") or {}
     return {"from": str(spec), "weights_sha256": card.get("weights_sha256") or saving.weights_digest(source),
-            "epochs_run": training.get("epochs_run"), "seconds": training.get("seconds")}
+            "epochs_run": training.get("epochs_run"), "seconds": training.get("seconds"),
+            **({"prior": "started afresh: the source has another prior"} if prior_fresh else {})}
+
+
+def different_priors(source, model):
+    """Whether both models have a prior layer, of different kinds."""
+    theirs, ours = getattr(source, "prior_layer", None), getattr(model, "prior_layer", None)
+    return theirs is not None and ours is not None and type(theirs) is not type(ours)
+
+
+def without_prior(model):
+    """The model's weights less its prior layer's."""
+    owned = {id(variable) for variable in model.prior_layer.weights}
+    return [variable for variable in model.weights if id(variable) not in owned]
