@@ -151,3 +151,34 @@ def test_the_runner_trains_an_exemplar_prior_and_refreshes_its_cache():
     assert model.prior_layer.bank is None  # the bank is let go when training ends
     with pytest.raises(RecipeError, match="indices: true"):
         runner.fit(model, small_data(indices=False), recipe, verbose=0)
+
+
+def test_the_short_sum_of_evaluation_is_never_above_the_exact_density_and_is_it_with_every_exemplar(monkeypatch):
+    model, _ = attached_model()
+    # Two far-apart clusters of exemplars: an example's draws near one get almost nothing from the other.
+    means = np.random.default_rng(4).normal(scale=0.3, size=(EXEMPLARS, 3)) + np.repeat([[8, 0, 0], [-8, 0, 0]], 6, 0)
+    model.prior_layer.means.assign(means.astype(np.float32))
+    q = vae_zoo.models.distributions.diagonal_gaussian(tf.constant([[8.0, 0, 0]]), tf.fill([1, 3], -2.0))
+    z = q.sample(50, seed=5)  # (50, 1, 3)
+    exact = direct_log_density(z.numpy().reshape(-1, 3), means, 0.7).reshape(50, 1)
+    monkeypatch.setattr(model.prior_layer, "candidates", 6)
+    near = model.prior_layer.log_prob_near(z, q).numpy()
+    assert np.all(near <= exact + 1e-5) and np.max(exact - near) < 1e-6
+    monkeypatch.setattr(model.prior_layer, "candidates", 2)
+    assert np.all(model.prior_layer.log_prob_near(z, q).numpy() < exact - 1e-3)  # too few: below, never above
+    monkeypatch.setattr(model.prior_layer, "candidates", 0)
+    np.testing.assert_allclose(model.prior_layer.log_prob_near(z, q), exact, rtol=1e-5)
+
+
+@pytest.mark.parametrize("model_name, extra", [("vae", {}), ("ladder_vae", {"upper_latent_dims": [3], "ladder_hidden": [8]})])
+def test_the_importance_weights_take_the_exemplar_prior_at_its_exact_density(model_name, extra):
+    """log p(z) in the importance weights is the mixture's at the same draws (the top level's, in a ladder): with
+    fewer exemplars than candidates, exactly."""
+    model, _ = attached_model(model=model_name, **extra)
+    model.prior_layer.detach()
+    x = example_batch()
+    q = model.top_posterior(x)
+    z = q.sample(7, seed=2)  # (7, batch, 3)
+    np.testing.assert_allclose(model.prior_log_prob(z, q), model.prior().log_prob(z), atol=2e-3)
+    nll = -vae_zoo.evaluation.metrics.log_likelihood(model, x, k=64)
+    assert np.all(np.isfinite(nll)) and np.all(nll > 0)

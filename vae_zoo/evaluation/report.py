@@ -274,7 +274,8 @@ def modality_reason(part, modality):
 def data_spec_for(model, data_spec):
     """The data options that read ``data_spec``'s set as ``model`` takes it: with labels for a conditional
     model, and with the model's own vocabulary for a token model (the same words keep the same ids)."""
-    spec = {**{k: v for k, v in data_spec.items() if k != "limit"}, "labels": model.can("labels")}
+    # Training indices (the exemplar prior's leave-one-out) are for training only: evaluation reads the labels.
+    spec = {**{k: v for k, v in data_spec.items() if k not in ("limit", "indices")}, "labels": model.can("labels")}
     own = data_module.get_modality(model.modality).data_options(model)
     if own:  # only the options the data set takes (a token model's vocabulary: text sources)
         accepted = data_module.get_source(spec.get("name")).schema()

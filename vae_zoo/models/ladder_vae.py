@@ -104,7 +104,11 @@ class LadderVAE(VAE):
         repeated = repeat_batch(x, k)
         levels = self.infer(repeated, None if y is None else repeat_batch(y, k), training=training, seed=seed)
         log_likelihood = self.decode(levels[0][2], training=training).log_prob(repeated)
-        log_prior = tf.add_n([p.log_prob(z) for _, p, z in levels])
+        # The top level's prior through prior_log_prob, draws as (k, batch): an exemplar prior sums near each
+        # example's top posterior (the bottom-up estimate, the same for every draw of an example).
+        (top_q, _, top_z), below = levels[-1], levels[:-1]
+        top_log_prior = self.prior_log_prob(tf.reshape(top_z, [k, batch, -1]), self.top_posterior(x))
+        log_prior = tf.add_n([tf.reshape(top_log_prior, [-1])] + [p.log_prob(z) for _, p, z in below])
         log_posterior = tf.add_n([q.log_prob(z) for q, _, z in levels])
         return tuple(tf.reshape(t, [k, batch]) for t in (log_likelihood, log_prior, log_posterior))
 

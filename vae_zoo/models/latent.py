@@ -77,6 +77,13 @@ class LatentVariableModel(ZooModel):
             return self.prior_layer.retrieval_distribution(self, top_posterior.mean(), y)
         return self.prior()
 
+    def prior_log_prob(self, z, top_posterior):
+        """log p(z) of draws z (k, batch, D) from ``top_posterior``: an exemplar prior sums over the exemplars near
+        each example's posterior (to within a stated tolerance of the exact mixture), any other prior exactly."""
+        if hasattr(self.prior_layer, "log_prob_near"):
+            return self.prior_layer.log_prob_near(z, top_posterior)
+        return self.prior().log_prob(z)
+
     def split_inputs(self, inputs):
         """(x, indices) pairs are what an exemplar-prior model trains on; elsewhere it takes them as x alone."""
         if self.takes_example_indices and isinstance(inputs, (tuple, list)) and len(inputs) == 2:
@@ -113,7 +120,7 @@ class LatentVariableModel(ZooModel):
         """log p(x|z_i), log p(z_i) and log q(z_i|x) for k draws z_i ~ q(z|x); each (k, batch)."""
         q = self.encode(x, y, training=training)
         z, log_posterior = distributions.reparameterized_draw(q, [k], seed=seed)
-        return self.draws_log_prob(z, self.check_data(x), y, training=training), self.prior().log_prob(z), log_posterior
+        return self.draws_log_prob(z, self.check_data(x), y, training=training), self.prior_log_prob(z, q), log_posterior
 
     def draws_log_prob(self, z, x, y=None, training=False):
         """log p(x | z_i) of every example under each of its draws: z (k, batch, latent), x (batch, ...) -> (k, batch).
