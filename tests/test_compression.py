@@ -153,7 +153,9 @@ def test_grey_images_or_wrong_shapes_are_refused_before_coding(vae, digits):
     with pytest.raises(vae_zoo.InputError, match="binary images"):
         files.compress(vae, digits[1][:5], "m", digest)
     with pytest.raises(vae_zoo.InputError, match=r"shape \(28, 28, 1\)"):
-        files.compress(vae, np.zeros((5, 32, 32, 1)), "m", digest)
+        files.compress(vae, np.zeros((5, 784)), "m", digest)
+    with pytest.raises(vae_zoo.InputError, match=r"1 channel\(s\); these have 3"):  # a larger image is coded in tiles
+        files.compress(vae, np.zeros((5, 32, 32, 3)), "m", digest)
     with pytest.raises(vae_zoo.InputError, match="NaN"):
         files.compress(vae, np.full((2, 28, 28, 1), np.nan), "m", digest)
 

@@ -162,3 +162,58 @@ def test_a_damaged_hierarchical_file_is_refused(hierarchical):
     raw[-5] ^= 0x10
     with pytest.raises(files.CompressedFileError):
         files.decompress(bytes(raw), model, digest)
+
+
+# --------------------------------------------------------------------------- images of any size, in tiles
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28, 1), (2, 29, 57, 3), (1, 5, 3, 1)])
+def test_tiles_put_back_together_give_the_image_and_pad_by_repeating_its_edges(shape):
+    from vae_zoo.compression import tiling
+
+    images = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    tile = (28, 28, shape[-1])
+    tiles = tiling.to_tiles(images, tile)
+    rows, columns = tiling.grid(shape[1:], tile)
+    assert tiles.shape == (shape[0] * rows * columns, *tile)
+    np.testing.assert_array_equal(tiling.from_tiles(tiles, shape[1:]), images)
+    # The first image's last tile: its padded columns repeat the image's last column.
+    last = tiles[rows * columns - 1]
+    if shape[2] % 28:
+        np.testing.assert_array_equal(last[:, -1], last[:, shape[2] % 28 - 1])
+
+
+def test_an_odd_sized_colour_png_larger_than_the_model_round_trips_in_tiles(tmp_path):
+    """RGB 37x29 PNGs under a model of 16x16x3: 3 x 2 tiles each, the header holds 37x29x3, the same pixels come back."""
+    from PIL import Image
+
+    from vae_zoo.compression import container, inputs
+
+    rng = np.random.default_rng(6)
+    pixels = rng.integers(0, 256, size=(2, 37, 29, 3), dtype=np.uint8)
+    pixels[:, 10:20] = pixels[:, 10:11]
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    model = vae_zoo.create_model("vae", data_shape=(16, 16, 3), latent_dim=4, likelihood="logistic_mixture",
+                                 encoder={"name": "mlp", "hidden_sizes": [32]})
+    model(np.zeros((1, 16, 16, 3), np.float32))
+    images, _ = inputs.read_images(str(tmp_path), channels=3, levels=True)
+    digest = weights_digest(model)
+    raw, summary = files.compress(model, images, "m", digest)
+    assert summary["tiles_per_image"] == 6 and summary["examples"] == 2
+    assert container.unpack(raw)[0].shape == (37, 29, 3)
+    assert summary["bits_per_dim"] == 8 * len(raw) / pixels.size  # the image's own pixels, not the padding
+    back = files.decompress(raw, model, digest)["images"]
+    assert back.dtype == np.uint8 and np.array_equal(back, pixels)
+    with pytest.raises(vae_zoo.InputError, match="3 channel"):
+        files.compress(model, pixels[..., :1], "m", digest)
+
+
+def test_a_larger_grey_image_round_trips_through_the_hierarchy_in_tiles(hierarchical):
+    model, images = hierarchical
+    mosaic = np.concatenate([np.concatenate(list(images[row * 2:row * 2 + 2]), axis=1) for row in range(2)])[None]
+    picture = mosaic[:, :50, :45]  # 50x45: tiles cut through digits, the last ones padded
+    digest = weights_digest(model)
+    raw, summary = files.compress(model, picture, "m", digest)
+    assert summary["tiles_per_image"] == 4
+    assert np.array_equal(files.decompress(raw, model, digest)["images"], picture)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_zoo.compression import bits_back, container, hierarchy, vq_codes
+from vae_zoo.compression import bits_back, container, hierarchy, tiling, vq_codes
 from vae_zoo.compression.container import CompressedFileError, Header
 from vae_zoo.compression.pixels import LevelPixels
 from vae_zoo.errors import InputError
@@ -60,13 +60,18 @@ def _codec(model, method, options):
 
 
 def as_examples(images, model):
-    """``images`` as (count, *data_shape): one example gets a batch axis; other shapes, NaN or non-numbers are refused."""
+    """``images`` as (count, *shape): one example gets a batch axis; NaN or non-numbers are refused. Images of
+    another height and width than the model's (with its channels) are coded in tiles (``tiling``)."""
     images = np.asarray(images)
     shape = tuple(model.data_shape)
-    if images.shape == shape:
+    if images.ndim == len(shape):
         images = images[None]
-    if images.ndim != len(shape) + 1 or tuple(images.shape[1:]) != shape:
+    if images.ndim != len(shape) + 1:
         raise InputError(f"{model.registered_name} codes examples of shape {shape}; got an array of shape {images.shape}")
+    try:
+        tiling.needs_tiles(images.shape[1:], shape)
+    except InputError as err:
+        raise InputError(f"{model.registered_name}: {err}") from None
     if not (np.issubdtype(images.dtype, np.number) or images.dtype == bool):
         raise InputError(f"images must be numbers, not {images.dtype}")
     if len(images) == 0:
@@ -84,10 +89,14 @@ def compress(model, images, model_name, weights_digest):
     images = as_examples(images, model)
     method = method_for(model)
     codec = codec_for(model, method)
+    tiled = tiling.needs_tiles(images.shape[1:], model.data_shape)
+    if tiled and method not in LOSSLESS:
+        raise InputError(f"{method} codes examples of the model's own shape {tuple(model.data_shape)} only")
     if method in LOSSLESS:
-        codec.pixels.check(images)
+        examples = tiling.to_tiles(images, model.data_shape) if tiled else images
+        codec.pixels.check(examples)
         content = container.content_digest(images)
-        words, options = codec.encode(images, salt=content)
+        words, options = codec.encode(examples, salt=content)
         overhead_words = codec.seed_words
     else:
         codes = codec.codes(images)
@@ -99,6 +108,7 @@ def compress(model, images, model_name, weights_digest):
     raw = container.pack(header, words)
     dims = images.size
     summary = {"method": method, "model": str(model_name), "examples": len(images), "bytes": len(raw),
+               **({"tiles_per_image": tiling.tiles_per_image(images.shape[1:], model.data_shape)} if tiled else {}),
                "header_bytes": len(raw) - 4 * len(words), "payload_bytes": 4 * len(words),
                "initial_bytes": 4 * overhead_words, "bits_per_dim": 8 * len(raw) / dims}
     if method == "vq_codes":
@@ -111,7 +121,11 @@ def check_model(header, model, weights_digest):
         raise CompressedFileError(f"the file was compressed with {header.model} (weights {header.weights_digest.hex()}...), "
                                   f"and this model's weights differ ({container.digest(weights_digest).hex()}...): "
                                   "decompress with the model it was made with")
-    if tuple(model.data_shape) != header.shape:
+    try:
+        tiled = tiling.needs_tiles(header.shape, model.data_shape)
+    except InputError:
+        tiled = None
+    if tiled is None or (tiled and header.method not in LOSSLESS):
         raise CompressedFileError(f"the file holds examples of shape {header.shape}, the model makes {tuple(model.data_shape)}")
 
 
@@ -121,11 +135,15 @@ def decompress(raw, model, weights_digest, source="the file"):
     check_model(header, model, weights_digest)
     codec = codec_for(model, header.method, header.options)
     if header.method in LOSSLESS:
+        tiled = tiling.needs_tiles(header.shape, model.data_shape)
+        coded = header.count * (tiling.tiles_per_image(header.shape, model.data_shape) if tiled else 1)
         try:
-            pixels = codec.decode(words, header.options, header.count, salt=header.content_digest)
+            pixels = codec.decode(words, header.options, coded, salt=header.content_digest)
         except (InputError, ValueError, RuntimeError) as err:  # the coder's own complaints about a damaged stream
             raise CompressedFileError(f"{source} does not decode: {err}") from None
         images = codec.pixels.restore(pixels, np.dtype(header.dtype))
+        if tiled:
+            images = tiling.from_tiles(images, header.shape)
         if container.content_digest(images) != header.content_digest:
             raise CompressedFileError(f"{source} decoded to images that differ from the ones compressed "
                                       "(the digest in its header does not match): it was altered or made with other numerics")
