@@ -32,6 +32,7 @@ import constriction
 import numpy as np
 import tensorflow as tf
 
+from vae_zoo.compression import tiling
 from vae_zoo.compression.buckets import PriorBuckets
 from vae_zoo.compression.pixels import BernoulliPixels, LevelPixels
 from vae_zoo.errors import InputError
@@ -104,8 +105,9 @@ class BitsBackCodec:
         rng = np.random.Generator(np.random.PCG64(int.from_bytes(salt[:8], "little")))
         return rng.integers(0, 2**32, size=self.seed_words, dtype=np.uint32)
 
-    def encode(self, images, salt=b"\0" * 8):
-        """(words, options) for images (count, *data_shape): binary (0 and 1) or 8-bit, as the likelihood codes."""
+    def encode(self, images, salt=b"\0" * 8, valid=None):
+        """(words, options) for images (count, *data_shape): binary (0 and 1) or 8-bit, as the likelihood codes.
+        ``valid`` (count, 2): tiles whose pixels beyond those rows and columns are padding, left uncoded."""
         pixels = self.pixels.symbols(images)
         coder = constriction.stream.stack.AnsCoder(self.initial_words(salt))
         batches, start = [], 0
@@ -117,20 +119,24 @@ class BitsBackCodec:
             batch = pixels[start:start + size]
             mean, stddev = self.posterior(self.pixels.network_input(batch))
             z = coder.decode(_CATEGORICAL, self.buckets.posterior_masses(mean, stddev))
-            self.pixels.push(coder, self.decoder_output(z, size), batch)
+            self.pixels.push(coder, self.decoder_output(z, size), batch, tile_mask(valid, start, size, batch.shape))
             coder.encode_reverse(z, self.prior_model)
             batches.append(size)
             start += size
         return coder.get_compressed(), self.pack_options(batches)
 
-    def decode(self, words, options, count, salt=b"\0" * 8):
+    def decode(self, words, options, count, salt=b"\0" * 8, valid=None):
         """The images (count, *data_shape) as int32 symbols (0/1, or levels 0-255), from ``encode``'s words and options."""
         batches = self.unpack_options(options)
         coder = open_stack(words, batches, count)
-        decoded = []
+        decoded, end = [], count
         for size in reversed(batches):
+            end -= size
+            shape = (size, *self.model.data_shape)
             z = coder.decode(self.prior_model, size * self.latent_dim)
-            pixels = self.pixels.pop(coder, self.decoder_output(z, size), (size, *self.model.data_shape))
+            pixels = self.pixels.pop(coder, self.decoder_output(z, size), shape, tile_mask(valid, end, size, shape))
+            if valid is not None:
+                pixels = tiling.fill_padding(pixels, valid[end:end + size])
             mean, stddev = self.posterior(self.pixels.network_input(pixels))
             coder.encode_reverse(z, _CATEGORICAL, self.buckets.posterior_masses(mean, stddev))
             decoded.append(pixels)
@@ -175,6 +181,11 @@ def open_stack(words, batches, count):
     if sum(batches) != count:
         raise InputError(f"the header's batches hold {sum(batches)} images, not {count}")
     return constriction.stream.stack.AnsCoder(np.asarray(words, np.uint32))
+
+
+def tile_mask(valid, start, size, shape):
+    """The pixel mask of examples ``start`` to ``start + size`` that are tiles with padding (``valid``), else None."""
+    return None if valid is None else tiling.pixel_mask(shape[1:3], valid[start:start + size])
 
 
 def check_initial_words(coder, initial):

@@ -94,9 +94,10 @@ def compress(model, images, model_name, weights_digest):
         raise InputError(f"{method} codes examples of the model's own shape {tuple(model.data_shape)} only")
     if method in LOSSLESS:
         examples = tiling.to_tiles(images, model.data_shape) if tiled else images
+        valid = tiling.valid_sizes(images.shape[1:], model.data_shape, len(images)) if tiled else None
         codec.pixels.check(examples)
         content = container.content_digest(images)
-        words, options = codec.encode(examples, salt=content)
+        words, options = codec.encode(examples, salt=content, valid=valid)
         overhead_words = codec.seed_words
     else:
         codes = codec.codes(images)
@@ -137,8 +138,9 @@ def decompress(raw, model, weights_digest, source="the file"):
     if header.method in LOSSLESS:
         tiled = tiling.needs_tiles(header.shape, model.data_shape)
         coded = header.count * (tiling.tiles_per_image(header.shape, model.data_shape) if tiled else 1)
+        valid = tiling.valid_sizes(header.shape, model.data_shape, header.count) if tiled else None
         try:
-            pixels = codec.decode(words, header.options, coded, salt=header.content_digest)
+            pixels = codec.decode(words, header.options, coded, salt=header.content_digest, valid=valid)
         except (InputError, ValueError, RuntimeError) as err:  # the coder's own complaints about a damaged stream
             raise CompressedFileError(f"{source} does not decode: {err}") from None
         images = codec.pixels.restore(pixels, np.dtype(header.dtype))

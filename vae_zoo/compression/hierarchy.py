@@ -30,8 +30,9 @@ import numpy as np
 import tensorflow as tf
 from scipy import special
 
+from vae_zoo.compression import tiling
 from vae_zoo.compression.bits_back import (MARGIN_BITS, check_initial_words, open_stack, pack_batches, pixel_coder,
-                                           unpack_batches)
+                                           tile_mask, unpack_batches)
 from vae_zoo.compression.buckets import PriorBuckets
 from vae_zoo.errors import InputError
 from vae_zoo.models.distributions import BernoulliLikelihood, LogisticMixtureLikelihood
@@ -113,7 +114,7 @@ class HierarchicalBitsBackCodec:
 
     # ------------------------------------------------------------------ the passes
 
-    def _encode_batch(self, coder, symbols):
+    def _encode_batch(self, coder, symbols, mask=None):
         """Steps 1-3 for one batch of images (symbols (n, *data_shape)); the bits step 1 took. Raises ``RanShort``
         (the coder then holds a partial batch: the caller restores its copy) if a pop found the stack nearly empty,
         where constriction would silently decode zeros and the file would not decode."""
@@ -130,12 +131,12 @@ class HierarchicalBitsBackCodec:
 
         params, _ = self.model.top_down(len(symbols), self.model.bottom_up(x), choose=pop_from_posterior)
         taken = before - coder.num_valid_bits()
-        self.pixels.push(coder, params.numpy(), symbols)
+        self.pixels.push(coder, params.numpy(), symbols, mask)
         for indices in reversed(chosen):
             coder.encode_reverse(indices, self.uniform)
         return taken
 
-    def _decode_batch(self, coder, count):
+    def _decode_batch(self, coder, count, valid=None):
         shape = (count, *self.model.data_shape)
         chosen, priors = [], []
 
@@ -146,7 +147,9 @@ class HierarchicalBitsBackCodec:
             return self.bucket_centres(indices, prior)
 
         params, _ = self.model.top_down(count, choose=pop_from_prior)
-        symbols = self.pixels.pop(coder, params.numpy(), shape)
+        symbols = self.pixels.pop(coder, params.numpy(), shape, tile_mask(valid, 0, count, shape))
+        if valid is not None:  # the padding the encoder's model saw, from the pixels just popped
+            symbols = tiling.fill_padding(symbols, valid)
         # The posteriors at the same groups' values, now that x is known: pushed back in the reverse of their pops.
         x = tf.convert_to_tensor(self.pixels.network_input(symbols))
         given = [tf.convert_to_tensor(self.bucket_centres(i, p)) for i, p in zip(chosen, priors)]
@@ -167,23 +170,24 @@ class HierarchicalBitsBackCodec:
         rng = np.random.Generator(np.random.PCG64(int.from_bytes(salt[:8], "little")))
         return rng.integers(0, 2**32, size=words, dtype=np.uint32)
 
-    def first_image_cost_bits(self, symbols, salt):
+    def first_image_cost_bits(self, symbols, salt, valid=None):
         """The bits step 1 takes off the stack for the first image: measured on a stack with plenty of them."""
         coder = constriction.stream.stack.AnsCoder(self.initial_words(salt, 32 * (sum(self.group_sizes) + 64)))
-        return self._encode_batch(coder, symbols[:1])
+        return self._encode_batch(coder, symbols[:1], tile_mask(valid, 0, 1, symbols.shape))
 
-    def encode(self, images, salt=b"\0" * 8):
-        """(words, options) for images (count, *data_shape)."""
+    def encode(self, images, salt=b"\0" * 8, valid=None):
+        """(words, options) for images (count, *data_shape); ``valid`` (count, 2): tiles whose pixels beyond those
+        rows and columns are padding, left uncoded."""
         symbols = self.pixels.symbols(images)
         if self.seed_words is None:
-            self.seed_words = -(-(int(self.first_image_cost_bits(symbols, salt)) + 2 * MARGIN_BITS) // 32)
+            self.seed_words = -(-(int(self.first_image_cost_bits(symbols, salt, valid)) + 2 * MARGIN_BITS) // 32)
         while True:
             try:
-                return self._encode_all(symbols, salt)
+                return self._encode_all(symbols, salt, valid)
             except RanShort:  # the first image took more than the trial said (the stack's state differs): more words
                 self.seed_words += max(2, self.seed_words // 8)
 
-    def _encode_all(self, symbols, salt):
+    def _encode_all(self, symbols, salt, valid=None):
         coder = constriction.stream.stack.AnsCoder(self.initial_words(salt, self.seed_words))
         sizes, start, per_image = [], 0, None
         while start < len(symbols):
@@ -194,7 +198,8 @@ class HierarchicalBitsBackCodec:
             while True:
                 backup = coder.clone()
                 try:
-                    taken = self._encode_batch(coder, symbols[start:start + size])
+                    taken = self._encode_batch(coder, symbols[start:start + size],
+                                               tile_mask(valid, start, size, symbols.shape))
                     break
                 except RanShort:
                     coder = backup
@@ -206,10 +211,12 @@ class HierarchicalBitsBackCodec:
             start += size
         return coder.get_compressed(), self.pack_options(sizes)
 
-    def decode(self, words, options, count, salt=b"\0" * 8):
+    def decode(self, words, options, count, salt=b"\0" * 8, valid=None):
         sizes = self.unpack_options(options)
         coder = open_stack(words, sizes, count)
-        decoded = [self._decode_batch(coder, size) for size in reversed(sizes)]
+        ends = count - np.cumsum([0, *reversed(sizes)])[:-1]  # each batch's end, last batch first
+        decoded = [self._decode_batch(coder, size, None if valid is None else valid[end - size:end])
+                   for size, end in zip(reversed(sizes), ends)]
         check_initial_words(coder, self.initial_words(salt, self.seed_words))
         return np.concatenate(decoded[::-1])
 

@@ -22,6 +22,13 @@ _BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
 CHUNK_VALUES = 4_000_000  # float64 numbers of one (pixels, components, 256) block: about 32 MB
 
 
+def _values_kept(mask, shape):
+    """Which of the flattened values of an (n, H, W, C) array a pixel mask (n, H, W) keeps; all without one."""
+    if mask is None:
+        return slice(None)
+    return np.broadcast_to(np.asarray(mask)[..., None], shape).reshape(-1)
+
+
 class BernoulliPixels:
     """Binary images (0 and 1) coded under Bernoulli(sigmoid(logits))."""
 
@@ -43,11 +50,17 @@ class BernoulliPixels:
     def restore(self, symbols, dtype):
         return symbols.astype(dtype)
 
-    def push(self, coder, params, symbols):
-        coder.encode_reverse(symbols.reshape(-1), _BERNOULLI, self.probabilities(params))
+    def push(self, coder, params, symbols, mask=None):
+        """Code ``symbols`` (n, H, W, C); with ``mask`` (n, H, W), only the pixels where it is true."""
+        keep = _values_kept(mask, symbols.shape)
+        coder.encode_reverse(symbols.reshape(-1)[keep], _BERNOULLI, self.probabilities(params)[keep])
 
-    def pop(self, coder, params, shape):
-        return coder.decode(_BERNOULLI, self.probabilities(params)).reshape(shape).astype(np.int32)
+    def pop(self, coder, params, shape, mask=None):
+        """The inverse of ``push``; pixels outside ``mask`` come back as 0, for the caller to fill."""
+        keep = _values_kept(mask, shape)
+        values = np.zeros(int(np.prod(shape)), np.int32)
+        values[keep] = coder.decode(_BERNOULLI, self.probabilities(params)[keep])
+        return values.reshape(shape)
 
     @staticmethod
     def probabilities(logits):
@@ -141,16 +154,22 @@ class LevelPixels:
             result[part] = np.einsum("pk,pkv->pv", weights, table)
         return result
 
-    def push(self, coder, params, symbols):
-        parts = self._split(params)
-        levels = symbols.reshape(-1, self.channels)
+    def push(self, coder, params, symbols, mask=None):
+        """Code ``symbols`` (n, H, W, C); with ``mask`` (n, H, W), only the pixels where it is true."""
+        keep = slice(None) if mask is None else np.asarray(mask).reshape(-1)
+        parts = tuple(part[keep] for part in self._split(params))
+        levels = symbols.reshape(-1, self.channels)[keep]
         # A stack: the last channel first, so that decoding pops the first channel first.
         for channel in reversed(range(self.channels)):
             coder.encode_reverse(levels[:, channel], _CATEGORICAL, self._channel_probabilities(parts, levels, channel))
 
-    def pop(self, coder, params, shape):
-        parts = self._split(params)
+    def pop(self, coder, params, shape, mask=None):
+        """The inverse of ``push``; pixels outside ``mask`` come back as 0, for the caller to fill."""
+        keep = slice(None) if mask is None else np.asarray(mask).reshape(-1)
+        parts = tuple(part[keep] for part in self._split(params))
         levels = np.zeros((len(parts[0]), self.channels), np.int32)
         for channel in range(self.channels):
             levels[:, channel] = coder.decode(_CATEGORICAL, self._channel_probabilities(parts, levels, channel))
-        return levels.reshape(shape)
+        every = np.zeros((int(np.prod(shape[:-1])), self.channels), np.int32)
+        every[keep] = levels
+        return every.reshape(shape)

@@ -5,8 +5,10 @@ sliding over the whole image. The zoo's image models end in a latent of fixed si
 group, a dense layer's input), so the same idea takes the form of tiles: an image of H x W is padded at its
 bottom and right edges by repeating the last row and column up to whole multiples of the model's h x w, and
 each tile is one example for the model. The file's header records the image's own shape; decoding cuts the
-padding off again. Padded pixels are coded like the others (a few bits each: they repeat their neighbours); the
-bits per dimension count the image's own pixels only, so the padding is paid for, not hidden.
+padding off again. Padded pixels are not coded: the model sees the padded tile (its posterior needs a whole
+one), the coder pushes only the image's own pixels, and the decoder, having popped those, repeats the tile's last
+row and column into the padding exactly as the encoder did (they lie in the same tile) before it computes the
+posterior whose bits it gives back.
 """
 
 import math
@@ -61,3 +63,31 @@ def from_tiles(tiles, image_shape):
     whole = tiles.reshape(count, rows, columns, tile_h, tile_w, channels).transpose(0, 1, 3, 2, 4, 5)
     whole = whole.reshape(count, rows * tile_h, columns * tile_w, channels)
     return whole[:, :image_shape[0], :image_shape[1]]
+
+
+def valid_sizes(image_shape, tile_shape, count=1):
+    """(count * tiles, 2): the rows and columns of each tile (in ``to_tiles`` order) that lie inside its image."""
+    rows, columns = grid(image_shape, tile_shape)
+    tile_h, tile_w = tile_shape[:2]
+    heights = np.minimum(tile_h, image_shape[0] - tile_h * np.arange(rows))
+    widths = np.minimum(tile_w, image_shape[1] - tile_w * np.arange(columns))
+    sizes = np.stack(np.broadcast_arrays(heights[:, None], widths[None, :]), axis=-1).reshape(-1, 2)
+    return np.tile(sizes, (count, 1))
+
+
+def pixel_mask(tile_shape, valid):
+    """(n, h, w) booleans: True on the pixels of each tile that lie inside its image (``valid``: (n, 2) sizes)."""
+    valid = np.asarray(valid)
+    rows = np.arange(tile_shape[0])[None, :, None] < valid[:, 0, None, None]
+    columns = np.arange(tile_shape[1])[None, None, :] < valid[:, 1, None, None]
+    return rows & columns
+
+
+def fill_padding(tiles, valid):
+    """Tiles (n, h, w, C) with everything outside each one's ``valid`` rows and columns set by repeating its last
+    valid row, then column: what ``to_tiles``'s edge padding put there."""
+    tiles = np.array(tiles)
+    for tile, (height, width) in zip(tiles, np.asarray(valid)):
+        tile[height:] = tile[height - 1]
+        tile[:, width:] = tile[:, width - 1:width]
+    return tiles
