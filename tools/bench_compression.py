@@ -69,6 +69,31 @@ def eight_bit_row(name, result):
             f"{file_row['encode_images_per_second']:,.1f} / {file_row['decode_images_per_second']:,.1f}"]
 
 
+def mosaic(images, size):
+    """A size x size image cut from the top left of a grid of ``images`` (8-bit levels, as uint8), in order."""
+    count = -(-size // images.shape[1])
+    across = -(-size // images.shape[2])
+    rows = [np.concatenate(list(images[r * across:(r + 1) * across]), axis=1) for r in range(count)]
+    return np.round(np.concatenate(rows)[:size, :size] * 255).astype(np.uint8)
+
+
+def save_png(image, path):
+    from PIL import Image  # lazy: only the large-image row needs it
+
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+
+
+def large_row(name, result):
+    rows = result["rows"]
+    bpd = lambda key: f"{rows[key]['bits_per_dim']:.3f}" if key in rows else "not installed"
+    file_row = rows["vae-zoo bits-back (file)"]
+    side = "x".join(str(d) for d in result["shape"][:2])
+    return [f"{name} test images as one {side} PNG", f"`{result['model']}` ({'x'.join(map(str, result['tile'][:2]))} "
+            f"tiles: {result['tiles']})", f"**{bpd('vae-zoo bits-back (file)')}**", bpd("vae-zoo bits-back (without initial bits)"),
+            bpd("gzip"), bpd("bz2"), bpd("lzma"), bpd("PNG"), bpd("WebP"), bpd("JPEG 2000"), bpd("JPEG XL"),
+            f"{file_row['encode_seconds']:.1f} / {file_row['decode_seconds']:.1f}"]
+
+
 def lossy_rows(name, result):
     vq = result["vq_vae"]
     rows = [[f"{name} test, grey ({result['examples']:,})", f"VQ-VAE codes, `{result['model']}`", "learned MADE prior",
@@ -89,13 +114,19 @@ def main():
                              "likelihood is the logistic mixture), e.g. fashion_mnist=runs/vae_fashion_mnist_8bit")
     parser.add_argument("--limit", type=int, default=None, help="code at most this many test images of each 8-bit set")
     parser.add_argument("--nll-k", type=int, default=100, help="importance samples of the 8-bit models' IS-NLL")
+    parser.add_argument("--large", action="append", default=[], metavar="DATA=MODEL",
+                        help="also code one --large-size square image, a mosaic of DATA's 8-bit test images, with MODEL "
+                             "in its tiles, against the codecs on the same image (compression_large.json)")
+    parser.add_argument("--large-size", type=int, default=256, help="the side of the --large image in pixels")
+    parser.add_argument("--large-only", action="store_true",
+                        help="measure the --large images only, leaving the other tables as they are")
     args = parser.parse_args()
     out = Path(args.out)
     (out / "compressed").mkdir(parents=True, exist_ok=True)
     machine = f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores, {platform.python_version()}"
     details = {"lossless": {}, "lossy": {}}
     lossless_table, lossy_table = [], []
-    for name, model_name in LOSSLESS[:1] if args.quick else LOSSLESS:
+    for name, model_name in [] if args.large_only else LOSSLESS[:1] if args.quick else LOSSLESS:
         try:
             images = test_images(name, binarized=True)
         except DataError as err:
@@ -120,6 +151,17 @@ def main():
         details["lossless"][f"{name} 8-bit"] = result
         eight_bit_table.append(eight_bit_row(name, result))
         print(" | ".join(eight_bit_table[-1]), flush=True)
+    large_table = []
+    for pair in args.large:
+        name, _, model_name = pair.partition("=")
+        model = vae_zoo.load(model_name) if Path(model_name).is_dir() else vae_zoo.load_pretrained(model_name)
+        image = mosaic(test_images(name, binarized=False), args.large_size)
+        save_png(image, out / "compressed" / f"{name}_{args.large_size}.png")
+        result = report.large_image(model, image, Path(model_name).name, weights_digest(model),
+                                    save_to=out / "compressed" / f"{name}_{args.large_size}.vzc")
+        details["lossless"][f"{name} {args.large_size}x{args.large_size}"] = result
+        large_table.append(large_row(name, result))
+        print(" | ".join(large_table[-1]), flush=True)
     eight_bit_table.append(["8-bit MNIST (10,000), Kingma et al. 2019 (Bit-Swap), Table 2", "their hierarchical VAE",
                             f"{BIT_SWAP_2019['Bit-Swap']:.2f}", "", "", "", "", f"{BIT_SWAP_2019['gzip']:.2f}",
                             f"{BIT_SWAP_2019['bz2']:.2f}", f"{BIT_SWAP_2019['lzma']:.2f}", f"{BIT_SWAP_2019['PNG']:.2f}",
@@ -127,7 +169,7 @@ def main():
     lossless_table.append(["MNIST test, binarized (10,000), Townsend et al. 2019, Table 2", "their VAE",
                            f"{TOWNSEND_2019['bits-back']:.2f}", f"{TOWNSEND_2019['model -ELBO']:.2f}", "", f"{TOWNSEND_2019['gzip']:.2f}",
                            f"{TOWNSEND_2019['bz2']:.2f}", "", f"{TOWNSEND_2019['PNG']:.2f}", f"{TOWNSEND_2019['WebP']:.2f}", ""])
-    for name, model_name in LOSSY:
+    for name, model_name in [] if args.large_only else LOSSY:
         model = vae_zoo.load_pretrained(model_name)
         result = report.lossy(model, test_images(name, binarized=False), model_name, weights_digest(model),
                               save_to=out / "compressed" / f"{name}_vq.vzc")
@@ -136,10 +178,18 @@ def main():
         print(f"{name} VQ: {result['vq_vae']['bits_per_pixel']:.4f} bits/pixel "
               f"({100 * result['vq_vae']['file_over_information']:+.2f}% over -log2 p(codes)), PSNR {result['vq_vae']['psnr']:.2f} dB",
               flush=True)
-    png = report.plot_rate_distortion({f"{n} test, grey": details["lossy"][n] for n in details["lossy"]}, out / "rate_distortion.png")
-    measure = "bits per dimension of each whole compressed set, headers included; images/s of vae-zoo's encode / decode"
     common = {"tool": "tools/bench_compression.py", "command": " ".join(["python", "tools/bench_compression.py"] + sys.argv[1:]),
               "machine": machine}
+    if args.large:
+        (out / "compression_large.json").write_text(dumps({**common, "measure": "bits per dimension of one image, "
+                                                           "header and initial bits included", "columns": [
+            "image", "model (tile)", "vae-zoo bits-back", "without initial bits", "gzip", "bz2", "lzma", "PNG", "WebP",
+            "JPEG 2000", "JPEG XL", "seconds (enc / dec)"], "rows": large_table}, indent=2) + "\n")
+    write_details(out / "compression_details.json", common, details)
+    if args.large_only:
+        return
+    png = report.plot_rate_distortion({f"{n} test, grey": details["lossy"][n] for n in details["lossy"]}, out / "rate_distortion.png")
+    measure = "bits per dimension of each whole compressed set, headers included; images/s of vae-zoo's encode / decode"
     (out / "compression.json").write_text(dumps({**common, "measure": measure, "columns": [
         "test images", "model", "vae-zoo bits-back", "model -ELBO", "file vs -ELBO", "gzip", "bz2", "lzma", "PNG", "WebP",
         "images/s (enc / dec)"], "rows": lossless_table}, indent=2) + "\n")
@@ -151,9 +201,15 @@ def main():
             "test images", "model", "vae-zoo bits-back", "without initial bits", "model -ELBO", "model IS-NLL", "file vs -ELBO",
             "gzip", "bz2", "lzma", "PNG", "WebP", "JPEG 2000", "JPEG XL", "below WebP / below every codec",
             "images/s (enc / dec)"], "rows": eight_bit_table}, indent=2) + "\n")
-    (out / "compression_details.json").write_text(dumps({**common, **details}, indent=2) + "\n")
     print(json.dumps({"written": [str(out / f) for f in ("compression.json", "compression_lossy.json", "compression_details.json")] + [png]}, indent=2))
 
+
+def write_details(path, common, details):
+    """The full figures; those of sets this run did not measure (an earlier run's --eight-bit sets) stay."""
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    for part in ("lossless", "lossy"):
+        details[part] = {**kept.get(part, {}), **details[part]}
+    path.write_text(dumps({**common, **details}, indent=2) + "\n")
 
 if __name__ == "__main__":
     main()
