@@ -220,11 +220,30 @@ def test_evaluate_reports_ood_scores_for_another_data_set(tmp_path, capsys):
     assert cli.main(["evaluate", "vae.mnist_mini", "--only", "ood", "--ood-data", "fashion_mnist", "--limit", "60",
                      "--anomaly-k", "8", "--regret-steps", "50", "--out", str(tmp_path / "r")]) == 0
     part = json.loads(capsys.readouterr().out)["parts"]["ood"]
-    assert {"negative_log_likelihood", "input_complexity_png", "input_complexity_bz2", "typicality",
-            "likelihood_regret", "dose"} <= set(part["scores"])
+    assert {"negative_log_likelihood", "input_complexity_png", "input_complexity_bz2", "input_complexity_jxl",
+            "typicality", "likelihood_regret", "dose"} <= set(part["scores"])
     assert part["regret"]["steps"] == 50
     assert all(0.0 <= s["auroc"] <= 1.0 for s in part["scores"].values())
     assert (tmp_path / "r" / "ood_scores.png").is_file()
+
+
+def test_jpeg_xl_code_lengths_are_those_of_files_that_decode_to_the_image():
+    """The input-complexity compressor: each length is a lossless JPEG XL file's, which gives back the pixels."""
+    import io
+
+    from PIL import Image
+
+    from vae_zoo.evaluation import ood
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, size=(3, 28, 28, 1)).astype(np.float32) / 255.0
+    flat = np.zeros((1, 28, 28, 1), np.float32)
+    bits = ood.jxl_bits(np.concatenate([grey, flat]))
+    assert np.all(bits[:3] > 8 * 28 * 28 * 0.9) and bits[3] < 0.1 * bits[0]  # noise is incompressible, flat is not
+    buffer = io.BytesIO()
+    Image.fromarray((grey[0, ..., 0] * 255).round().astype(np.uint8)).save(buffer, format="JXL", lossless=True)
+    assert 8 * buffer.tell() == bits[0]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(buffer.getvalue()))), (grey[0, ..., 0] * 255).round().astype(np.uint8))
 
 
 def test_the_ood_set_takes_its_own_options_from_the_command_line(tmp_path, capsys):
