@@ -157,8 +157,10 @@ def test_a_resumed_run_may_be_given_fewer_or_more_epochs_and_nothing_else(tmp_pa
     with pytest.raises(RecipeError, match="different recipe"):
         runner.train(recipes.parse({**spec, "training": {**spec["training"], "seed": 1}}), tmp_path / "out", verbose=0)
 
-    # Two more epochs: the history continues from the third.
-    _, history, card = runner.train(budget(5), tmp_path / "out", verbose=0)
+    # Two more epochs: the history continues from the third; a smoke section added meanwhile changes nothing a
+    # real run reads, so the run resumes.
+    with_smoke = recipes.parse({**spec, "training": {**spec["training"], "epochs": 5}, "smoke": {"data.limit": 64}})
+    _, history, card = runner.train(with_smoke, tmp_path / "out", verbose=0)
     assert len(history["loss"]) == 5 and card["training"]["epochs_run"] == 5
     assert card["training"]["resumed_after_epoch"] == 3 and card["recipe"]["training"]["epochs"] == 5
 

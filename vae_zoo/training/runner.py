@@ -196,10 +196,11 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
 
 def without_epoch_budget(recipe):
-    """The recipe less ``training.epochs``: a run resumes with more or fewer epochs (the epochs already trained do
-    not depend on how many were to follow), never with anything else changed."""
+    """The recipe less ``training.epochs`` and its ``smoke`` section: a run resumes with more or fewer epochs (the
+    epochs already trained do not depend on how many were to follow) and whatever a smoke run of it would change,
+    which the real run never reads; never with anything else changed."""
     training = {k: v for k, v in (recipe.get("training") or {}).items() if k != "epochs"}
-    return {**recipe, "training": training}
+    return {**{k: v for k, v in recipe.items() if k != "smoke"}, "training": training}
 
 
 class WorkFolder:
