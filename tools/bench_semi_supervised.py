@@ -7,9 +7,10 @@ For each number of labels per class (``--labels``, default 10 and 100) and each 
 
 - raw pixels, the M1 probe (logistic regression on the posterior means of ``--m1``) and the fine-tuned encoder
   come from ``vae_zoo.evaluation.semi_supervised`` (the report's ``semi_supervised`` part) on ``--m1``;
-- M2 trains ``recipes/m2/mnist_mini.yaml`` and M1 + M2 ``recipes/m2/mnist_mini_m1.yaml``, each with
-  ``data.labels_per_class`` set to the count and ``data.seed`` to the draw (which labels are kept), for
-  ``--epochs`` epochs; their error is their classifier q(y|x) on the test split.
+- M2 trains ``recipes/m2/mnist_mini.yaml`` on ``--data`` and M1 + M2 ``recipes/m2/mnist_mini_m1.yaml`` on the
+  latents of ``--m1``, each with ``data.labels_per_class`` set to the count and ``data.seed`` to the draw (which
+  labels are kept), for ``--epochs`` epochs; their error is their classifier q(y|x) on the test split.
+  ``--data fashion_mnist --m1 vae.fashion_mnist`` gives the Fashion-MNIST table.
 
 The probes draw their labelled examples inside ``semi_supervised`` (seeded), the M2 runs through the data
 option: both are draws of n labelled examples per class from the same training split, not the same draws.
@@ -32,15 +33,18 @@ from vae_zoo.training import recipe as recipes
 from vae_zoo.training import runner
 
 ROOT = Path(__file__).resolve().parents[1]
-M2_RECIPES = {"M2": ROOT / "recipes/m2/mnist_mini.yaml", "M1 + M2": ROOT / "recipes/m2/mnist_mini_m1.yaml"}
+# The M2 recipes, and which data key the table's --data (M2) or --m1 (M1 + M2: M2 on its latents) sets in each.
+M2_RECIPES = {"M2": (ROOT / "recipes/m2/mnist_mini.yaml", "data.name", "data"),
+              "M1 + M2": (ROOT / "recipes/m2/mnist_mini_m1.yaml", "data.model", "m1")}
 PROBES = {"raw pixels": "pixels_accuracy", "M1 probe (logistic regression on z)": "latent_accuracy",
           "fine-tuned encoder": "finetuned_accuracy"}
 
 
-def m2_error(path, labels_per_class, draw, epochs, work):
-    """Test error (%) of the classifier of an M2 recipe trained with n labels per class from draw ``draw``."""
+def m2_error(path, labels_per_class, draw, epochs, work, data_override):
+    """Test error (%) of the classifier of an M2 recipe trained with n labels per class from draw ``draw``;
+    ``data_override`` (KEY=VALUE) points it at the table's data set or its M1 model's latents."""
     overrides = [f"data.labels_per_class={labels_per_class}", f"data.seed={draw}", f"training.epochs={epochs}",
-                 "training.verbose=0"]
+                 "training.verbose=0", data_override]
     recipe = recipes.read(path, overrides=overrides)
     folder, _, _ = runner.train(recipe, Path(work) / f"{path.stem}_{labels_per_class}_{draw}", overwrite=True, verbose=0)
     model = vae_zoo.load(folder)
@@ -75,8 +79,9 @@ def main():
                       for name, key in PROBES.items() if key in scores}
     with tempfile.TemporaryDirectory() as work:
         for n in args.labels:
-            for name, path in M2_RECIPES.items():
-                errors = [m2_error(path, n, draw, args.epochs, work) for draw in range(args.draws)]
+            for name, (path, key, argument) in M2_RECIPES.items():
+                override = f"{key}={getattr(args, argument)}"
+                errors = [m2_error(path, n, draw, args.epochs, work, override) for draw in range(args.draws)]
                 results[n][name] = summary(errors)
                 print(f"{n} labels per class, {name}: {np.mean(errors):.2f}% +- {np.std(errors):.2f}", flush=True)
     methods = [*PROBES, *M2_RECIPES]
