@@ -58,14 +58,19 @@ def png_bits(images):
     images = np.asarray(images, np.float32)
     binary = is_binary(images)
     sizes = []
-    for image in images:
-        plane = image[..., 0] if image.shape[-1] == 1 else image
-        pixels = (plane > 0.5).astype(np.uint8) * 255 if binary else np.clip(np.rint(plane * 255), 0, 255).astype(np.uint8)
+    for pixels in image_planes(images, binary):
         picture = Image.fromarray(pixels).convert("1") if binary else Image.fromarray(pixels)
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG", optimize=True)
         sizes.append(8 * buffer.tell())
     return np.array(sizes, np.float64)
+
+
+def image_planes(images, binary):
+    """Each image as the uint8 array Pillow saves: one channel as (H, W), binary pixels as 0/255."""
+    for image in images:
+        plane = image[..., 0] if image.shape[-1] == 1 else image
+        yield (plane > 0.5).astype(np.uint8) * 255 if binary else np.clip(np.rint(plane * 255), 0, 255).astype(np.uint8)
 
 
 def bz2_bits(images):
@@ -79,11 +84,8 @@ def bz2_bits(images):
 def jxl_bits(images):
     """Bits of each image saved alone as lossless JPEG XL (default effort): binary images as 0/255 grey."""
     images = np.asarray(images, np.float32)
-    binary = is_binary(images)
     sizes = []
-    for image in images:
-        plane = image[..., 0] if image.shape[-1] == 1 else image
-        pixels = (plane > 0.5).astype(np.uint8) * 255 if binary else np.clip(np.rint(plane * 255), 0, 255).astype(np.uint8)
+    for pixels in image_planes(images, is_binary(images)):
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, format="JXL", lossless=True)
         sizes.append(8 * buffer.tell())
