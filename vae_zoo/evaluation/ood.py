@@ -83,6 +83,8 @@ def bz2_bits(images):
 
 def jxl_bits(images):
     """Bits of each image saved alone as lossless JPEG XL (default effort): binary images as 0/255 grey."""
+    if not jpeg_xl_available():  # importing the plugin is what registers JXL with Pillow
+        raise ImportError("JPEG XL needs pillow-jxl-plugin: pip install 'vae-zoo[jxl]'")
     images = np.asarray(images, np.float32)
     sizes = []
     for pixels in image_planes(images, is_binary(images)):
