@@ -82,21 +82,32 @@ def test_8bit_digits_round_trip_byte_for_byte_within_3_percent_of_the_elbo(eight
     assert table["gap_to_elbo"] < 0.03 and "PNG" in table["rows"]
 
 
-def test_odd_sized_colour_images_round_trip_through_a_folder_of_pngs(tmp_path):
-    """RGB, 13x11: an MLP VAE on that shape codes a folder of PNGs, and the same pixels come back."""
+def through_png_folder(pixels, folder):
+    """``pixels`` (n, H, W, 3) saved as PNGs in ``folder`` and read back as ``vae-zoo compress`` reads a folder."""
     from PIL import Image
 
     from vae_zoo.compression import inputs
 
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    return inputs.read_images(str(folder), channels=3, levels=True)[0]
+
+
+def colour_mlp_vae(shape):
+    """A small untrained MLP VAE with the logistic mixture on ``shape`` (coding is exact whatever its weights)."""
+    model = vae_zoo.create_model("vae", data_shape=shape, latent_dim=4, likelihood="logistic_mixture",
+                                 encoder={"name": "mlp", "hidden_sizes": [32]})
+    model(np.zeros((1, *shape), np.float32))
+    return model
+
+
+def test_odd_sized_colour_images_round_trip_through_a_folder_of_pngs(tmp_path):
+    """RGB, 13x11: an MLP VAE on that shape codes a folder of PNGs, and the same pixels come back."""
     rng = np.random.default_rng(5)
     pixels = rng.integers(0, 256, size=(4, 13, 11, 3), dtype=np.uint8)
     pixels[:, :6] = pixels[:, :1]  # some structure: repeated rows
-    for i, image in enumerate(pixels):
-        Image.fromarray(image).save(tmp_path / f"{i}.png")
-    model = vae_zoo.create_model("vae", data_shape=(13, 11, 3), latent_dim=4, likelihood="logistic_mixture",
-                                 encoder={"name": "mlp", "hidden_sizes": [32]})
-    model(np.zeros((1, 13, 11, 3), np.float32))
-    images, _ = inputs.read_images(str(tmp_path), channels=3, levels=True)
+    images = through_png_folder(pixels, tmp_path)
+    model = colour_mlp_vae((13, 11, 3))
     assert images.dtype == np.uint8 and np.array_equal(images, pixels)
     digest = weights_digest(model)
     back = files.decompress(files.compress(model, images, "m", digest)[0], model, digest)["images"]
@@ -185,19 +196,13 @@ def test_tiles_put_back_together_give_the_image_and_pad_by_repeating_its_edges(s
 
 def test_an_odd_sized_colour_png_larger_than_the_model_round_trips_in_tiles(tmp_path):
     """RGB 37x29 PNGs under a model of 16x16x3: 3 x 2 tiles each, the header holds 37x29x3, the same pixels come back."""
-    from PIL import Image
-
-    from vae_zoo.compression import container, inputs
+    from vae_zoo.compression import container
 
     rng = np.random.default_rng(6)
     pixels = rng.integers(0, 256, size=(2, 37, 29, 3), dtype=np.uint8)
     pixels[:, 10:20] = pixels[:, 10:11]
-    for i, image in enumerate(pixels):
-        Image.fromarray(image).save(tmp_path / f"{i}.png")
-    model = vae_zoo.create_model("vae", data_shape=(16, 16, 3), latent_dim=4, likelihood="logistic_mixture",
-                                 encoder={"name": "mlp", "hidden_sizes": [32]})
-    model(np.zeros((1, 16, 16, 3), np.float32))
-    images, _ = inputs.read_images(str(tmp_path), channels=3, levels=True)
+    images = through_png_folder(pixels, tmp_path)
+    model = colour_mlp_vae((16, 16, 3))
     digest = weights_digest(model)
     raw, summary = files.compress(model, images, "m", digest)
     assert summary["tiles_per_image"] == 6 and summary["examples"] == 2

@@ -76,10 +76,7 @@ def lossless(model, images, model_name, weights_digest, k=16, seed=0, save_to=No
                                                      "bytes": len(raw) - summary["initial_bytes"]},
         "model -ELBO": {"bits_per_dim": elbo_bits * len(images) / dims, "k": k},
     }
-    for name, result in baselines.lossless_codecs(images, binary=pixels.kind == "binary").items():
-        rows[name] = {"bits_per_dim": 8 * result["bytes"] / dims, "bytes": result["bytes"], "form": result["form"],
-                      "encode_images_per_second": _throughput(len(images), result["encode_s"]),
-                      "decode_images_per_second": _throughput(len(images), result["decode_s"])}
+    rows.update(codec_rows(images, binary=pixels.kind == "binary"))
     file_rate, elbo_rate = rows["vae-zoo bits-back (file)"]["bits_per_dim"], rows["model -ELBO"]["bits_per_dim"]
     return {
         "model": str(model_name), "examples": len(images), "dimensions": int(dims), "rows": rows,
@@ -90,6 +87,15 @@ def lossless(model, images, model_name, weights_digest, k=16, seed=0, save_to=No
         "method": "bits-back ANS (Townsend et al., 2019) with constriction; the file's size over the whole set, "
                   "header and initial bits included; -ELBO averaged over k single-sample estimates per image",
     }
+
+
+def codec_rows(images, binary):
+    """Every lossless codec's row for ``images``: bits per dimension, bytes, form, images per second each way."""
+    dims = images.size
+    return {name: {"bits_per_dim": 8 * result["bytes"] / dims, "bytes": result["bytes"], "form": result["form"],
+                   "encode_images_per_second": _throughput(len(images), result["encode_s"]),
+                   "decode_images_per_second": _throughput(len(images), result["decode_s"])}
+            for name, result in baselines.lossless_codecs(images, binary).items()}
 
 
 def large_image(model, image, model_name, weights_digest, save_to=None):
@@ -106,8 +112,7 @@ def large_image(model, image, model_name, weights_digest, save_to=None):
     rows = {"vae-zoo bits-back (file)": {"bits_per_dim": 8 * len(raw) / dims, "bytes": len(raw),
                                          "encode_seconds": encode_s, "decode_seconds": decode_s},
             "vae-zoo bits-back (without initial bits)": {"bits_per_dim": 8 * (len(raw) - summary["initial_bytes"]) / dims}}
-    for name, result in baselines.lossless_codecs(images, binary=False).items():
-        rows[name] = {"bits_per_dim": 8 * result["bytes"] / dims, "bytes": result["bytes"], "form": result["form"]}
+    rows.update(codec_rows(images, binary=False))
     file_rate = rows["vae-zoo bits-back (file)"]["bits_per_dim"]
     return {"model": str(model_name), "shape": list(images.shape[1:]), "tile": list(model.data_shape),
             "tiles": summary.get("tiles_per_image", 1), "rows": rows,

@@ -76,14 +76,6 @@ def decoder_values_per_draw(model):
     return max(total, int(np.prod(model.data_shape)))
 
 
-def prior_values_per_draw(model):
-    """Values the prior's log-density holds for one draw where that outweighs the decoder: an exemplar prior's
-    (draws x exemplars summed) matrices, about three of them (6,000 a draw over its 2,048 nearest exemplars, four
-    times an MLP decoder's). A VampPrior's 500 components are left out, so that its figures keep their batches."""
-    prior = getattr(model, "prior_layer", None)
-    return 3 * min(int(prior.exemplars), prior.candidates or int(prior.exemplars)) if getattr(prior, "uses_example_indices", False) else 0
-
-
 def chunks_use_xla():
     """Whether a chunk of draws compiles as a whole with XLA: on a GPU, yes. On a CPU, no: TensorFlow's own
     (oneDNN) matmuls and convolutions run at about 0.9 of the machine's large-matmul rate at these sizes where
@@ -106,7 +98,8 @@ def log_likelihood(model, images, labels=None, k=5000, chunk=500, batch_size=100
     # log-density against each mixture component: keep that under MAX_DECODER_VALUES (the MNIST MLP's 100 x 500 draws
     # fit), so that a conv decoder of spectrograms or a prior of 50,000 exemplars takes fewer draws per call instead
     # of exhausting memory.
-    per_draw, k = decoder_values_per_draw(model) + prior_values_per_draw(model), int(k)
+    prior_values = getattr(getattr(model, "prior_layer", None), "evaluation_values_per_draw", 0)
+    per_draw, k = decoder_values_per_draw(model) + prior_values, int(k)
     chunk = max(1, min(int(chunk), k, MAX_DECODER_VALUES // per_draw))
     batch_size = max(1, min(int(batch_size), MAX_DECODER_VALUES // (chunk * per_draw)))
     sizes = [chunk] * (k // chunk) + ([k % chunk] if k % chunk else [])

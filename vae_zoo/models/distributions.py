@@ -256,6 +256,9 @@ class Prior(keras.layers.Layer):
 
     # Whether p(z) factorizes over latent dimensions (needed for per-dimension KL).
     factorized = False
+    # Values per draw that log p(z) holds in evaluation, where that outweighs the decoder's (the IS-NLL sizes its
+    # batches by it); 0: too few to count.
+    evaluation_values_per_draw = 0
 
     def __init__(self, latent_dim, data_shape=None, **kwargs):
         super().__init__(**kwargs)
