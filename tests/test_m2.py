@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import vae_zoo
+from vae_zoo.data.base import from_splits, with_gaussian_draws
 from vae_zoo.errors import DataError, InputError
 from vae_zoo.models.m2 import m2_objective
 
@@ -189,3 +190,43 @@ def test_m2_trains_with_fit_on_mixed_batches():
                         validation_data=data.validation, verbose=0).history
     assert history["val_classification_error"][-1] < history["val_classification_error"][0]
     assert history["elbo"][-1] > history["elbo"][0]
+
+
+def test_gaussian_draws_redraw_every_training_batch_around_the_stored_means():
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(3, 200, 4)).astype(np.float32)
+    sds = np.float32([0.5, 1.0, 2.0, 0.25]) * np.ones((3, 200, 4), np.float32)
+    # Each example's label is its position, so that a shuffled batch's draws can be put back against their means.
+    splits = {split: (np.concatenate([means[i], sds[i]], -1), np.arange(200))
+              for i, split in enumerate(("train", "validation", "test"))}
+    data = with_gaussian_draws(from_splits(splits, "toy", batch_size=200, labels=True, modality="features"))
+    assert data.data_shape == (4,)
+    np.testing.assert_array_equal(data.take("train")[0], means[0])  # what a probe reads: the means
+    np.testing.assert_array_equal(data.take("validation")[0], means[1])
+    np.testing.assert_array_equal(next(iter(data.validation))[0].numpy(), means[1])
+    stream = iter(data.training_stream())
+    standardized = []
+    for _ in range(50):  # 50 epochs of one batch each
+        x, y = next(stream)
+        standardized.append((x.numpy() - means[0][y.numpy()]) / sds[0][y.numpy()])
+    standardized = np.concatenate(standardized)  # 10,000 x 4 draws: mean 0 and sd 1 within 0.05 (5 standard errors)
+    assert abs(standardized.mean()) < 0.05 and abs(standardized.std() - 1.0) < 0.05
+    first, second = next(iter(data.train))[0].numpy(), next(iter(data.train))[0].numpy()
+    assert first.shape == (200, 4) and not np.array_equal(np.sort(first, 0), np.sort(second, 0)), "drawn afresh"
+    with pytest.raises(DataError, match="even last axis"):
+        with_gaussian_draws(from_splits({s: (np.zeros((5, 3), np.float32), None) for s in splits}, "odd",
+                                        modality="features"))
+
+
+def test_latents_can_be_draws_from_the_posterior():
+    model = vae_zoo.load_pretrained("vae.mnist_mini")
+    data = vae_zoo.data.load("latents", model="vae.mnist_mini", draw="sample", labels=True, labels_per_class=10,
+                             labelled_per_batch=10, batch_size=100)
+    means = vae_zoo.data.load("latents", model="vae.mnist_mini", labels=True)
+    assert data.data_shape == (model.latent_dim,) == means.data_shape
+    np.testing.assert_allclose(data.take("test")[0], means.take("test")[0], atol=1e-6)
+    np.testing.assert_allclose(data.take("train")[0], means.take("train")[0], atol=1e-6)
+    x, y = next(iter(data.training_stream()))
+    assert x.shape == (110, model.latent_dim) and np.sum(y.numpy() >= 0) >= 10
+    with pytest.raises(DataError, match="Gaussian posterior"):
+        vae_zoo.data.load("latents", model="vq_vae.mnist_mini", draw="sample")

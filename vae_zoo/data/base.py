@@ -107,6 +107,29 @@ def _binarize(batch, seed=None):
     return tf.cast(uniform < batch, batch.dtype)
 
 
+def _draw_gaussian(batch, seed=None):
+    """x ~ N(mean, sd^2) from ``batch`` holding [mean, sd] side by side on its last axis."""
+    mean, sd = tf.split(batch, 2, axis=-1)
+    noise = tf.random.normal(tf.shape(mean)) if seed is None else tf.random.stateless_normal(tf.shape(mean), seed=seed)
+    return mean + sd * noise
+
+
+def with_gaussian_draws(data):
+    """``data`` (from ``from_splits``) whose examples are [mean, standard deviation] side by side on the last axis,
+    turned into a bundle of examples drawn from those Gaussians: each training batch draws afresh (as dynamic
+    binarization redraws pixels), validation and test hold the means. Its spec's shape is the means'."""
+    if any(isinstance(part, Stream) for part in data._splits.values()) or data.binarize != "none":
+        raise DataError("Gaussian draws need arrays held in memory, not binarized")
+    width = data.spec.shape[-1]
+    if width % 2:
+        raise DataError(f"Gaussian draws need [mean, sd] side by side: an even last axis, got {width}")
+    data._splits = {split: (part if split == "train" else (np.split(part[0], 2, axis=-1)[0], part[1]))
+                    for split, part in data._splits.items()}
+    data.spec = dataclasses.replace(data.spec, shape=(*data.spec.shape[:-1], width // 2))
+    data.gaussian_draws = True
+    return data
+
+
 # --------------------------------------------------------------------------- the data bundle
 
 
@@ -122,6 +145,9 @@ class Data:
     source = None
     # Whether the "labels" are each example's index in the training split (-1 elsewhere): the exemplar prior's.
     indices = False
+    # Whether the training split holds Gaussians, [mean, standard deviation] side by side on the last axis, from
+    # which every training batch draws its examples afresh (``with_gaussian_draws``; M1 + M2 on q(z1 | x)).
+    gaussian_draws = False
 
     def __init__(self, spec, splits, binarize="none", batch_size=128, labels=False, seed=0, labelled_per_batch=0):
         self.spec, self.binarize, self.batch_size = spec, binarize, int(batch_size)
@@ -164,7 +190,10 @@ class Data:
         part = self._splits[self._check_split(split)]
         stop = None if limit is None else int(limit)
         if not isinstance(part, Stream):
-            return part[0][:stop], part[1][:stop]
+            examples = part[0][:stop]
+            if self.gaussian_draws and split == "train":
+                examples = np.split(examples, 2, axis=-1)[0]  # the means: what a probe or a bank reads
+            return examples, part[1][:stop]
         pairs = self._pairs(split).take(-1 if stop is None else stop).batch(1024)
         chunks = [(x.numpy(), y.numpy()) for x, y in pairs]
         if not chunks:
@@ -215,6 +244,9 @@ class Data:
             # tf.data passes a pair as two arguments: gather them back into the one element.
             dataset = dataset.map(lambda *elements: self._binarize_elements(elements if self.labels else elements[0]),
                                   num_parallel_calls=tf.data.AUTOTUNE)
+        if self.gaussian_draws:
+            dataset = dataset.map(lambda *elements: ((_draw_gaussian(elements[0]), *elements[1:]) if self.labels
+                                                     else _draw_gaussian(elements[0])))
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     @functools.cached_property
@@ -261,6 +293,8 @@ class Data:
                 batch = tf.gather(examples, indices)
                 if self.binarize == "dynamic":
                     batch = _binarize(batch, seed=tf.stack([salt * 1_000_003 + e, i]))
+                if self.gaussian_draws:
+                    batch = _draw_gaussian(batch, seed=tf.stack([salt * 1_000_033 + e, i]))
                 return (batch, tf.gather(labels, indices)) if self.labels else batch
 
             return batches.map(gather)

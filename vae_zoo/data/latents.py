@@ -3,7 +3,9 @@
     data: {name: latents, model: vae.mnist_mini, labels: true, labels_per_class: 10}
 
 Each example becomes the posterior mean of the model (its ``transform``), a vector of ``latent_dim`` numbers;
-the labels are the data set's. The data set and how it is read (its binarization) are those on the model's card,
+the labels are the data set's. ``draw: sample`` trains on draws z ~ q(z | x) instead, afresh for every training
+batch (validation and test keep the means), as Kingma et al. (2014) train M2 on samples of M1's posterior: the
+stacked model then never sees the same vector of a labelled example twice. The data set and how it is read (its binarization) are those on the model's card,
 unless ``of`` names another; a model trained on dynamically binarized images encodes every split binarized once,
 with fixed seeds, so that the vectors are the same each time they are read.
 """
@@ -13,6 +15,7 @@ import importlib
 import numpy as np
 
 from vae_zoo import schema
+from vae_zoo.data.base import with_gaussian_draws
 from vae_zoo.data.sources import ArraySource, Option, load, register_source
 from vae_zoo.errors import DataError
 
@@ -29,7 +32,12 @@ class Latents(ArraySource):
         "of": Option(None, schema.string, "the data set to encode (default: the one the model was trained on)"),
         # The vectors are real numbers: nothing to binarize.
         "binarize": Option("none", schema.choice("none"), "none: latent vectors are not binarized"),
+        "draw": Option("mean", schema.choice("mean", "sample"),
+                       "mean: the posterior means; sample: training batches draw z ~ q(z|x) afresh (Gaussian posteriors)"),
     }
+
+    def finish(self, data):
+        return with_gaussian_draws(data) if self.options["draw"] == "sample" else data
 
     def splits(self):
         # vae_zoo.io (models on disk) builds on vae_zoo.data; this one source needs it back, so it is bound by name
@@ -40,6 +48,9 @@ class Latents(ArraySource):
         model = saving.load(folder)
         if not model.can("latent"):
             raise DataError(f"latents: {self.options['model']!r} ({model.registered_name}) has no latent codes to encode")
+        if self.options["draw"] == "sample" and not model.can("gaussian_posterior"):
+            raise DataError(f"latents: draw: sample needs a Gaussian posterior; {self.options['model']!r} "
+                            f"({model.registered_name}) has none")
         card = importlib.import_module("vae_zoo.io.cards").read_card(folder)
         trained_on = card.get("data", {})
         name = self.options["of"] or trained_on.get("name")
@@ -53,6 +64,13 @@ class Latents(ArraySource):
         splits = {}
         for split in ("train", "validation", "test"):
             examples, labels = source.take(split)
-            codes = [np.asarray(model.transform(examples[i:i + ENCODE_BATCH])) for i in range(0, len(examples), ENCODE_BATCH)]
+            codes = [self.encoded(model, examples[i:i + ENCODE_BATCH]) for i in range(0, len(examples), ENCODE_BATCH)]
             splits[split] = (np.concatenate(codes).astype(np.float32), labels)
         return splits
+
+    def encoded(self, model, examples):
+        """The means of ``examples``, or with ``draw: sample`` [mean, standard deviation] side by side."""
+        if self.options["draw"] == "mean":
+            return np.asarray(model.transform(examples))
+        posterior = model.encode(examples)
+        return np.concatenate([posterior.mean(), posterior.stddev()], axis=-1)

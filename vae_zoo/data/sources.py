@@ -154,9 +154,13 @@ class ArraySource(DataSource):
 
     def load(self):
         o = self.options
-        return from_splits(self.splits(), self.name, o["batch_size"], o["binarize"], o["labels"], o["limit"], o["seed"],
-                           self.num_classes, o["exclude_classes"], self.modality, o["labels_per_class"],
-                           o["labelled_per_batch"], o["indices"])
+        return self.finish(from_splits(self.splits(), self.name, o["batch_size"], o["binarize"], o["labels"], o["limit"],
+                                       o["seed"], self.num_classes, o["exclude_classes"], self.modality,
+                                       o["labels_per_class"], o["labelled_per_batch"], o["indices"]))
+
+    def finish(self, data):
+        """The bundle as the source gives it, from the one ``from_splits`` built (a source may change how it draws)."""
+        return data
 
 
 class CachedSource(ArraySource):
