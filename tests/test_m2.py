@@ -145,6 +145,17 @@ def test_a_saved_m2_classifies_as_before(tmp_path):
     np.testing.assert_allclose(loaded.class_probabilities(x).numpy(), model.class_probabilities(x).numpy(), rtol=1e-6)
 
 
+def test_test_scores_give_the_classifiers_error_where_labels_come_with_the_examples():
+    from vae_zoo.evaluation.metrics import score_dataset
+    model = small_m2()
+    x = binary(40)
+    labels = np.arange(40) % 3
+    wrong = 100 * np.mean(model.predict_labels(x).numpy() != labels)
+    scores = score_dataset(model, tf.data.Dataset.from_tensor_slices((x, labels)).batch(16))
+    assert scores["classification_error"] * 100 == pytest.approx(wrong, abs=1e-4)
+    assert "classification_error" not in score_dataset(model, tf.data.Dataset.from_tensor_slices(x).batch(16))
+
+
 # --------------------------------------------------------------------------- the data options
 
 

@@ -24,7 +24,8 @@ def score(model, images, labels=None, batch_size=500, seed=0):
 
 
 def score_dataset(model, dataset, seed=0):
-    """Mean per-example ELBO, its two terms and the reconstruction error over a batched ``tf.data`` pipeline.
+    """Mean per-example ELBO, its two terms and the reconstruction error over a batched ``tf.data`` pipeline (and
+    a classifier's error, M2's, where the pipeline yields labels).
 
     One z is drawn from q(z|x) per example (the single-sample ELBO); the
     reconstruction error is the squared error between x and the model's
@@ -35,23 +36,30 @@ def score_dataset(model, dataset, seed=0):
     pipeline yields examples, or (examples, labels) for a conditional model.
     """
     names = [n for n in ("elbo", "reconstruction", "kl") if n in model.metric_names]
+    # A classifier's error (M2's q(y|x)), where the pipeline brings the labels; the bound itself never sees them.
+    classifies = model.can("classify") and isinstance(dataset.element_spec, tuple)
 
     # Stateless draws keyed by (seed, batch): the same figures in any process, whatever ran before.
     @tf.function(jit_compile=True)
-    def batch_scores(x, y, batch_seed):
+    def batch_scores(x, y, labels, batch_seed):
         terms = model.loss_terms(x, y, seed=batch_seed)
         error = model.reconstruction_error(x, model(model_inputs(model, x, y)))
-        return [tf.reduce_sum(terms[n]) for n in names] + [tf.reduce_sum(error)]
+        scores = [tf.reduce_sum(terms[n]) for n in names] + [tf.reduce_sum(error)]
+        if classifies:
+            wrong = tf.not_equal(model.predict_labels(x), tf.cast(labels, tf.int32))
+            scores.append(tf.reduce_sum(tf.cast(wrong, tf.float32)))
+        return scores
 
-    totals, examples = np.zeros(len(names) + 1), 0
+    totals, examples = np.zeros(len(names) + 1 + classifies), 0
     for index, element in enumerate(dataset):
-        x, y = element if isinstance(element, tuple) else (element, None)
-        y = y if model.can("labels") else None
-        totals += [float(t) for t in batch_scores(x, y, tf.constant([int(seed), index], tf.int32))]
+        x, labels = element if isinstance(element, tuple) else (element, None)
+        y = labels if model.can("labels") else None
+        totals += [float(t) for t in batch_scores(x, y, labels, tf.constant([int(seed), index], tf.int32))]
         examples += int(x.shape[0])
     if not examples:
         raise ValueError("score_dataset got an empty pipeline")
-    means = dict(zip([*names, model.reconstruction_error_name], totals / examples))
+    means = dict(zip([*names, model.reconstruction_error_name, *(["classification_error"] if classifies else [])],
+                     totals / examples))
     if "reconstruction" in means:
         means["reconstruction_nll"] = means.pop("reconstruction")
     return {**means, "examples": examples}

@@ -428,6 +428,8 @@ def run_card(recipe, source, data, history, seconds, test_scores, resumed_from=0
             + ("the single-sample ELBO (one z ~ q(z|x) per example), its reconstruction term -log p(x|z) and KL term, "
                if "elbo" in test_scores else "the reconstruction term -log p(x|z), ")
             + "in nats per example, and the squared error of the reconstruction summed over dimensions"
+            + ("; classification_error: the share of test examples the classifier q(y|x) gets wrong"
+               if "classification_error" in test_scores else "")
             + ("; test images binarized once with a fixed seed" if data.binarize != "none" else "")
             + f". validation: the Keras validation metrics at the epoch with the best {monitor}."
         ),
