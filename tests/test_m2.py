@@ -170,6 +170,14 @@ def test_labels_per_class_keeps_that_many_training_labels():
     assert not np.array_equal(other >= 0, train_labels >= 0), "another seed draws other labelled examples"
 
 
+def test_the_probes_draw_the_labelled_examples_an_m2_run_with_that_seed_keeps():
+    from vae_zoo.evaluation.metrics import labelled_draw
+    every = vae_zoo.data.load("mnist_mini", labels=True).take("train")[1]
+    for seed in (0, 3):
+        kept = vae_zoo.data.load("mnist_mini", labels=True, labels_per_class=10, seed=seed).take("train")[1]
+        np.testing.assert_array_equal(labelled_draw(every, 10, seed), np.flatnonzero(kept >= 0))
+
+
 def test_every_training_batch_gets_labelled_examples_drawn_again():
     data = vae_zoo.data.load("mnist_mini", labels=True, labels_per_class=5, labelled_per_batch=16, batch_size=64)
     stream = iter(data.training_stream())

@@ -12,8 +12,8 @@ For each number of labels per class (``--labels``, default 10 and 100) and each 
   labels are kept), for ``--epochs`` epochs; their error is their classifier q(y|x) on the test split.
   ``--data fashion_mnist --m1 vae.fashion_mnist`` gives the Fashion-MNIST table.
 
-The probes draw their labelled examples inside ``semi_supervised`` (seeded), the M2 runs through the data
-option: both are draws of n labelled examples per class from the same training split, not the same draws.
+Draw r is the same labelled examples in every row: the probes' draw r (``semi_supervised`` with seed 0) keeps the
+labels that the M2 runs' data option ``labels_per_class`` keeps with ``data.seed = r``.
 Writes ``semi_supervised.json`` (test error in %, mean and standard deviation over the draws) and
 ``semi_supervised_details.json`` (every run).
 """

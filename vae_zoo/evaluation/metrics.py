@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_zoo.data import binarize_static
+from vae_zoo.data.base import keep_labels_per_class
 from vae_zoo.data.modalities import bits_per_dimension, get_modality  # noqa: F401  (bits_per_dimension: public here too)
 from vae_zoo.evaluation.latents import batches, model_inputs, posterior_means
 from vae_zoo.hardware import has_accelerator
@@ -185,11 +186,17 @@ def anomaly_auroc(model, normal_images, anomalous_images, normal_labels=None, an
     return {name: float(roc_auc_score(truth, np.concatenate([normal[name], anomalous[name]]))) for name in normal}
 
 
+def labelled_draw(labels, per_class, seed):
+    """Indices of the ``per_class`` examples of each class that the data option ``labels_per_class`` keeps
+    labelled with ``seed`` (the others it marks unknown)."""
+    return np.flatnonzero(keep_labels_per_class(labels, per_class, seed) >= 0)
+
+
 def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0, finetuned=True):
     """The M1 protocol (Kingma et al., 2014): a classifier on latent codes from few labels.
 
     For each n in ``labels_per_class``, draw n labelled training examples per
-    class (``repeats`` times), fit a logistic regression on their posterior means
+    class (``repeats`` times, draw r as the data option ``labels_per_class`` draws them with seed ``seed + r``), fit a logistic regression on their posterior means
     and, for comparison, on their raw features (the data's modality says which: pixels; for text, bag-of-words counts), and
     score both on the test split. With ``finetuned`` (where the model's encoder reads the data alone), the
     encoder's trunk with a new linear head is also trained on the same labelled examples
@@ -210,12 +217,13 @@ def semi_supervised(model, data, labels_per_class=(10, 100), repeats=5, seed=0, 
     modality = get_modality(data.spec.modality)  # the baseline's features: pixels, or bag-of-words counts for text
     (raw, train_raw), (_, test_raw) = modality.raw_features(model, train_x), modality.raw_features(model, test_x)
     codes = {"latent": (posterior_means(model, train_x, train_y), posterior_means(model, test_x, test_y)), raw: (train_raw, test_raw)}
-    rng = np.random.default_rng(seed)
     results = {}
     for n in labels_per_class:
         scores = {name: [] for name in codes}
-        for _ in range(repeats):
-            chosen = np.concatenate([rng.choice(np.flatnonzero(train_y == c), n, replace=False) for c in np.unique(train_y)])
+        for draw in range(repeats):
+            # Draw r keeps the labels that the data option ``labels_per_class: n`` keeps with ``seed: seed + r``, so
+            # that an M2 run given that seed learns from the same labelled examples as these classifiers.
+            chosen = labelled_draw(train_y, n, seed + draw)
             for name, (train_features, test_features) in codes.items():
                 sparse = not isinstance(train_features, np.ndarray)  # a sparse matrix cannot be centred
                 classifier = make_pipeline(StandardScaler(with_mean=not sparse), LogisticRegression(max_iter=2000))
